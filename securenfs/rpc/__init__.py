@@ -1,0 +1,1 @@
+"""ONC RPC v2 (RFC 5531) over TCP: record marking, call headers, authentication, dispatch."""
