@@ -1,0 +1,5 @@
+import sys
+
+from securenfs.cli import main
+
+sys.exit(main())

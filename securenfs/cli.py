@@ -1,0 +1,164 @@
+"""``securenfs`` command line: serve, check-config, ping, and the admin tools."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import importlib
+import sys
+import time
+from pathlib import Path
+
+from securenfs import config as cfgmod
+from securenfs.logsetup import setup_logging
+
+SERVE_EPILOG = """\
+Without --config, /etc/securenfs/securenfs.toml is read when it exists; the options below
+override it.  With only options, the server runs on built-in defaults plus what you give.
+
+  --export PATH:PSEUDO[:sec=FLAVOR,...][:rw|ro][:root_squash|no_root_squash|all_squash]
+      PATH is a local directory, PSEUDO its path in the NFSv4 pseudo file system.
+      FLAVOR is krb5p, krb5i, krb5 or sys, in order of preference (default krb5p,krb5i,krb5).
+      Repeat --export for several exports; given on the command line they replace the
+      file's [[exports]].
+
+Example:
+  securenfs serve --listen 127.0.0.1:2049 --state-dir /var/lib/securenfs \\
+      --keytab /etc/krb5.keytab --export /srv/share:/share:sec=krb5p,krb5i,sys
+"""
+
+
+def _add_config_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", metavar="PATH", help="config file (default /etc/securenfs/securenfs.toml)")
+    p.add_argument("--listen", action="append", metavar="HOST:PORT", help="listen address (repeatable; default 0.0.0.0:2049)")
+    p.add_argument("--state-dir", metavar="DIR", help="state directory (client records, handle key)")
+    p.add_argument("--keytab", metavar="FILE", help="Kerberos keytab with the nfs/ acceptor principal")
+    p.add_argument("--hostname", metavar="FQDN", help="host name of the service principals (default: this host's FQDN)")
+    p.add_argument("--export", action="append", metavar="SPEC", help="an export, see below (repeatable)")
+
+
+def _load(args: argparse.Namespace) -> cfgmod.Config:
+    cfg = cfgmod.load(args.config, required=args.config is not None)
+    return cfgmod.apply_overrides(
+        cfg,
+        listen=args.listen,
+        state_dir=args.state_dir,
+        keytab=args.keytab,
+        exports=args.export,
+        hostname=args.hostname,
+    )
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from securenfs.server import serve
+
+    setup_logging(args.log_level)
+    cfg = _load(args)
+    if not cfg.exports:
+        print("securenfs: no exports configured; add [[exports]] to the config or pass --export "
+              "(see securenfs serve --help)", file=sys.stderr)
+        return 2
+    return serve(cfg, Path(args.ready_file) if args.ready_file else None)
+
+
+def cmd_check_config(args: argparse.Namespace) -> int:
+    cfg = _load(args)
+    sys.stdout.write(cfgmod.dump(cfg))
+    for w in cfg.warnings:
+        print(f"warning: {w}", file=sys.stderr)
+    return 0
+
+
+def cmd_ping(args: argparse.Namespace) -> int:
+    """NULL calls to program 100003 version 4: is the server answering?"""
+    from securenfs.client.rpc import RpcClient
+    from securenfs.rpc.constants import NFS_PROGRAM, NFS_V4
+
+    addr = cfgmod.parse_listen(args.address, "<command line>", "ADDRESS")
+    host = "127.0.0.1" if addr.host in ("0.0.0.0", "::") else addr.host
+
+    async def run() -> int:
+        try:
+            client = await asyncio.wait_for(RpcClient.connect(host, addr.port), args.timeout)
+        except (OSError, asyncio.TimeoutError) as exc:
+            print(f"securenfs ping: cannot connect to {host}:{addr.port}: {exc}", file=sys.stderr)
+            return 2
+        try:
+            for i in range(args.count):
+                t0 = time.perf_counter()
+                await client.call(NFS_PROGRAM, NFS_V4, 0, timeout=args.timeout)
+                dt = (time.perf_counter() - t0) * 1e3
+                print(f"NULL reply from {host}:{addr.port} (program {NFS_PROGRAM} version {NFS_V4}): {dt:.2f} ms")
+        except Exception as exc:
+            print(f"securenfs ping: {exc}", file=sys.stderr)
+            return 2
+        finally:
+            await client.close()
+        return 0
+
+    return asyncio.run(run())
+
+
+def _delegate(module: str, argv: list[str]) -> int:
+    try:
+        mod = importlib.import_module(module)
+    except ImportError as exc:
+        print(f"securenfs: this command is not available ({exc})", file=sys.stderr)
+        return 3
+    rc = mod.main(argv)
+    return int(rc or 0)
+
+
+DELEGATED = {"idmap": "idmap.cli", "keytab": "keytabs.cli", "preflight": "preflight.cli"}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="securenfs", description="Kerberos-secured NFSv4.1 server")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    p = sub.add_parser("serve", help="run the NFSv4.1 server", epilog=SERVE_EPILOG,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    _add_config_options(p)
+    p.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING or ERROR (default INFO)")
+    p.add_argument("--ready-file", metavar="FILE", help="write the bound addresses here once listening")
+    p.set_defaults(func=cmd_serve)
+
+    p = sub.add_parser("check-config", help="validate the configuration and print the effective one",
+                       epilog=SERVE_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    _add_config_options(p)
+    p.set_defaults(func=cmd_check_config)
+
+    p = sub.add_parser("ping", help="send NULL calls to a server and show the round trip")
+    p.add_argument("address", nargs="?", default="127.0.0.1:2049", help="HOST:PORT (default 127.0.0.1:2049)")
+    p.add_argument("-c", "--count", type=int, default=3)
+    p.add_argument("--timeout", type=float, default=5.0)
+    p.set_defaults(func=cmd_ping)
+
+    for name, help_text in (("idmap", "ID mapping look-ups (owner strings, principals)"),
+                            ("keytab", "list and check keytabs"),
+                            ("preflight", "diagnose this host's Kerberos readiness")):
+        sp = sub.add_parser(name, help=help_text, add_help=False)
+        sp.add_argument("rest", nargs=argparse.REMAINDER)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] in DELEGATED:
+        return _delegate(DELEGATED[argv[0]], argv[1:])
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.func(args))
+    except cfgmod.ConfigError as exc:
+        print(f"securenfs: configuration error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

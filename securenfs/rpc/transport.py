@@ -1,0 +1,417 @@
+"""ONC RPC over TCP on asyncio (RFC 5531 §11 record marking).
+
+One :class:`Connection` (an ``asyncio.Protocol``) per client connection reassembles records
+from fragments, decodes the call header and hands the call to the authentication flavor and
+then to the program.  Calls run concurrently and their replies go out as they complete,
+matched by xid; NULL calls under AUTH_NONE/AUTH_SYS are answered inline.
+
+Nothing a client sends may escape as an exception: a malformed header gets the RPC error the
+RFC prescribes, a record larger than the configured maximum closes only that connection, and
+every refusal is logged with the peer, the xid and the reason.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import socket
+import struct
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from securenfs.rpc import message as msg
+from securenfs.rpc.auth import (
+    Authenticated,
+    AuthDrop,
+    AuthReject,
+    Buffers,
+    ControlReply,
+    FlavorHandler,
+    GarbageArgs,
+    SimpleFlavor,
+    authenticate_none,
+    authenticate_sys,
+)
+from securenfs.rpc.constants import AuthFlavor, AuthStat
+
+log = logging.getLogger("securenfs.rpc")
+
+_RM = struct.Struct(">I")
+_LAST = 0x80000000
+DEFAULT_MAX_RECORD = 4 * 1024 * 1024 + 64 * 1024
+DEFAULT_MAX_INFLIGHT = 512
+
+
+class ProcUnavail(Exception):
+    """The program does not have this procedure."""
+
+
+class SystemErr(Exception):
+    """The server cannot serve the call (accept_stat SYSTEM_ERR)."""
+
+
+class Program(Protocol):
+    """An RPC program served over this transport."""
+
+    prog: int
+    low_version: int
+    high_version: int
+
+    async def call(self, call: msg.RpcCall, auth: Authenticated) -> Buffers: ...
+
+
+@dataclass(slots=True)
+class TransportLimits:
+    max_record_size: int = DEFAULT_MAX_RECORD
+    max_inflight_per_connection: int = DEFAULT_MAX_INFLIGHT
+
+
+class Connection(asyncio.Protocol):
+    """One client TCP connection."""
+
+    _ids = itertools.count(1)
+
+    def __init__(self, server: RpcServer):
+        self.server = server
+        self.id = next(self._ids)
+        self.transport: asyncio.Transport | None = None
+        self.peer: tuple[str, int] = ("?", 0)
+        #: Free for upper layers (sessions bound to this connection, GSS accounting...).
+        self.data: dict[str, Any] = {}
+        self._close_callbacks: list[Callable[[Connection], None]] = []
+        self._buf = bytearray()
+        self._frags: list[bytes] = []
+        self._frag_total = 0
+        self._inflight: set[asyncio.Task[None]] = set()
+        self._read_paused = False
+        self._write_paused = False
+        self._write_waiters: list[asyncio.Future[None]] = []
+        self.closed = False
+
+    # -- asyncio.Protocol ---------------------------------------------------------------------
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]  # uvloop's is not a subclass
+        peer = transport.get_extra_info("peername")
+        if isinstance(peer, tuple) and len(peer) >= 2:
+            self.peer = (str(peer[0]), int(peer[1]))
+        sock = transport.get_extra_info("socket")
+        if sock is not None:
+            try:
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            except OSError:
+                pass
+        self.server._connections.add(self)
+        log.debug("%s connected", self.label)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        self.server._connections.discard(self)
+        for fut in self._write_waiters:
+            if not fut.done():
+                fut.set_result(None)
+        self._write_waiters.clear()
+        for cb in self._close_callbacks:
+            try:
+                cb(self)
+            except Exception:  # a faulty callback must not stop the others
+                log.exception("%s close callback failed", self.label)
+        self._close_callbacks.clear()
+        log.debug("%s disconnected%s", self.label, f": {exc}" if exc else "")
+
+    def pause_writing(self) -> None:
+        # The peer is not reading its replies: stop reading its calls until it does.
+        self._write_paused = True
+        self._update_reading()
+
+    def resume_writing(self) -> None:
+        self._write_paused = False
+        self._update_reading()
+        for fut in self._write_waiters:
+            if not fut.done():
+                fut.set_result(None)
+        self._write_waiters.clear()
+
+    def data_received(self, data: bytes) -> None:
+        buf = self._buf
+        if buf:
+            buf += data
+        else:
+            buf = self._buf = bytearray(data)
+        pos = 0
+        n = len(buf)
+        limit = self.server.limits.max_record_size
+        while n - pos >= 4:
+            hdr = _RM.unpack_from(buf, pos)[0]
+            flen = hdr & 0x7FFFFFFF
+            if flen + self._frag_total > limit:
+                log.warning(
+                    "%s record of at least %d bytes exceeds the limit of %d bytes; closing the connection",
+                    self.label,
+                    flen + self._frag_total,
+                    limit,
+                )
+                self._abort()
+                return
+            end = pos + 4 + flen
+            if end > n:
+                break
+            frag = bytes(buf[pos + 4 : end])
+            pos = end
+            if hdr & _LAST:
+                if self._frags:
+                    self._frags.append(frag)
+                    record = b"".join(self._frags)
+                    self._frags = []
+                    self._frag_total = 0
+                else:
+                    record = frag
+                self._dispatch(record)
+                if self.closed:
+                    return
+            else:
+                self._frags.append(frag)
+                self._frag_total += flen
+        if pos:
+            del buf[:pos]
+
+    def eof_received(self) -> bool | None:
+        if self._buf or self._frags:
+            log.info("%s closed the connection in the middle of a record (%d bytes discarded)",
+                     self.label, len(self._buf) + self._frag_total)
+            self._buf = bytearray()
+            self._frags = []
+            self._frag_total = 0
+        # Keep the write side open so replies to calls in flight can still be sent.
+        return True if self._inflight else None
+
+    # -- helpers ------------------------------------------------------------------------------
+    @property
+    def label(self) -> str:
+        return f"peer={self.peer[0]}:{self.peer[1]}"
+
+    def on_close(self, cb: Callable[[Connection], None]) -> None:
+        self._close_callbacks.append(cb)
+
+    def _abort(self) -> None:
+        self.closed = True
+        if self.transport is not None:
+            self.transport.abort()
+
+    def close(self) -> None:
+        if self.transport is not None and not self.closed:
+            self.transport.close()
+
+    def _update_reading(self) -> None:
+        if self.transport is None or self.closed:
+            return
+        want_pause = self._write_paused or len(self._inflight) >= self.server.limits.max_inflight_per_connection
+        if want_pause and not self._read_paused:
+            self._read_paused = True
+            self.transport.pause_reading()
+        elif not want_pause and self._read_paused:
+            self._read_paused = False
+            self.transport.resume_reading()
+
+    def send_record(self, parts: Sequence[bytes | bytearray | memoryview]) -> None:
+        """Send one reply record (a single fragment)."""
+        if self.closed or self.transport is None or self.transport.is_closing():
+            return
+        total = 0
+        for p in parts:
+            total += len(p)
+        self.transport.writelines([_RM.pack(_LAST | total), *parts])
+
+    async def drain(self) -> None:
+        """Wait until the transport's write buffer is below its high-water mark."""
+        if self._write_paused and not self.closed:
+            fut = asyncio.get_running_loop().create_future()
+            self._write_waiters.append(fut)
+            await fut
+
+    # -- dispatch -----------------------------------------------------------------------------
+    def _dispatch(self, record: bytes) -> None:
+        view = memoryview(record)
+        try:
+            call = msg.decode_call(view)
+        except msg.BadCallHeader as exc:
+            xid = f"xid={exc.xid:#010x}" if exc.xid is not None else "xid=?"
+            log.warning("%s %s refused: %s", self.label, xid, exc.reason)
+            if exc.reply is not None:
+                self.send_record([exc.reply])
+            return
+        call.conn = self
+        server = self.server
+        handler = server.flavors.get(call.cred_flavor)
+        if handler is None:
+            log.warning("%s xid=%#010x refused: security flavor %d is not supported",
+                        self.label, call.xid, call.cred_flavor)
+            self.send_record([msg.auth_error(call.xid, AuthStat.AUTH_BADCRED)])
+            return
+        if call.proc == 0 and isinstance(handler, SimpleFlavor):
+            # NULL under AUTH_NONE/AUTH_SYS: answered inline, no task (RFC 5531 §12.1).
+            try:
+                handler.check(call)
+            except AuthReject as exc:
+                self._log_reject(call, exc)
+                self.send_record([msg.auth_error(call.xid, exc.stat)])
+                return
+            prog = server.programs.get(call.prog)
+            if prog is None:
+                self._log_call(call, logging.INFO, f"program {call.prog} is not served")
+                self.send_record([msg.prog_unavail(call.xid)])
+            elif not prog.low_version <= call.vers <= prog.high_version:
+                self._log_call(call, logging.INFO, f"program {call.prog} version {call.vers} is not served")
+                self.send_record([msg.prog_mismatch(call.xid, prog.low_version, prog.high_version)])
+            else:
+                self.send_record([msg.success(call.xid)])
+            return
+        task = asyncio.get_running_loop().create_task(self._serve(call, handler))
+        self._inflight.add(task)
+        task.add_done_callback(self._task_done)
+        if len(self._inflight) >= server.limits.max_inflight_per_connection:
+            self._update_reading()
+
+    def _task_done(self, task: asyncio.Task[None]) -> None:
+        self._inflight.discard(task)
+        if self._read_paused:
+            self._update_reading()
+        if not task.cancelled() and task.exception() is not None:  # pragma: no cover - _serve catches all
+            log.error("%s call task failed: %r", self.label, task.exception())
+        if self.server._stopping and not self.server.inflight():
+            self.server._idle_event.set()
+
+    def _log_call(self, call: msg.RpcCall, level: int, reason: str) -> None:
+        log.log(level, "%s xid=%#010x prog=%d vers=%d proc=%d: %s",
+                self.label, call.xid, call.prog, call.vers, call.proc, reason)
+
+    def _log_reject(self, call: msg.RpcCall, exc: AuthReject) -> None:
+        self._log_call(call, logging.WARNING, f"authentication refused ({exc.stat.name}): {exc.reason}")
+
+    async def _serve(self, call: msg.RpcCall, handler: FlavorHandler) -> None:
+        xid = call.xid
+        try:
+            res = await handler.authenticate(call)
+        except AuthReject as exc:
+            self._log_reject(call, exc)
+            self.send_record([msg.auth_error(xid, exc.stat)])
+            return
+        except AuthDrop as exc:
+            self._log_call(call, logging.INFO, f"dropped without reply: {exc}")
+            return
+        except GarbageArgs as exc:
+            self._log_call(call, logging.WARNING, f"garbage arguments: {exc}")
+            self.send_record([msg.garbage_args(xid)])
+            return
+        except Exception:
+            log.exception("%s xid=%#010x authentication failed inside the server", self.label, xid)
+            self.send_record([msg.system_err(xid)])
+            return
+        if isinstance(res, ControlReply):
+            self.send_record([msg.accepted_header(xid, 0, res.verf_flavor, res.verf_body), res.body])
+            return
+        vf, vb = res.verf_flavor, res.verf_body
+        prog = self.server.programs.get(call.prog)
+        if prog is None:
+            self._log_call(call, logging.INFO, f"program {call.prog} is not served")
+            self.send_record([msg.prog_unavail(xid, vf, vb)])
+            return
+        if not prog.low_version <= call.vers <= prog.high_version:
+            self._log_call(call, logging.INFO, f"program {call.prog} version {call.vers} is not served")
+            self.send_record([msg.prog_mismatch(xid, prog.low_version, prog.high_version, vf, vb)])
+            return
+        body: Buffers
+        try:
+            body = [] if call.proc == 0 else await prog.call(call, res)
+            if res.protect_reply is not None:
+                body = await res.protect_reply(body)
+        except ProcUnavail:
+            self._log_call(call, logging.INFO, "procedure is not available")
+            self.send_record([msg.proc_unavail(xid, vf, vb)])
+            return
+        except GarbageArgs as exc:
+            self._log_call(call, logging.WARNING, f"garbage arguments: {exc}")
+            self.send_record([msg.garbage_args(xid, vf, vb)])
+            return
+        except SystemErr as exc:
+            self._log_call(call, logging.ERROR, f"system error: {exc}")
+            self.send_record([msg.system_err(xid, vf, vb)])
+            return
+        except AuthDrop as exc:
+            self._log_call(call, logging.INFO, f"dropped without reply: {exc}")
+            return
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("%s xid=%#010x prog=%d proc=%d: server fault", self.label, xid, call.prog, call.proc)
+            self.send_record([msg.system_err(xid, vf, vb)])
+            return
+        self.send_record([msg.accepted_header(xid, 0, vf, vb), *body])
+
+
+class RpcServer:
+    """Listens on TCP addresses and serves registered programs."""
+
+    def __init__(self, limits: TransportLimits | None = None):
+        self.limits = limits or TransportLimits()
+        self.programs: dict[int, Program] = {}
+        self.flavors: dict[int, FlavorHandler] = {
+            AuthFlavor.AUTH_NONE: SimpleFlavor(authenticate_none),
+            AuthFlavor.AUTH_SYS: SimpleFlavor(authenticate_sys),
+        }
+        self._servers: list[asyncio.AbstractServer] = []
+        self._connections: set[Connection] = set()
+        self._stopping = False
+        self._idle_event = asyncio.Event()
+
+    def add_program(self, program: Program) -> None:
+        self.programs[program.prog] = program
+
+    def set_flavor(self, flavor: int, handler: FlavorHandler | None) -> None:
+        if handler is None:
+            self.flavors.pop(flavor, None)
+        else:
+            self.flavors[flavor] = handler
+
+    async def listen(self, host: str, port: int) -> list[tuple[str, int]]:
+        """Start listening; returns the bound (host, port) pairs (port 0 picks a free one)."""
+        loop = asyncio.get_running_loop()
+        srv = await loop.create_server(lambda: Connection(self), host, port, reuse_address=True, backlog=512)
+        self._servers.append(srv)
+        return [tuple(s.getsockname()[:2]) for s in srv.sockets]  # type: ignore[misc]
+
+    @property
+    def connections(self) -> set[Connection]:
+        return self._connections
+
+    def inflight(self) -> int:
+        return sum(len(c._inflight) for c in self._connections)
+
+    async def stop(self, timeout: float = 10.0) -> None:
+        """Stop accepting, let calls in flight finish (up to ``timeout``), close connections."""
+        self._stopping = True
+        for srv in self._servers:
+            srv.close()
+        for conn in list(self._connections):
+            if conn.transport is not None and not conn.closed:
+                conn.transport.pause_reading()
+        if self.inflight():
+            self._idle_event.clear()
+            try:
+                await asyncio.wait_for(self._idle_event.wait(), timeout)
+            except asyncio.TimeoutError:
+                log.warning("stopping with %d calls still in flight after %.0f s", self.inflight(), timeout)
+        for conn in list(self._connections):
+            conn.close()
+        for srv in self._servers:
+            try:
+                await asyncio.wait_for(srv.wait_closed(), 2.0)
+            except asyncio.TimeoutError:
+                pass
+        self._servers.clear()
+
+
+def run_blocking(fn: Callable[..., Any], *args: Any) -> Awaitable[Any]:
+    """Run ``fn`` in the loop's default executor."""
+    return asyncio.get_running_loop().run_in_executor(None, fn, *args)
