@@ -119,14 +119,20 @@ class FlavorHandler(Protocol):
     async def authenticate(self, call: RpcCall) -> Authenticated | ControlReply: ...
 
 
+#: Security flavor names used in the configuration and their numbers on the wire: the RPC
+#: flavors (RFC 5531) and the Kerberos V5 pseudo-flavors of RFC 2623 §2.
+PSEUDO_FLAVORS: dict[str, int] = {
+    "none": 0,
+    "sys": 1,
+    "krb5": 390003,
+    "krb5i": 390004,
+    "krb5p": 390005,
+}
+_FLAVOR_NAMES = {v: k for k, v in PSEUDO_FLAVORS.items()}
+
+
 def flavor_name(pseudo_flavor: int) -> str:
-    return {
-        0: "none",
-        1: "sys",
-        390003: "krb5",
-        390004: "krb5i",
-        390005: "krb5p",
-    }.get(pseudo_flavor, str(pseudo_flavor))
+    return _FLAVOR_NAMES.get(pseudo_flavor, str(pseudo_flavor))
 
 
 # -- AUTH_SYS (RFC 5531 Appendix A) ----------------------------------------------------------
