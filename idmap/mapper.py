@@ -238,7 +238,7 @@ class IdMapper:
             if self._fallback_due():
                 return self._anon_identity(
                     principal, f"directory unreachable for more than "
-                    f"{self.config.outage_delay:.0f}s ({exc.reason})")
+                    f"{self.config.outage_delay:g}s ({exc.reason})")
             raise
         if found is None:
             names = ", ".join(b.name for b in self.backends)
@@ -317,7 +317,7 @@ class IdMapper:
         except IdmapUnavailable as exc:
             if self._fallback_due():
                 raise IdmapNotFound(text, f"directory unreachable for more than "
-                                    f"{self.config.outage_delay:.0f}s ({exc.reason})") from None
+                                    f"{self.config.outage_delay:g}s ({exc.reason})") from None
             raise
         if found is None:
             names = ", ".join(b.name for b in self.backends)
