@@ -17,6 +17,7 @@ import itertools
 import logging
 import socket
 import struct
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -42,6 +43,10 @@ _RM = struct.Struct(">I")
 _LAST = 0x80000000
 DEFAULT_MAX_RECORD = 4 * 1024 * 1024 + 64 * 1024
 DEFAULT_MAX_INFLIGHT = 512
+#: Per connection, at most this many log lines about refused calls per window; the rest
+#: are counted and summarised, so a hostile client cannot flood the log.
+LOG_BURST = 20
+LOG_WINDOW = 10.0
 
 
 class ProcUnavail(Exception):
@@ -89,6 +94,9 @@ class Connection(asyncio.Protocol):
         self._write_paused = False
         self._write_waiters: list[asyncio.Future[None]] = []
         self.closed = False
+        self._log_window_start = 0.0
+        self._log_count = 0
+        self._log_suppressed = 0
 
     # -- asyncio.Protocol ---------------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -118,6 +126,9 @@ class Connection(asyncio.Protocol):
             except Exception:  # a faulty callback must not stop the others
                 log.exception("%s close callback failed", self.label)
         self._close_callbacks.clear()
+        if self._log_suppressed:
+            log.warning("%s %d similar messages suppressed before the connection closed",
+                        self.label, self._log_suppressed)
         log.debug("%s disconnected%s", self.label, f": {exc}" if exc else "")
 
     def pause_writing(self) -> None:
@@ -237,7 +248,7 @@ class Connection(asyncio.Protocol):
             call = msg.decode_call(view)
         except msg.BadCallHeader as exc:
             xid = f"xid={exc.xid:#010x}" if exc.xid is not None else "xid=?"
-            log.warning("%s %s refused: %s", self.label, xid, exc.reason)
+            self._note(logging.WARNING, f"{xid} refused: {exc.reason}")
             if exc.reply is not None:
                 self.send_record([exc.reply])
             return
@@ -245,19 +256,24 @@ class Connection(asyncio.Protocol):
         server = self.server
         handler = server.flavors.get(call.cred_flavor)
         if handler is None:
-            log.warning("%s xid=%#010x refused: security flavor %d is not supported",
-                        self.label, call.xid, call.cred_flavor)
+            self._note(logging.WARNING,
+                       f"xid={call.xid:#010x} refused: security flavor {call.cred_flavor} is not supported")
             self.send_record([msg.auth_error(call.xid, AuthStat.AUTH_BADCRED)])
             return
         if call.proc == 0 and isinstance(handler, SimpleFlavor):
             # NULL under AUTH_NONE/AUTH_SYS: answered inline, no task (RFC 5531 §12.1).
             try:
-                handler.check(call)
+                auth = handler.check(call)
             except AuthReject as exc:
                 self._log_reject(call, exc)
                 self.send_record([msg.auth_error(call.xid, exc.stat)])
                 return
             prog = server.programs.get(call.prog)
+            if len(auth.args) and prog is not None:
+                # NULL takes no arguments (RFC 5531 §12.1).
+                self._log_call(call, logging.WARNING, f"garbage arguments: {len(auth.args)} bytes after a NULL call")
+                self.send_record([msg.garbage_args(call.xid)])
+                return
             if prog is None:
                 self._log_call(call, logging.INFO, f"program {call.prog} is not served")
                 self.send_record([msg.prog_unavail(call.xid)])
@@ -282,9 +298,26 @@ class Connection(asyncio.Protocol):
         if self.server._stopping and not self.server.inflight():
             self.server._idle_event.set()
 
+    def _note(self, level: int, text: str) -> None:
+        """Log one line about this connection, rate-limited (LOG_BURST per LOG_WINDOW)."""
+        if not log.isEnabledFor(level):
+            return
+        now = time.monotonic()
+        if now - self._log_window_start > LOG_WINDOW:
+            if self._log_suppressed:
+                log.warning("%s %d similar messages suppressed in the last %.0f s",
+                            self.label, self._log_suppressed, LOG_WINDOW)
+            self._log_window_start = now
+            self._log_count = 0
+            self._log_suppressed = 0
+        if self._log_count >= LOG_BURST and level < logging.ERROR:
+            self._log_suppressed += 1
+            return
+        self._log_count += 1
+        log.log(level, "%s %s", self.label, text)
+
     def _log_call(self, call: msg.RpcCall, level: int, reason: str) -> None:
-        log.log(level, "%s xid=%#010x prog=%d vers=%d proc=%d: %s",
-                self.label, call.xid, call.prog, call.vers, call.proc, reason)
+        self._note(level, f"xid={call.xid:#010x} prog={call.prog} vers={call.vers} proc={call.proc}: {reason}")
 
     def _log_reject(self, call: msg.RpcCall, exc: AuthReject) -> None:
         self._log_call(call, logging.WARNING, f"authentication refused ({exc.stat.name}): {exc.reason}")
@@ -323,7 +356,12 @@ class Connection(asyncio.Protocol):
             return
         body: Buffers
         try:
-            body = [] if call.proc == 0 else await prog.call(call, res)
+            if call.proc == 0:
+                if len(res.args):
+                    raise GarbageArgs(f"{len(res.args)} bytes of arguments after a NULL call")
+                body = []
+            else:
+                body = await prog.call(call, res)
             if res.protect_reply is not None:
                 body = await res.protect_reply(body)
         except ProcUnavail:
