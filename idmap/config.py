@@ -456,10 +456,10 @@ def _parse(t: _Table) -> IdmapConfig:
 
 
 def _parse_ldap(t: _Table) -> LdapConfig:
-    uris = t.strings("uris", [], nonempty=True)
-    if not t.has("uris"):
-        raise IdmapConfigError(t.key("uris"), "is required",
+    if not t.has("uris") or t.data["uris"] == []:
+        raise IdmapConfigError(t.key("uris"), "is required (at least one server)",
                                f'set {t.key("uris")} = ["ldap://dc1.example.com"]')
+    uris = t.strings("uris", [], nonempty=True)
     tls = t.choice("tls", TlsMode, TlsMode.NONE)
     for i, uri in enumerate(uris):
         scheme = uri.split("://", 1)[0].lower() if "://" in uri else ""

@@ -221,10 +221,10 @@ class IdMapper:
         kind = self._machine_kind(p)
         if kind is not None:
             return await self._machine_identity(principal, p, kind, use_cache)
-        if p.instance is not None:
-            return self._anon_identity(principal, "principals with an instance are not "
-                                       "mapped to users")
-        return await self._user_identity(principal, p.primary, use_cache)
+        # A principal with an instance (alice/admin@R) is never mapped by its short name,
+        # only by an explicit principal entry (principal attribute, static line).
+        shortname = p.primary if p.instance is None else None
+        return await self._user_identity(principal, shortname, use_cache)
 
     async def _user_identity(self, principal: str, shortname: str | None,
                              use_cache: bool) -> Identity:
@@ -242,7 +242,9 @@ class IdMapper:
             raise
         if found is None:
             names = ", ".join(b.name for b in self.backends)
-            return self._anon_identity(principal, f"no user for it in backends [{names}]")
+            what = "no user for it" if shortname is not None else (
+                "it has an instance and no backend maps it explicitly")
+            return self._anon_identity(principal, f"{what} in backends [{names}]")
         ug: _UserGroups = found.value
         groups = ug.groups
         if len(groups) > self.config.max_groups:
