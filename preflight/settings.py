@@ -1,0 +1,126 @@
+"""Everything the preflight checks need to know, in one record."""
+
+from __future__ import annotations
+
+import os
+import socket
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+DEFAULT_KRB5_CONF = Path("/etc/krb5.conf")
+DEFAULT_KEYTAB = Path("/etc/krb5.keytab")
+KERBEROS_FLAVORS = frozenset({"krb5", "krb5i", "krb5p"})
+
+
+@dataclass(slots=True)
+class ExportSpec:
+    pseudo: str
+    path: Path
+    flavors: list[str]
+
+    @property
+    def kerberos(self) -> bool:
+        return any(f in KERBEROS_FLAVORS for f in self.flavors)
+
+    @property
+    def auth_sys(self) -> bool:
+        return "sys" in self.flavors
+
+    @classmethod
+    def parse(cls, text: str) -> "ExportSpec":
+        """``PSEUDO:PATH:FLAVOR[,FLAVOR...]`` as given on the command line."""
+        parts = text.split(":")
+        if len(parts) != 3 or not parts[0] or not parts[1]:
+            raise ValueError(f"--export {text!r}: expected PSEUDO:PATH:FLAVORS, e.g. /data:/srv/data:krb5p,krb5i")
+        flavors = [f.strip() for f in parts[2].split(",") if f.strip()]
+        bad = [f for f in flavors if f not in KERBEROS_FLAVORS | {"sys", "none"}]
+        if bad or not flavors:
+            raise ValueError(f"--export {text!r}: unknown flavor(s) {bad or '(none)'}; use krb5p, krb5i, krb5, sys")
+        return cls(parts[0], Path(parts[1]), flavors)
+
+
+@dataclass(slots=True)
+class PreflightSettings:
+    hostname: str = ""  # FQDN; empty = detect with socket.getfqdn()
+    realm: str = ""  # empty = default_realm from krb5.conf
+    krb5_conf: Path | None = None  # None = $KRB5_CONFIG or /etc/krb5.conf
+    keytab: Path = DEFAULT_KEYTAB
+    principals: list[str] = field(default_factory=list)  # empty = nfs/<fqdn>@<realm>
+    ntp_servers: list[str] = field(default_factory=list)  # "host" or "host:port"
+    dns_servers: list[str] = field(default_factory=list)  # empty = system resolver
+    hosts_file: Path = Path("/etc/hosts")
+    timeout: float = 10.0  # per check
+    peer_timeout: float = 2.0  # per network query inside a check
+    clock_warn: float = 2.0  # seconds
+    clock_error: float = 60.0  # seconds; both below Kerberos' default 300 s clockskew
+    clockskew: float = 300.0
+    idmap_domain: str = ""
+    local_realms: list[str] = field(default_factory=list)
+    ldap_uris: list[str] = field(default_factory=list)
+    ldap_base_dn: str = ""
+    probe_user: str = ""
+    exports: list[ExportSpec] = field(default_factory=list)
+    lease_time: int = 90
+    grace_time: int = 90
+    state_dir: Path = Path("/var/lib/securenfs")
+
+    # -- derived values -------------------------------------------------------------------------
+    def fqdn(self) -> str:
+        return (self.hostname or socket.getfqdn()).lower().rstrip(".")
+
+    def krb5_conf_path(self) -> Path:
+        if self.krb5_conf is not None:
+            return Path(self.krb5_conf)
+        env = os.environ.get("KRB5_CONFIG", "")
+        first = env.split(":")[0] if env else ""
+        return Path(first) if first else DEFAULT_KRB5_CONF
+
+    @classmethod
+    def from_server_config(cls, cfg: Any) -> "PreflightSettings":
+        """Build settings from the object ``securenfs.config.load_config`` returns."""
+        server = cfg.server
+        krb = cfg.kerberos
+        pre = getattr(cfg, "preflight", None)
+        idmap: dict[str, Any] = dict(getattr(cfg, "idmap_raw", None) or {})
+        ldap = idmap.get("ldap") or {}
+        s = cls(
+            hostname=str(getattr(server, "hostname", "") or ""),
+            krb5_conf=Path(krb.krb5_conf) if getattr(krb, "krb5_conf", None) else None,
+            keytab=Path(krb.keytab),
+            principals=list(getattr(krb, "principals", None) or []),
+            idmap_domain=str(idmap.get("domain") or ""),
+            local_realms=list(idmap.get("local_realms") or []),
+            ldap_uris=list(ldap.get("uris") or []),
+            ldap_base_dn=str(ldap.get("base_dn") or ""),
+            exports=[ExportSpec(str(e.pseudo), Path(e.path), list(e.sec)) for e in getattr(cfg, "exports", [])],
+            lease_time=int(getattr(server, "lease_time", 90)),
+            grace_time=int(getattr(server, "grace_time", 90)),
+            state_dir=Path(getattr(server, "state_dir", "/var/lib/securenfs")),
+        )
+        if pre is not None:
+            s.ntp_servers = list(getattr(pre, "ntp_servers", None) or [])
+            s.dns_servers = list(getattr(pre, "dns_servers", None) or [])
+            if getattr(pre, "hosts_file", None):
+                s.hosts_file = Path(pre.hosts_file)
+            if getattr(pre, "timeout", None):
+                s.timeout = float(pre.timeout)
+            s.probe_user = str(getattr(pre, "probe_user", None) or "")
+        realm = next((p.rsplit("@", 1)[1] for p in s.principals if "@" in p), "")
+        s.realm = realm
+        return s
+
+
+def split_host_port(text: str, default_port: int) -> tuple[str, int]:
+    """``host``, ``host:port``, ``[v6]:port`` or a bare IPv6 address."""
+    t = text.strip()
+    if t.startswith("["):
+        host, _, rest = t[1:].partition("]")
+        port = rest.lstrip(":")
+        return host, int(port) if port else default_port
+    if t.count(":") == 1:
+        host, port = t.split(":")
+        if not port.isdigit():
+            raise ValueError(f"bad port in {text!r}")
+        return host, int(port)
+    return t, default_port
