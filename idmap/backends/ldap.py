@@ -92,17 +92,29 @@ class LdapBackend:
         default of this thread only (gss_krb5_ccache_name), so the process-wide
         KRB5CCNAME and any user's tickets are never touched.
         """
+        self.acquire_keytab_tgt()
+        conn.sasl_interactive_bind_s("", ldap.sasl.gssapi())
+
+    def acquire_keytab_tgt(self) -> str:
+        """Fetch a TGT from the keytab into this thread's private ccache; return its name."""
         import gssapi
         import gssapi.raw
 
         ccache = f"MEMORY:securenfs-idmap-{os.getpid()}-{threading.get_ident()}"
-        name = (gssapi.Name(self.cfg.sasl_principal, gssapi.NameType.kerberos_principal)
-                if self.cfg.sasl_principal else None)
-        creds = gssapi.Credentials(name=name, usage="initiate",
-                                   store={"client_keytab": self.cfg.keytab, "ccache": ccache})
-        _ = creds.lifetime  # inquiring makes MIT fetch the TGT from the keytab now
-        gssapi.raw.krb5_ccache_name(ccache.encode())
-        conn.sasl_interactive_bind_s("", ldap.sasl.gssapi())
+        try:
+            name = (gssapi.Name(self.cfg.sasl_principal, gssapi.NameType.kerberos_principal)
+                    if self.cfg.sasl_principal else None)
+            creds = gssapi.Credentials(name=name, usage="initiate",
+                                       store={"client_keytab": self.cfg.keytab,
+                                              "ccache": ccache})
+            _ = creds.lifetime  # inquiring makes MIT fetch the TGT from the keytab now
+            gssapi.raw.krb5_ccache_name(ccache.encode())
+        except gssapi.exceptions.GSSError as exc:
+            raise BackendUnavailable(
+                f"cannot get Kerberos credentials from keytab {self.cfg.keytab}"
+                + (f" for {self.cfg.sasl_principal}" if self.cfg.sasl_principal else "")
+                + f": {exc.gen_message()}") from None
+        return ccache
 
     def _checkout(self) -> tuple[int, Any] | None:
         try:
@@ -160,6 +172,10 @@ class LdapBackend:
                 errors.append(f"{uri}: {_describe(exc)}")
                 log.warning("LDAP server %s failed: %s; trying the next server",
                             uri, _describe(exc))
+                continue
+            except BackendUnavailable as exc:  # no Kerberos credentials for the bind
+                errors.append(f"{uri}: {exc}")
+                log.error("LDAP server %s: %s", uri, exc)
                 continue
             except ldap.LDAPError as exc:
                 # Bind refused, bad filter, TLS certificate rejected ...: the server is
