@@ -227,9 +227,9 @@ class FastContext:
             if end - ec < 0:
                 raise BadToken("sealed Wrap token too short for its header copy")
             copy = plain[end:]
-            # The encrypted header copy must match the clear one (MIT compares all but
-            # EC and RRC; RRC is zero in the copy by §4.2.4).
-            if copy[:4] != t[:4] or copy[8:16] != t[8:16]:
+            # RFC 4121 §4.2.4: the encrypted copy is the header with RRC = 0.  EC is
+            # compared too (MIT skips it), so a changed EC cannot shorten the message.
+            if copy[:6] != t[:6] or copy[8:16] != t[8:16]:
                 raise BadToken("encrypted header does not match the token header")
             return bytes(plain[: end - ec]), True
         if ec != self._mac or len(body) < ec:
