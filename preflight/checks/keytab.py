@@ -97,7 +97,7 @@ def keytab_readable(ctx: RunContext) -> Result:
 def keytab_permissions(ctx: RunContext) -> Result:
     """The keytab is not readable by other users: whoever reads it can impersonate the server."""
     fs = file_status(ctx.settings.keytab)
-    if not fs.exists:
+    if not fs.exists or not fs.is_file:
         return ok("KT-007", "no keytab file to judge (see KT-001)")
     f = permission_finding(fs)
     return _result("KT-007", f.level, f.summary, f.detail, f.remedy)
