@@ -112,7 +112,16 @@ class AuthDrop(Exception):
 
 
 class GarbageArgs(Exception):
-    """The arguments cannot be decoded (accept_stat GARBAGE_ARGS)."""
+    """The arguments cannot be decoded (accept_stat GARBAGE_ARGS).
+
+    An accepted reply carries a verifier; RPCSEC_GSS (RFC 2203 §5.3.3.2) passes the MIC of
+    the seq_num here so clients that check every accepted reply's verifier accept it.
+    """
+
+    def __init__(self, reason: object = "", verf_flavor: int = 0, verf_body: bytes = b""):
+        super().__init__(reason)
+        self.verf_flavor = verf_flavor
+        self.verf_body = verf_body
 
 
 class FlavorHandler(Protocol):

@@ -159,8 +159,14 @@ def routine_error(major: int) -> int:
     return (major >> 16) & 0xFF
 
 
-def translate(major: int, minor: int, minor_text: str = "") -> GssFailure:
-    """Translate a status pair; ``minor_text`` is MIT's own message when known."""
+def translate(major: int, minor: int, minor_text: str = "", *, per_message: bool = False) -> GssFailure:
+    """Translate a status pair; ``minor_text`` is MIT's own message when known.
+
+    ``per_message``: the failure came from verify_mic/unwrap on an established context, where
+    an integrity failure means the message was altered, not that the keytab is wrong.
+    """
+    if minor_text.strip().lower() == "success":
+        minor_text = ""
     routine = routine_error(major)
     major_text = _MAJOR_TEXT.get(routine)
     if major_text is None:
@@ -174,10 +180,12 @@ def translate(major: int, minor: int, minor_text: str = "") -> GssFailure:
                 break
     if cause is None:
         cause = _MAJOR_CAUSES.get(routine, Cause.UNKNOWN)
+    if per_message and cause is Cause.WRONG_KEY:
+        cause = Cause.BAD_SIGNATURE
     return GssFailure(major, minor & 0xFFFFFFFF, major_text, minor_text, cause, _HINTS[cause])
 
 
-def translate_exception(exc: BaseException) -> GssFailure:
+def translate_exception(exc: BaseException, *, per_message: bool = False) -> GssFailure:
     """Translate a python-gssapi GSSError (or anything carrying maj_code/min_code)."""
     major = int(getattr(exc, "maj_code", 0) or 0)
     minor = int(getattr(exc, "min_code", 0) or 0)
@@ -188,4 +196,4 @@ def translate_exception(exc: BaseException) -> GssFailure:
     m = _MINOR_MSG_RE.search(text)
     if m:
         text = m.group(1).strip()
-    return translate(major, minor, text)
+    return translate(major, minor, text, per_message=per_message)
