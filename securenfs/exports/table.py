@@ -201,11 +201,11 @@ class ExportTable:
                 raise ExportError(f"{where}: no client rule, so no client could use it; "
                                   'add [[exports.clients]] with match = "*" or a network')
             eid = _id32("export", pseudo, 2)
+            if pseudo in ids.values():
+                raise ExportError(f"{where}: pseudo path {pseudo!r} is used twice")
             if eid in ids:
                 raise ExportError(f"{where}: its export id collides with the export at {ids[eid]!r}; "
                                   "change one of the two pseudo paths slightly")
-            if pseudo in ids.values():
-                raise ExportError(f"{where}: pseudo path {pseudo!r} is used twice")
             ids[eid] = pseudo
             built.append(Export(eid, path, pseudo, flavors, tuple(ec.clients), (eid, 0),
                                 bool(ec.allow_devices), os.stat(path).st_dev))
