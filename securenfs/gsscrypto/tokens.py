@@ -47,6 +47,22 @@ class KeyUsage(enum.IntEnum):
 # The flag bits a receiver checks; SEALED only chooses how a Wrap token is processed.
 _ROLE_BITS = TokenFlags.SENT_BY_ACCEPTOR | TokenFlags.ACCEPTOR_SUBKEY
 
+# Working buffers are kept per thread and reused: a fresh megabyte-sized bytearray per call
+# means fresh pages from the kernel (glibc gives large blocks back on free), and the page
+# faults cost as much as the AES itself.  Only the result is allocated per call.
+_SCRATCH_KEEP_MAX = 8 << 20
+_scratch = threading.local()
+
+
+def _scratch_buffer(size: int) -> bytearray:
+    buf: bytearray | None = getattr(_scratch, "buf", None)
+    if buf is not None and len(buf) >= size:
+        return buf
+    buf = bytearray(size)
+    if size <= _SCRATCH_KEEP_MAX:
+        _scratch.buf = buf
+    return buf
+
 
 def _view(data: Buffer) -> memoryview:
     mv = memoryview(data)
@@ -168,9 +184,8 @@ class FastContext:
         seal = self._send_seal
         plain_len = len(message) + HEADER_BYTES
         total = HEADER_BYTES + seal.ciphertext_len(plain_len)
-        out = bytearray(total + SLACK)
-        out[:HEADER_BYTES] = header
-        mv = memoryview(out)
+        mv = memoryview(_scratch_buffer(total + SLACK))
+        mv[:HEADER_BYTES] = header
         seal.encrypt_into((message, header), plain_len, mv[HEADER_BYTES:])
         return bytes(mv[:total])
 
@@ -221,8 +236,7 @@ class FastContext:
             r = rrc % len(body)
             body = memoryview(b"".join((body[r:], body[:r])))
         if flags & TokenFlags.SEALED:
-            out = bytearray(len(body) + SLACK)
-            plain = self._recv_seal.decrypt_into(body, out)
+            plain = self._recv_seal.decrypt_into(body, _scratch_buffer(len(body) + SLACK))
             end = len(plain) - HEADER_BYTES
             if end - ec < 0:
                 raise BadToken("sealed Wrap token too short for its header copy")
