@@ -15,7 +15,7 @@ cd "$here"
 
 APT_PACKAGES=(
   krb5-kdc krb5-admin-server krb5-user libkrb5-dev
-  slapd ldap-utils libldap2-dev libsasl2-dev
+  slapd ldap-utils libldap2-dev libsasl2-dev libsasl2-modules-gssapi-mit
   dnsmasq-base etcd-server etcd-client
   gcc python3-dev python3-venv pkg-config
 )

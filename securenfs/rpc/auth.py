@@ -17,6 +17,8 @@ RFC 2203 §5.3.3.1) or :class:`GarbageArgs`.
 
 from __future__ import annotations
 
+import struct
+
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -156,16 +158,29 @@ class AuthSysParms:
     gids: tuple[int, ...] = field(default_factory=tuple)
 
 
+_U32X2 = struct.Struct(">II")
+_U32X3 = struct.Struct(">III")
+
+
 def decode_auth_sys(body: memoryview) -> AuthSysParms:
-    """Decode an authsys_parms body; the body must be consumed exactly."""
-    u = Unpacker(body)
-    stamp = u.u32()
-    name = u.opaque(AUTH_SYS_MAX_MACHINENAME)
-    uid = u.u32()
-    gid = u.u32()
-    gids = tuple(u.u32_array(AUTH_SYS_MAX_GIDS))
-    u.done()
-    return AuthSysParms(stamp, name.decode("utf-8", "replace"), uid, gid, gids)
+    """Decode an authsys_parms body; the body must be consumed exactly (RFC 5531 Appendix A)."""
+    n = len(body)
+    if n < 20:
+        raise XdrError("truncated AUTH_SYS credential")
+    stamp, nlen = _U32X2.unpack_from(body, 0)
+    if nlen > AUTH_SYS_MAX_MACHINENAME:
+        raise XdrError(f"machine name of {nlen} bytes exceeds the limit of {AUTH_SYS_MAX_MACHINENAME}")
+    off = 8 + nlen + (-nlen & 3)
+    if off + 12 > n:
+        raise XdrError("truncated AUTH_SYS credential")
+    uid, gid, ngids = _U32X3.unpack_from(body, off)
+    if ngids > AUTH_SYS_MAX_GIDS:
+        raise XdrError(f"{ngids} supplementary groups exceed the limit of {AUTH_SYS_MAX_GIDS}")
+    end = off + 12 + 4 * ngids
+    if end != n:
+        raise XdrError("AUTH_SYS credential length does not match its contents")
+    gids = struct.unpack_from(f">{ngids}I", body, off + 12) if ngids else ()
+    return AuthSysParms(stamp, str(body[8 : 8 + nlen], "utf-8", "replace"), uid, gid, gids)
 
 
 def encode_auth_sys(p: AuthSysParms) -> bytes:

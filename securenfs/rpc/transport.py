@@ -41,6 +41,9 @@ log = logging.getLogger("securenfs.rpc")
 
 _RM = struct.Struct(">I")
 _LAST = 0x80000000
+#: A NULL call with AUTH_NONE credential and verifier is exactly these ten words.
+_NULL_CALL = struct.Struct(">10I")
+_NULL_REPLY = struct.Struct(">7I")
 DEFAULT_MAX_RECORD = 4 * 1024 * 1024 + 64 * 1024
 DEFAULT_MAX_INFLIGHT = 512
 #: Per connection, at most this many log lines about refused calls per window; the rest
@@ -94,6 +97,9 @@ class Connection(asyncio.Protocol):
         self._write_paused = False
         self._write_waiters: list[asyncio.Future[None]] = []
         self.closed = False
+        self._out: list[bytes | bytearray | memoryview] = []
+        self._in_receive = False
+        self._flush_scheduled = False
         self._log_window_start = 0.0
         self._log_count = 0
         self._log_suppressed = 0
@@ -145,6 +151,15 @@ class Connection(asyncio.Protocol):
         self._write_waiters.clear()
 
     def data_received(self, data: bytes) -> None:
+        self._in_receive = True
+        try:
+            self._receive(data)
+        finally:
+            self._in_receive = False
+            if self._out:
+                self._flush()
+
+    def _receive(self, data: bytes) -> None:
         buf = self._buf
         if buf:
             buf += data
@@ -168,6 +183,16 @@ class Connection(asyncio.Protocol):
             end = pos + 4 + flen
             if end > n:
                 break
+            if flen == 40 and hdr & _LAST and not self._frags:
+                # NULL under AUTH_NONE (pings, and the first call of most clients): answered
+                # from the receive buffer without building a call object.
+                xid, mtype, rv, prog_n, vers, proc, cf, cl, vf, vl = _NULL_CALL.unpack_from(buf, pos + 4)
+                if not (mtype | proc | cf | cl | vf | vl) and rv == 2:
+                    prog = self.server.programs.get(prog_n)
+                    if prog is not None and prog.low_version <= vers <= prog.high_version:
+                        self._out.append(_NULL_REPLY.pack(_LAST | 24, xid, 1, 0, 0, 0, 0))
+                        pos = end
+                        continue
             frag = bytes(buf[pos + 4 : end])
             pos = end
             if hdr & _LAST:
@@ -226,13 +251,32 @@ class Connection(asyncio.Protocol):
             self.transport.resume_reading()
 
     def send_record(self, parts: Sequence[bytes | bytearray | memoryview]) -> None:
-        """Send one reply record (a single fragment)."""
-        if self.closed or self.transport is None or self.transport.is_closing():
+        """Queue one reply record (a single fragment).
+
+        Replies produced in one pass of the event loop go out in one ``writelines`` (one
+        system call for many pipelined replies).
+        """
+        if self.closed:
             return
         total = 0
         for p in parts:
             total += len(p)
-        self.transport.writelines([_RM.pack(_LAST | total), *parts])
+        out = self._out
+        out.append(_RM.pack(_LAST | total))
+        out.extend(parts)
+        if not self._in_receive and not self._flush_scheduled:
+            self._flush_scheduled = True
+            asyncio.get_running_loop().call_soon(self._flush)
+
+    def _flush(self) -> None:
+        self._flush_scheduled = False
+        out = self._out
+        if not out:
+            return
+        self._out = []
+        if self.closed or self.transport is None or self.transport.is_closing():
+            return
+        self.transport.writelines(out)
 
     async def drain(self) -> None:
         """Wait until the transport's write buffer is below its high-water mark."""
@@ -335,7 +379,7 @@ class Connection(asyncio.Protocol):
             return
         except GarbageArgs as exc:
             self._log_call(call, logging.WARNING, f"garbage arguments: {exc}")
-            self.send_record([msg.garbage_args(xid)])
+            self.send_record([msg.garbage_args(xid, exc.verf_flavor, exc.verf_body)])
             return
         except Exception:
             log.exception("%s xid=%#010x authentication failed inside the server", self.label, xid)
