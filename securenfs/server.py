@@ -9,10 +9,16 @@ import os
 import signal
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from securenfs.config import Config
+from securenfs.identity import IdentityError, ServerIdentity, load_identity
 from securenfs.nfs4.program import Nfs4Program
+from securenfs.rpc.constants import AuthFlavor
 from securenfs.rpc.transport import RpcServer, TransportLimits
+
+if TYPE_CHECKING:
+    from securenfs.rpcsec_gss.handler import RpcsecGssHandler
 
 log = logging.getLogger("securenfs.server")
 
@@ -51,14 +57,25 @@ class Server:
         self.nfs = Nfs4Program()
         self.rpc.add_program(self.nfs)
         self.bound: list[tuple[str, int]] = []
+        self.identity: ServerIdentity | None = None
         self._stop = asyncio.Event()
+        self.gss: RpcsecGssHandler | None = None
 
     async def start(self) -> None:
         prepare_state_dir(self.cfg.server.state_dir)
+        try:
+            self.identity = load_identity(self.cfg.server.state_dir, self.cfg.server.server_owner,
+                                          self.cfg.server.server_scope)
+        except (IdentityError, OSError) as exc:
+            raise StartupError(f"server identity: {exc}") from None
+        log.info("server_owner=%r server_scope=%r boot epoch %d", self.identity.server_owner,
+                 self.identity.server_scope, self.identity.boot_epoch)
         loop = asyncio.get_running_loop()
         loop.set_default_executor(self.executor)
         for w in self.cfg.warnings:
             log.warning("config: %s", w)
+        if self.cfg.uses_kerberos:
+            self.enable_gss()
         for addr in self.cfg.server.listen:
             try:
                 self.bound += await self.rpc.listen(addr.host, addr.port)
@@ -68,12 +85,28 @@ class Server:
         log.info("serving NFSv4.1 on %s (%d export(s))",
                  ", ".join(f"{h}:{p}" for h, p in self.bound), len(self.cfg.exports))
 
+    def enable_gss(self) -> RpcsecGssHandler:
+        """Serve RPCSEC_GSS (RFC 2203) with acceptor keys from ``kerberos.keytab``."""
+        from securenfs.rpcsec_gss.acceptor import KeytabProblem
+        from securenfs.rpcsec_gss.handler import RpcsecGssHandler
+
+        try:
+            handler = RpcsecGssHandler.from_config(self.cfg.kerberos, self.cfg.server.hostname, self.executor)
+        except KeytabProblem as exc:
+            raise StartupError(f"Kerberos exports cannot be served: {exc}") from None
+        handler.start()
+        self.rpc.set_flavor(AuthFlavor.RPCSEC_GSS, handler)
+        self.gss = handler
+        return handler
+
     def request_stop(self) -> None:
         self._stop.set()
 
     async def stop(self) -> None:
         log.info("stopping: no new connections; finishing calls in flight")
         await self.rpc.stop()
+        if self.gss is not None:
+            await self.gss.stop()
         self.executor.shutdown(wait=True, cancel_futures=True)
         log.info("stopped")
 
