@@ -50,9 +50,12 @@ def file_status(path: str | os.PathLike[str]) -> FileStatus:
 def permission_finding(fs: FileStatus, service_uid: int | None = None) -> Finding:
     """Keys in a keytab let anyone who reads it impersonate the server: mode 0600 at most."""
     if not fs.exists or fs.mode is None:
-        return Finding(Level.CRITICAL, f"keytab {fs.path} does not exist",
-                       remedy="Create it: MIT `kadmin -q 'ktadd -k FILE nfs/FQDN'`, AD `adcli join` / "
-                       "`adcli update --service-name=nfs`, IPA `ipa-getkeytab -p nfs/FQDN -k FILE`.")
+        return Finding(
+            Level.CRITICAL,
+            f"keytab {fs.path} does not exist",
+            remedy="Create it: MIT `kadmin -q 'ktadd -k FILE nfs/FQDN'`, AD `adcli join` / "
+            "`adcli update --service-name=nfs`, IPA `ipa-getkeytab -p nfs/FQDN -k FILE`.",
+        )
     mode = fs.mode
     if mode & stat.S_IROTH or mode & stat.S_IWOTH:
         return Finding(
@@ -77,7 +80,9 @@ def permission_finding(fs: FileStatus, service_uid: int | None = None) -> Findin
     return Finding(Level.OK, f"keytab {fs.path} is private (mode {mode:04o})")
 
 
-def default_acceptor_principals(fqdn: str, realm: str, services: tuple[str, ...] = ("nfs",)) -> list[Principal]:
+def default_acceptor_principals(
+    fqdn: str, realm: str, services: tuple[str, ...] = ("nfs",)
+) -> list[Principal]:
     host = fqdn.lower().rstrip(".")
     return [Principal((svc, host), realm) for svc in services]
 
@@ -112,15 +117,20 @@ def enctype_finding(principal: Principal, entries: list[KeytabEntry]) -> Finding
         return Finding(Level.CRITICAL, f"{principal} has no keys", key=key, remedy=remedy)
     if Strength.STRONG not in classes:
         if classes <= {Strength.DES}:
-            return Finding(Level.CRITICAL, f"{principal} has only single-DES keys ({names})",
-                           detail="Single DES is broken and disabled in MIT krb5 >= 1.18 and in AD.",
-                           remedy=remedy, key=key)
+            return Finding(
+                Level.CRITICAL,
+                f"{principal} has only single-DES keys ({names})",
+                detail="Single DES is broken and disabled in MIT krb5 >= 1.18 and in AD.",
+                remedy=remedy,
+                key=key,
+            )
         return Finding(
             Level.ERROR,
             f"{principal} has no AES key, only {names}",
             detail="RC4 and 3DES are deprecated (RFC 8429); AD stops issuing RC4 service "
             "tickets by default (KB5073381), and FIPS systems refuse them.",
-            remedy=remedy, key=key,
+            remedy=remedy,
+            key=key,
         )
     weak = [t for t in types if strength(t) in (Strength.DES, Strength.WEAK)]
     if weak:
@@ -134,15 +144,24 @@ def enctype_finding(principal: Principal, entries: list[KeytabEntry]) -> Finding
     return Finding(Level.OK, f"{principal} has AES keys ({names})", key=key)
 
 
-def kvno_finding(principal: Principal, entries: list[KeytabEntry], kdc_kvno: int | None,
-                 kdc_enctype: int | None = None, error: str | None = None) -> Finding:
+def kvno_finding(
+    principal: Principal,
+    entries: list[KeytabEntry],
+    kdc_kvno: int | None,
+    kdc_enctype: int | None = None,
+    error: str | None = None,
+) -> Finding:
     """Compare the keytab's kvnos with the one the KDC issues tickets under."""
     have = sorted({e.kvno for e in entries})
     key = str(principal)
     if kdc_kvno is None:
-        return Finding(Level.WARNING, f"could not learn the KDC's kvno for {principal}",
-                       detail=error or "", key=key,
-                       remedy="Check that the KDC is reachable and the keytab can obtain a TGT.")
+        return Finding(
+            Level.WARNING,
+            f"could not learn the KDC's kvno for {principal}",
+            detail=error or "",
+            key=key,
+            remedy="Check that the KDC is reachable and the keytab can obtain a TGT.",
+        )
     if kdc_kvno not in have:
         return Finding(
             Level.CRITICAL,
@@ -154,11 +173,14 @@ def kvno_finding(principal: Principal, entries: list[KeytabEntry], kdc_kvno: int
             "only one may re-key it and the others must copy its keytab.",
             key=key,
         )
-    if kdc_enctype is not None and not any(e.kvno == kdc_kvno and e.enctype == kdc_enctype for e in entries):
+    if kdc_enctype is not None and not any(
+        e.kvno == kdc_kvno and e.enctype == kdc_enctype for e in entries
+    ):
         return Finding(
             Level.ERROR,
             f"KDC issues {enctype_name(kdc_enctype)} tickets for {principal}, keytab has no such key",
-            remedy="Re-export the keytab with all the principal's enctypes.", key=key,
+            remedy="Re-export the keytab with all the principal's enctypes.",
+            key=key,
         )
     return Finding(Level.OK, f"{principal} kvno {kdc_kvno} matches the KDC", key=key)
 

@@ -33,8 +33,12 @@ def _parser() -> argparse.ArgumentParser:
     ck.add_argument("file", nargs="?", default=DEFAULT_KEYTAB)
     ck.add_argument("--hostname", help="FQDN of this host (default: the system's FQDN)")
     ck.add_argument("--realm", help="realm of the acceptor principals (default: from the keytab)")
-    ck.add_argument("--principal", action="append", default=[],
-                    help="acceptor principal that must be present (repeatable; default nfs/FQDN@REALM)")
+    ck.add_argument(
+        "--principal",
+        action="append",
+        default=[],
+        help="acceptor principal that must be present (repeatable; default nfs/FQDN@REALM)",
+    )
     ck.add_argument("--krb5-conf", help="krb5.conf to use when asking the KDC")
     ck.add_argument("--no-kdc", action="store_true", help="do not ask the KDC for current kvnos")
     ck.add_argument("--timeout", type=float, default=10.0, help="seconds to wait for the KDC")
@@ -48,14 +52,23 @@ def _fmt_time(ts: int) -> str:
 
 def cmd_list(kt: Keytab, as_json: bool, out: TextIO) -> int:
     if as_json:
-        json.dump({"path": kt.path, "version": f"0x{kt.version:04x}",
-                   "entries": [describe_entry(e) for e in kt.entries]}, out, indent=2)
+        json.dump(
+            {
+                "path": kt.path,
+                "version": f"0x{kt.version:04x}",
+                "entries": [describe_entry(e) for e in kt.entries],
+            },
+            out,
+            indent=2,
+        )
         out.write("\n")
         return 0
     out.write(f"Keytab: {kt.path} (format 0x{kt.version:04x}, {len(kt.entries)} entries)\n")
     out.write(f"{'KVNO':>5}  {'TIMESTAMP (UTC)':19}  {'ENCTYPE':28}  PRINCIPAL\n")
-    for e in kt.entries:
-        out.write(f"{e.kvno:>5}  {_fmt_time(e.timestamp):19}  {e.enctype_name:28}  {e.principal}\n")
+    out.writelines(
+        f"{e.kvno:>5}  {_fmt_time(e.timestamp):19}  {e.enctype_name:28}  {e.principal}\n"
+        for e in kt.entries
+    )
     return 0
 
 
@@ -78,14 +91,24 @@ def check_keytab(
     try:
         kt = read_keytab(path)
     except KeytabError as exc:
-        findings.append(Finding(Level.CRITICAL, "keytab cannot be used", detail=str(exc),
-                                remedy="Re-create the keytab from the KDC (ktadd / ipa-getkeytab / adcli)."))
+        findings.append(
+            Finding(
+                Level.CRITICAL,
+                "keytab cannot be used",
+                detail=str(exc),
+                remedy="Re-create the keytab from the KDC (ktadd / ipa-getkeytab / adcli).",
+            )
+        )
         return findings
     fqdn = (hostname or socket.getfqdn()).lower().rstrip(".")
     if realm is None:
         realms = sorted({p.realm for p in kt.principals()})
         realm = realms[0] if len(realms) == 1 else ""
-    wanted = [Principal.parse(p, realm) for p in principals] if principals else [Principal(("nfs", fqdn), realm)]
+    wanted = (
+        [Principal.parse(p, realm) for p in principals]
+        if principals
+        else [Principal(("nfs", fqdn), realm)]
+    )
     present: list[Principal] = []
     for want in wanted:
         if kt.entries_for(want):
@@ -93,35 +116,70 @@ def check_keytab(
             findings.append(Finding(Level.OK, f"keytab holds {want}", key=str(want)))
         else:
             have = ", ".join(str(p) for p in kt.principals()) or "nothing"
-            findings.append(Finding(Level.CRITICAL, f"keytab has no entry for {want}",
-                                    detail=f"It holds: {have}", key=str(want),
-                                    remedy=f"Add the key: MIT `kadmin -q 'ktadd -k {path} {want}'`; IPA "
-                                    f"`ipa-getkeytab -p {want} -k {path}`; AD `adcli update --service-name=nfs`."))
+            findings.append(
+                Finding(
+                    Level.CRITICAL,
+                    f"keytab has no entry for {want}",
+                    detail=f"It holds: {have}",
+                    key=str(want),
+                    remedy=f"Add the key: MIT `kadmin -q 'ktadd -k {path} {want}'`; IPA "
+                    f"`ipa-getkeytab -p {want} -k {path}`; AD `adcli update --service-name=nfs`.",
+                )
+            )
     for want in present:
         findings.append(enctype_finding(want, kt.entries_for(want)))
     if ask_kdc and present:
         from keytabs.kdcprobe import run_probe
 
-        clients = [str(p) for p in present] + [str(p) for p in kt.principals()
-                                                 if str(p) not in {str(x) for x in present}]
+        clients = [str(p) for p in present] + [
+            str(p) for p in kt.principals() if str(p) not in {str(x) for x in present}
+        ]
         res = run_probe(path, clients, [str(p) for p in present], krb5_conf, timeout)
         for want in present:
             sp = res.service(str(want))
-            err = res.error or "; ".join(f"{k}: {v}" for k, v in res.tgt_errors.items()) or (
-                sp.ticket_error if sp else "")
-            findings.append(kvno_finding(want, kt.entries_for(want), sp.kvno if sp and sp.ticket_ok else None,
-                                         None, err))
+            err = (
+                res.error
+                or "; ".join(f"{k}: {v}" for k, v in res.tgt_errors.items())
+                or (sp.ticket_error if sp else "")
+            )
+            findings.append(
+                kvno_finding(
+                    want, kt.entries_for(want), sp.kvno if sp and sp.ticket_ok else None, None, err
+                )
+            )
     return findings
 
 
 def cmd_check(args: argparse.Namespace, out: TextIO) -> int:
-    findings = check_keytab(args.file, args.hostname, args.realm, args.principal or None,
-                            args.krb5_conf, not args.no_kdc, args.timeout)
+    findings = check_keytab(
+        args.file,
+        args.hostname,
+        args.realm,
+        args.principal or None,
+        args.krb5_conf,
+        not args.no_kdc,
+        args.timeout,
+    )
     worst = max((f.level for f in findings), default=Level.OK)
     if args.json:
-        json.dump({"path": args.file, "worst": worst.name.lower(), "findings": [
-            {"severity": f.level.name.lower(), "summary": f.summary, "detail": f.detail,
-             "remedy": f.remedy, "key": f.key} for f in findings]}, out, indent=2)
+        json.dump(
+            {
+                "path": args.file,
+                "worst": worst.name.lower(),
+                "findings": [
+                    {
+                        "severity": f.level.name.lower(),
+                        "summary": f.summary,
+                        "detail": f.detail,
+                        "remedy": f.remedy,
+                        "key": f.key,
+                    }
+                    for f in findings
+                ],
+            },
+            out,
+            indent=2,
+        )
         out.write("\n")
     else:
         for f in findings:

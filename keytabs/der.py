@@ -22,10 +22,10 @@ class Tlv:
     def constructed(self) -> bool:
         return bool(self.tag & 0x20)
 
-    def children(self) -> list["Tlv"]:
+    def children(self) -> list[Tlv]:
         return parse_all(self.value)
 
-    def child(self, context_number: int) -> "Tlv | None":
+    def child(self, context_number: int) -> Tlv | None:
         """The value inside an explicit context tag ``[n]`` of a SEQUENCE's children."""
         for c in self.children():
             if c.tag == (0xA0 | context_number):

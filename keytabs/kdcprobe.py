@@ -77,17 +77,28 @@ def run_probe(
         try:
             proc = subprocess.run(
                 [sys.executable, "-m", "keytabs.kdcprobe"],
-                input=req, capture_output=True, text=True, timeout=timeout, env=env,
+                input=req,
+                capture_output=True,
+                text=True,
+                timeout=timeout,
+                env=env,
+                check=False,
             )
         except subprocess.TimeoutExpired:
-            return ProbeResult(False, error=f"Kerberos probe did not finish within {timeout:g} s "
-                               "(KDC not answering?)", trace=_tail(tf.name))
+            return ProbeResult(
+                False,
+                error=f"Kerberos probe did not finish within {timeout:g} s (KDC not answering?)",
+                trace=_tail(tf.name),
+            )
         trace = _tail(tf.name)
     try:
         data = json.loads(proc.stdout.strip().splitlines()[-1])
     except (ValueError, IndexError):
-        return ProbeResult(False, error=f"Kerberos probe failed (exit {proc.returncode}): "
-                           f"{proc.stderr.strip()[-2000:]}", trace=trace)
+        return ProbeResult(
+            False,
+            error=f"Kerberos probe failed (exit {proc.returncode}): {proc.stderr.strip()[-2000:]}",
+            trace=trace,
+        )
     services_out = [ServiceProbe(**s) for s in data.pop("services", [])]
     data.pop("trace", None)
     return ProbeResult(services=services_out, trace=trace, **data)
@@ -148,10 +159,15 @@ def _child(req: dict[str, Any]) -> dict[str, Any]:
             sp = ServiceProbe(svc)
             out.services.append(sp)
             target = gssapi.Name(svc, gssapi.NameType.kerberos_principal)
-            flags = [gssapi.RequirementFlag.mutual_authentication,
-                     gssapi.RequirementFlag.integrity, gssapi.RequirementFlag.confidentiality]
+            flags = (
+                gssapi.RequirementFlag.mutual_authentication
+                | gssapi.RequirementFlag.integrity
+                | gssapi.RequirementFlag.confidentiality
+            )
             try:
-                ictx = gssapi.SecurityContext(name=target, creds=icreds, usage="initiate", flags=flags)
+                ictx = gssapi.SecurityContext(
+                    name=target, creds=icreds, usage="initiate", flags=flags
+                )
                 token = ictx.step()
                 tk = ticket_key_from_gss_token(token)
                 sp.ticket_ok, sp.kvno, sp.enctype = True, tk.kvno, tk.enctype

@@ -39,7 +39,7 @@ class Principal:
     name_type: int = KRB5_NT_PRINCIPAL
 
     @classmethod
-    def parse(cls, text: str, default_realm: str = "") -> "Principal":
+    def parse(cls, text: str, default_realm: str = "") -> Principal:
         """Parse ``nfs/host.example.com@REALM`` (backslash escapes as in krb5_parse_name)."""
         comps: list[str] = []
         cur: list[str] = []
@@ -85,13 +85,15 @@ class Principal:
         name = "/".join(esc(c) for c in self.components)
         return f"{name}@{esc(self.realm)}" if self.realm else name
 
-    def matches(self, other: "Principal") -> bool:
+    def matches(self, other: Principal) -> bool:
         """Same principal; host names compare case-insensitively (DNS names)."""
         if self.realm != other.realm or len(self.components) != len(other.components):
             return False
         if self.components[0] != other.components[0]:
             return False
-        return all(a.lower() == b.lower() for a, b in zip(self.components[1:], other.components[1:]))
+        return all(
+            a.lower() == b.lower() for a, b in zip(self.components[1:], other.components[1:])
+        )
 
 
 @dataclass(slots=True, frozen=True)
@@ -176,9 +178,7 @@ def parse_keytab(data: bytes, source: str = "keytab") -> Keytab:
     if len(data) < 2:
         raise KeytabError(f"{source}: file is empty or truncated ({len(data)} bytes); not a keytab")
     if data[0] != 0x05:
-        raise KeytabError(
-            f"{source}: not a keytab (first byte 0x{data[0]:02x}, expected 0x05)"
-        )
+        raise KeytabError(f"{source}: not a keytab (first byte 0x{data[0]:02x}, expected 0x05)")
     version = (data[0] << 8) | data[1]
     if version == VERSION_2:
         order = ">"
@@ -244,8 +244,7 @@ def _parse_record(
 def read_keytab(path: str | os.PathLike[str]) -> Keytab:
     """Read and parse a keytab file; every failure is a KeytabError naming the file."""
     p = os.fspath(path)
-    if p.startswith("FILE:"):
-        p = p[5:]
+    p = p.removeprefix("FILE:")
     try:
         with open(p, "rb") as f:
             data = f.read(MAX_RECORD * 64)
@@ -280,7 +279,9 @@ def serialize_keytab(entries: Iterable[KeytabEntry], version: int = VERSION_2) -
     return bytes(out)
 
 
-def write_keytab(path: str | os.PathLike[str], entries: Iterable[KeytabEntry], mode: int = 0o600) -> Path:
+def write_keytab(
+    path: str | os.PathLike[str], entries: Iterable[KeytabEntry], mode: int = 0o600
+) -> Path:
     """Write a keytab atomically with the given mode."""
     target = Path(path)
     tmp = target.with_name(f".{target.name}.tmp{os.getpid()}")

@@ -13,7 +13,7 @@ import socket
 import struct
 import time
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from keytabs import der
 
@@ -38,7 +38,9 @@ class KdcAnswer:
 def build_as_req(realm: str, client: str = PROBE_PRINCIPAL) -> bytes:
     till = "20370101000000Z"
     nonce = int.from_bytes(os.urandom(4), "big") & 0x7FFFFFFF
-    cname = der.sequence(der.ctx(0, der.integer(1)), der.ctx(1, der.sequence(der.general_string(client))))
+    cname = der.sequence(
+        der.ctx(0, der.integer(1)), der.ctx(1, der.sequence(der.general_string(client)))
+    )
     sname = der.sequence(
         der.ctx(0, der.integer(2)),
         der.ctx(1, der.sequence(der.general_string("krbtgt"), der.general_string(realm))),
@@ -57,7 +59,7 @@ def build_as_req(realm: str, client: str = PROBE_PRINCIPAL) -> bytes:
 
 
 def _parse_time(raw: bytes) -> float:
-    return datetime.strptime(raw.decode("ascii"), "%Y%m%d%H%M%SZ").replace(tzinfo=timezone.utc).timestamp()
+    return datetime.strptime(raw.decode("ascii"), "%Y%m%d%H%M%SZ").replace(tzinfo=UTC).timestamp()
 
 
 def parse_reply(data: bytes) -> tuple[float | None, int | None]:
@@ -81,7 +83,9 @@ def ping_kdc(host: str, port: int, realm: str, transport: str, timeout: float) -
     ans = KdcAnswer(host, port, transport, False)
     msg = build_as_req(realm)
     try:
-        infos = socket.getaddrinfo(host, port, type=socket.SOCK_DGRAM if transport == "udp" else socket.SOCK_STREAM)
+        infos = socket.getaddrinfo(
+            host, port, type=socket.SOCK_DGRAM if transport == "udp" else socket.SOCK_STREAM
+        )
     except socket.gaierror as exc:
         ans.error = f"cannot resolve {host}: {exc.strerror}"
         return ans
@@ -102,7 +106,7 @@ def ping_kdc(host: str, port: int, realm: str, transport: str, timeout: float) -
                 if n > 1 << 20:
                     raise der.DerError("oversized TCP reply")
                 data = _recv_exact(s, n)
-    except socket.timeout:
+    except TimeoutError:
         ans.error = f"no answer within {timeout:g} s"
         return ans
     except ConnectionRefusedError:

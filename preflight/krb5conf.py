@@ -80,7 +80,7 @@ def _parse_file(path: Path, conf: Krb5Conf, depth: int) -> None:
         if not line or line[0] in "#;":
             continue
         where = f"{path}:{lineno}"
-        if sub is None and (line.startswith("include ") or line.startswith("includedir ")):
+        if sub is None and line.startswith(("include ", "includedir ")):
             kw, _, arg = line.partition(" ")
             target = Path(arg.strip())
             if kw == "include":
@@ -117,7 +117,9 @@ def _parse_file(path: Path, conf: Krb5Conf, depth: int) -> None:
         value = value.strip()
         if sub is not None:
             if value == "{":
-                raise Krb5ConfError(f"{where}: nested blocks deeper than one level are not supported here")
+                raise Krb5ConfError(
+                    f"{where}: nested blocks deeper than one level are not supported here"
+                )
             sub.setdefault(key, []).append(value)
         elif value == "{":
             sub = {}

@@ -11,8 +11,13 @@ from preflight.result import Result, Severity
 from preflight.runner import Report
 
 SCHEMA = "securenfs-preflight/1"
-_COLOURS = {"CRITICAL": "\033[1;31m", "ERROR": "\033[31m", "WARNING": "\033[33m", "OK": "\033[32m",
-            "SKIPPED": "\033[2m"}
+_COLOURS = {
+    "CRITICAL": "\033[1;31m",
+    "ERROR": "\033[31m",
+    "WARNING": "\033[33m",
+    "OK": "\033[32m",
+    "SKIPPED": "\033[2m",
+}
 _RESET = "\033[0m"
 
 
@@ -30,8 +35,12 @@ def use_colour(stream: TextIO, requested: str = "auto") -> bool:
 
 def summary_line(report: Report) -> str:
     c = report.counts()
-    parts = [f"{c['CRITICAL']} critical", f"{c['ERROR']} error{'s' if c['ERROR'] != 1 else ''}",
-             f"{c['WARNING']} warning{'s' if c['WARNING'] != 1 else ''}", f"{c['OK']} ok"]
+    parts = [
+        f"{c['CRITICAL']} critical",
+        f"{c['ERROR']} error{'s' if c['ERROR'] != 1 else ''}",
+        f"{c['WARNING']} warning{'s' if c['WARNING'] != 1 else ''}",
+        f"{c['OK']} ok",
+    ]
     if c["SKIPPED"]:
         parts.append(f"{c['SKIPPED']} skipped")
     return ", ".join(parts) + f" ({len(report.results)} results in {report.duration:.1f} s)"
@@ -97,8 +106,10 @@ def _label(v: object) -> str:
 
 def render_prometheus(report: Report, prefix: str = "securenfs_preflight") -> str:
     """Text exposition format for node_exporter's textfile collector."""
-    lines = [f"# HELP {prefix}_check_status Worst severity per check: 0 ok, 10 warning, 20 error, 30 critical.",
-             f"# TYPE {prefix}_check_status gauge"]
+    lines = [
+        f"# HELP {prefix}_check_status Worst severity per check: 0 ok, 10 warning, 20 error, 30 critical.",
+        f"# TYPE {prefix}_check_status gauge",
+    ]
     worst: dict[tuple[str, str], Result] = {}
     for r in report.results:
         k = (r.id, r.key)
@@ -110,27 +121,40 @@ def render_prometheus(report: Report, prefix: str = "securenfs_preflight") -> st
             labels += f',key="{_label(key)}"'
         labels += f',skipped="{str(r.skipped).lower()}"'
         lines.append(f"{prefix}_check_status{{{labels}}} {int(r.severity)}")
-    lines += [f"# HELP {prefix}_results Number of results per status.", f"# TYPE {prefix}_results gauge"]
+    lines += [
+        f"# HELP {prefix}_results Number of results per status.",
+        f"# TYPE {prefix}_results gauge",
+    ]
     for status, n in report.counts().items():
         lines.append(f'{prefix}_results{{status="{status}"}} {n}')
     offsets = [(r.id, r.kw["offset"]) for r in report.results if "offset" in r.kw]
     if offsets:
-        lines += [f"# HELP {prefix}_clock_offset_seconds Clock offset against NTP (TIME-001) and the KDC (TIME-004).",
-                  f"# TYPE {prefix}_clock_offset_seconds gauge"]
+        lines += [
+            f"# HELP {prefix}_clock_offset_seconds Clock offset against NTP (TIME-001) and the KDC (TIME-004).",
+            f"# TYPE {prefix}_clock_offset_seconds gauge",
+        ]
         for cid, off in offsets:
             lines.append(f'{prefix}_clock_offset_seconds{{id="{cid}"}} {float(off):.6f}')
-    kvnos = [(r.key, r.kw["expected"]) for r in report.results if r.id == "KT-006" and "expected" in r.kw]
+    kvnos = [
+        (r.key, r.kw["expected"]) for r in report.results if r.id == "KT-006" and "expected" in r.kw
+    ]
     if kvnos:
-        lines += [f"# HELP {prefix}_kdc_kvno Key version the KDC issues tickets under.",
-                  f"# TYPE {prefix}_kdc_kvno gauge"]
+        lines += [
+            f"# HELP {prefix}_kdc_kvno Key version the KDC issues tickets under.",
+            f"# TYPE {prefix}_kdc_kvno gauge",
+        ]
         lines += [f'{prefix}_kdc_kvno{{principal="{_label(k)}"}} {int(v)}' for k, v in kvnos]
     lease = [r.kw["lease_time"] for r in report.results if "lease_time" in r.kw]
     if lease:
         lines += [f"# TYPE {prefix}_lease_seconds gauge", f"{prefix}_lease_seconds {int(lease[0])}"]
-    lines += [f"# TYPE {prefix}_last_run_timestamp_seconds gauge",
-              f"{prefix}_last_run_timestamp_seconds {report.started:.3f}",
-              f"# TYPE {prefix}_duration_seconds gauge", f"{prefix}_duration_seconds {report.duration:.6f}",
-              f"# TYPE {prefix}_worst_level gauge", f"{prefix}_worst_level {int(report.worst)}"]
+    lines += [
+        f"# TYPE {prefix}_last_run_timestamp_seconds gauge",
+        f"{prefix}_last_run_timestamp_seconds {report.started:.3f}",
+        f"# TYPE {prefix}_duration_seconds gauge",
+        f"{prefix}_duration_seconds {report.duration:.6f}",
+        f"# TYPE {prefix}_worst_level gauge",
+        f"{prefix}_worst_level {int(report.worst)}",
+    ]
     return "\n".join(lines) + "\n"
 
 

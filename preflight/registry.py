@@ -11,7 +11,7 @@ if TYPE_CHECKING:
     from preflight.result import Result
 
 CheckOutput = Union["Result", list["Result"]]
-Requires = Union[Sequence[str], Callable[["RunContext"], Sequence[str]]]
+Requires = Union[Sequence[str], Callable[["RunContext"], Sequence[str]]]  # noqa: UP007
 
 
 @dataclass(slots=True)
@@ -19,7 +19,7 @@ class Check:
     id: str
     name: str
     area: str
-    func: Callable[["RunContext"], CheckOutput]
+    func: Callable[[RunContext], CheckOutput]
     # Prerequisites: when one of them ends at ERROR or worse, this check is SKIPPED.
     requires: Requires = ()
     # Strict prerequisites: skipped already when one of them ends at WARNING.
@@ -27,7 +27,7 @@ class Check:
     doc: str = ""
     profile: tuple[str, ...] = ("startup", "full")
 
-    def prerequisites(self, ctx: "RunContext") -> list[str]:
+    def prerequisites(self, ctx: RunContext) -> list[str]:
         req = self.requires(ctx) if callable(self.requires) else self.requires
         return list(dict.fromkeys([*req, *self.requires_clean]))
 
@@ -43,6 +43,7 @@ class Registry:
 
     def select(self, only: Sequence[str] = (), skip: Sequence[str] = ()) -> list[Check]:
         """Checks to run; ids match exactly or by prefix (``DNS`` selects every DNS-nnn)."""
+
         def hit(cid: str, pats: Sequence[str]) -> bool:
             return any(cid == p or cid.startswith(p.rstrip("-") + "-") for p in pats)
 
@@ -62,12 +63,16 @@ def check(
     requires: Requires = (),
     requires_clean: Sequence[str] = (),
     doc: str = "",
-) -> Callable[[Callable[["RunContext"], CheckOutput]], Callable[["RunContext"], CheckOutput]]:
+) -> Callable[[Callable[[RunContext], CheckOutput]], Callable[[RunContext], CheckOutput]]:
     """Register a check function under a stable id."""
 
-    def deco(func: Callable[["RunContext"], CheckOutput]) -> Callable[["RunContext"], CheckOutput]:
+    def deco(func: Callable[[RunContext], CheckOutput]) -> Callable[[RunContext], CheckOutput]:
         area = func.__module__.rsplit(".", 1)[-1]
-        REGISTRY.add(Check(id, name, area, func, requires, requires_clean, doc or (func.__doc__ or "").strip()))
+        REGISTRY.add(
+            Check(
+                id, name, area, func, requires, requires_clean, doc or (func.__doc__ or "").strip()
+            )
+        )
         return func
 
     return deco

@@ -50,7 +50,7 @@ def make_resolver(settings: PreflightSettings) -> dns.resolver.Resolver:
                 ipaddress.ip_address(host)
                 addr = host
             except ValueError:
-                addr = socket.getaddrinfo(host, port, type=socket.SOCK_DGRAM)[0][4][0]
+                addr = str(socket.getaddrinfo(host, port, type=socket.SOCK_DGRAM)[0][4][0])
             servers.append(dns.nameserver.Do53Nameserver(addr, port))
         r.nameservers = servers
     r.timeout = settings.peer_timeout
@@ -62,8 +62,12 @@ def make_resolver(settings: PreflightSettings) -> dns.resolver.Resolver:
 def lookup(resolver: dns.resolver.Resolver, name: str, rdtype: str) -> Lookup:
     res = Lookup(_strip(name), rdtype)
     try:
-        ans = resolver.resolve(name if name.endswith(".") else name + ".", rdtype, search=False,
-                               raise_on_no_answer=True)
+        ans = resolver.resolve(
+            name if name.endswith(".") else name + ".",
+            rdtype,
+            search=False,
+            raise_on_no_answer=True,
+        )
     except dns.resolver.NXDOMAIN:
         res.error = "NXDOMAIN"
         return res

@@ -20,11 +20,13 @@ class Severity(enum.IntEnum):
         return self.name.lower()
 
     @classmethod
-    def parse(cls, text: str) -> "Severity":
+    def parse(cls, text: str) -> Severity:
         try:
             return cls[text.strip().upper()]
         except KeyError:
-            raise ValueError(f"unknown severity {text!r} (use ok, warning, error, critical)") from None
+            raise ValueError(
+                f"unknown severity {text!r} (use ok, warning, error, critical)"
+            ) from None
 
 
 @dataclass(slots=True)

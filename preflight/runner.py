@@ -78,11 +78,16 @@ def run_checks(
         try:
             res = _normalise(check, check.func(ctx))
         except Exception as exc:  # noqa: BLE001 - a crashing check is a finding, not a crash
-            res = [Result(check.id, Severity.CRITICAL,
-                          f"check {check.id} ({check.name}) crashed: {type(exc).__name__}: {exc}",
-                          detail=traceback.format_exc(),
-                          remedy="This is a bug in the check; please report it with the detail above.",
-                          check=check.name)]
+            res = [
+                Result(
+                    check.id,
+                    Severity.CRITICAL,
+                    f"check {check.id} ({check.name}) crashed: {type(exc).__name__}: {exc}",
+                    detail=traceback.format_exc(),
+                    remedy="This is a bug in the check; please report it with the detail above.",
+                    check=check.name,
+                )
+            ]
         dur = time.monotonic() - start
         for r in res:
             r.duration = dur
@@ -115,11 +120,18 @@ def run_checks(
             for cid, (_, start, deadline) in list(running.items()):
                 if now >= deadline:
                     c = selected[cid]
-                    done[cid] = [Result(cid, Severity.ERROR,
-                                        f"{c.name} did not finish within {settings.timeout:g} s",
-                                        detail="The check was abandoned; a network peer is probably not answering.",
-                                        remedy="Check that the servers this check talks to are reachable, "
-                                        "or raise --timeout.", check=c.name, duration=now - start)]
+                    done[cid] = [
+                        Result(
+                            cid,
+                            Severity.ERROR,
+                            f"{c.name} did not finish within {settings.timeout:g} s",
+                            detail="The check was abandoned; a network peer is probably not answering.",
+                            remedy="Check that the servers this check talks to are reachable, "
+                            "or raise --timeout.",
+                            check=c.name,
+                            duration=now - start,
+                        )
+                    ]
                     ctx.results[cid] = done[cid]
                     del running[cid]
             # Start or skip every check whose prerequisites are done.
@@ -131,12 +143,21 @@ def run_checks(
                     why, level = skip_reason(cid)
                     c = selected[cid]
                     if why:
-                        done[cid] = [Result(cid, level, f"{c.name} skipped: {', '.join(why)} did not pass",
-                                            detail=f"Fix {', '.join(why)} first; this check depends on it.",
-                                            check=c.name, skipped_because=why)]
+                        done[cid] = [
+                            Result(
+                                cid,
+                                level,
+                                f"{c.name} skipped: {', '.join(why)} did not pass",
+                                detail=f"Fix {', '.join(why)} first; this check depends on it.",
+                                check=c.name,
+                                skipped_because=why,
+                            )
+                        ]
                         ctx.results[cid] = done[cid]
                         continue
-                    th = threading.Thread(target=worker, args=(c,), name=f"preflight-{cid}", daemon=True)
+                    th = threading.Thread(
+                        target=worker, args=(c,), name=f"preflight-{cid}", daemon=True
+                    )
                     start = time.monotonic()
                     running[cid] = (th, start, start + settings.timeout)
                     th.start()
@@ -145,8 +166,14 @@ def run_checks(
             if pending and not running:
                 # Only possible with a dependency cycle: report rather than hang.
                 for cid in pending:
-                    done[cid] = [Result(cid, Severity.CRITICAL, f"check {cid} has circular prerequisites",
-                                        check=selected[cid].name)]
+                    done[cid] = [
+                        Result(
+                            cid,
+                            Severity.CRITICAL,
+                            f"check {cid} has circular prerequisites",
+                            check=selected[cid].name,
+                        )
+                    ]
                 pending.clear()
                 continue
             if running:

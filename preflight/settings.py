@@ -28,15 +28,19 @@ class ExportSpec:
         return "sys" in self.flavors
 
     @classmethod
-    def parse(cls, text: str) -> "ExportSpec":
+    def parse(cls, text: str) -> ExportSpec:
         """``PSEUDO:PATH:FLAVOR[,FLAVOR...]`` as given on the command line."""
         parts = text.split(":")
         if len(parts) != 3 or not parts[0] or not parts[1]:
-            raise ValueError(f"--export {text!r}: expected PSEUDO:PATH:FLAVORS, e.g. /data:/srv/data:krb5p,krb5i")
+            raise ValueError(
+                f"--export {text!r}: expected PSEUDO:PATH:FLAVORS, e.g. /data:/srv/data:krb5p,krb5i"
+            )
         flavors = [f.strip() for f in parts[2].split(",") if f.strip()]
         bad = [f for f in flavors if f not in KERBEROS_FLAVORS | {"sys", "none"}]
         if bad or not flavors:
-            raise ValueError(f"--export {text!r}: unknown flavor(s) {bad or '(none)'}; use krb5p, krb5i, krb5, sys")
+            raise ValueError(
+                f"--export {text!r}: unknown flavor(s) {bad or '(none)'}; use krb5p, krb5i, krb5, sys"
+            )
         return cls(parts[0], Path(parts[1]), flavors)
 
 
@@ -77,7 +81,7 @@ class PreflightSettings:
         return Path(first) if first else DEFAULT_KRB5_CONF
 
     @classmethod
-    def from_server_config(cls, cfg: Any) -> "PreflightSettings":
+    def from_server_config(cls, cfg: Any) -> PreflightSettings:
         """Build settings from the object ``securenfs.config.load_config`` returns."""
         server = cfg.server
         krb = cfg.kerberos
@@ -93,7 +97,10 @@ class PreflightSettings:
             local_realms=list(idmap.get("local_realms") or []),
             ldap_uris=list(ldap.get("uris") or []),
             ldap_base_dn=str(ldap.get("base_dn") or ""),
-            exports=[ExportSpec(str(e.pseudo), Path(e.path), list(e.sec)) for e in getattr(cfg, "exports", [])],
+            exports=[
+                ExportSpec(str(e.pseudo), Path(e.path), list(e.sec))
+                for e in getattr(cfg, "exports", [])
+            ],
             lease_time=int(getattr(server, "lease_time", 90)),
             grace_time=int(getattr(server, "grace_time", 90)),
             state_dir=Path(getattr(server, "state_dir", "/var/lib/securenfs")),

@@ -8,16 +8,19 @@ KRB_AP_ERR_SKEW.  We warn well before that.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
-import ntplib
+import ntplib  # type: ignore[import-untyped]
 
 from preflight.context import RunContext
 from preflight.registry import check
 from preflight.result import Result, Severity, critical, error, ok, warning
 from preflight.settings import split_host_port
 
-REMEDY = ("Run a time service pointing at the domain's time sources (AD: the domain controllers; "
-          "IPA: the IPA servers): enable chronyd and run `chronyc makestep`.")
+REMEDY = (
+    "Run a time service pointing at the domain's time sources (AD: the domain controllers; "
+    "IPA: the IPA servers): enable chronyd and run `chronyc makestep`."
+)
 
 
 @dataclass(slots=True)
@@ -49,17 +52,37 @@ def judge_offset(ctx: RunContext, id: str, offset: float, against: str) -> Resul
     s = ctx.settings
     a = abs(offset)
     what = f"clock differs from {against} by {offset:+.3f} s"
-    kw = {"offset": offset, "against": against, "warn": s.clock_warn, "error": s.clock_error,
-          "clockskew": s.clockskew}
+    kw: dict[str, Any] = {
+        "offset": offset,
+        "against": against,
+        "warn": s.clock_warn,
+        "error": s.clock_error,
+        "clockskew": s.clockskew,
+    }
     if a >= s.clockskew:
-        return critical(id, f"{what}: beyond Kerberos' {s.clockskew:g} s limit",
-                        "Every Kerberos authentication fails with 'Clock skew too great'.", REMEDY, **kw)
+        return critical(
+            id,
+            f"{what}: beyond Kerberos' {s.clockskew:g} s limit",
+            "Every Kerberos authentication fails with 'Clock skew too great'.",
+            REMEDY,
+            **kw,
+        )
     if a >= s.clock_error:
-        return error(id, f"{what} (error threshold {s.clock_error:g} s)",
-                     f"Kerberos fails at {s.clockskew:g} s; this clock is drifting towards it.", REMEDY, **kw)
+        return error(
+            id,
+            f"{what} (error threshold {s.clock_error:g} s)",
+            f"Kerberos fails at {s.clockskew:g} s; this clock is drifting towards it.",
+            REMEDY,
+            **kw,
+        )
     if a >= s.clock_warn:
-        return warning(id, f"{what} (warning threshold {s.clock_warn:g} s)",
-                       "Leases and ticket lifetimes are judged on this clock.", REMEDY, **kw)
+        return warning(
+            id,
+            f"{what} (warning threshold {s.clock_warn:g} s)",
+            "Leases and ticket lifetimes are judged on this clock.",
+            REMEDY,
+            **kw,
+        )
     return ok(id, what, **kw)
 
 
@@ -67,18 +90,29 @@ def judge_offset(ctx: RunContext, id: str, offset: float, against: str) -> Resul
 def ntp_reachable(ctx: RunContext) -> Result:
     """At least one configured NTP server answers, so the clock can be measured."""
     if not ctx.settings.ntp_servers:
-        return warning("TIME-003", "no NTP servers configured; the clock offset is not measured",
-                       remedy="List the domain's time sources under [preflight] ntp_servers (or --ntp-server).")
+        return warning(
+            "TIME-003",
+            "no NTP servers configured; the clock offset is not measured",
+            remedy="List the domain's time sources under [preflight] ntp_servers (or --ntp-server).",
+        )
     answers = query_ntp(ctx)
     dead = [a for a in answers if a.offset is None]
     detail = "\n".join(f"{a.server}: {a.error}" for a in dead)
     if len(dead) == len(answers):
-        return warning("TIME-003", f"no NTP server answered ({len(dead)} tried)", detail,
-                       "Allow UDP port 123 to the time servers, or fix the server list.",
-                       servers=[a.server for a in answers])
+        return warning(
+            "TIME-003",
+            f"no NTP server answered ({len(dead)} tried)",
+            detail,
+            "Allow UDP port 123 to the time servers, or fix the server list.",
+            servers=[a.server for a in answers],
+        )
     if dead:
-        return warning("TIME-003", f"{len(dead)} of {len(answers)} NTP servers did not answer", detail,
-                       "Remove dead servers from the list or fix their reachability.")
+        return warning(
+            "TIME-003",
+            f"{len(dead)} of {len(answers)} NTP servers did not answer",
+            detail,
+            "Remove dead servers from the list or fix their reachability.",
+        )
     return ok("TIME-003", f"all {len(answers)} NTP servers answered")
 
 
@@ -87,12 +121,22 @@ def ntp_offset(ctx: RunContext) -> Result:
     """The local clock against each configured NTP server."""
     answers = [a for a in query_ntp(ctx) if a.offset is not None]
     if not answers:
-        why = "no NTP servers configured" if not ctx.settings.ntp_servers else "no NTP server answered"
-        return Result("TIME-001", Severity.OK if not ctx.settings.ntp_servers else Severity.WARNING,
-                      f"clock offset not measured: {why}", skipped_because=["TIME-003"])
+        why = (
+            "no NTP servers configured"
+            if not ctx.settings.ntp_servers
+            else "no NTP server answered"
+        )
+        return Result(
+            "TIME-001",
+            Severity.OK if not ctx.settings.ntp_servers else Severity.WARNING,
+            f"clock offset not measured: {why}",
+            skipped_because=["TIME-003"],
+        )
     worst = max(answers, key=lambda a: abs(a.offset or 0.0))
     res = judge_offset(ctx, "TIME-001", worst.offset or 0.0, f"NTP server {worst.server}")
-    res.detail = "\n".join(filter(None, [res.detail] + [f"{a.server}: {a.offset:+.3f} s" for a in answers]))
+    res.detail = "\n".join(
+        filter(None, [res.detail] + [f"{a.server}: {a.offset:+.3f} s" for a in answers])
+    )
     return res
 
 
@@ -103,7 +147,10 @@ def kdc_offset(ctx: RunContext) -> Result:
 
     answers = [a for a in kdc_answers(ctx) if a.offset is not None]
     if not answers:
-        return warning("TIME-004", "could not learn the KDC's time",
-                       remedy="See KDC-001: no KDC answered with a timestamp.")
+        return warning(
+            "TIME-004",
+            "could not learn the KDC's time",
+            remedy="See KDC-001: no KDC answered with a timestamp.",
+        )
     worst = max(answers, key=lambda a: abs(a.offset or 0.0))
     return judge_offset(ctx, "TIME-004", worst.offset or 0.0, f"KDC {worst.host}:{worst.port}")

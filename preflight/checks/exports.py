@@ -10,8 +10,19 @@ from preflight.registry import check
 from preflight.result import Result, Severity, critical, error, ok, warning
 
 # Checks a Kerberos flavor depends on; the start-up gate uses the same list.
-KERBEROS_PREREQUISITES = ("TIME-001", "TIME-004", "KRB-001", "KRB-004", "KDC-001", "KT-001", "KT-002",
-                          "KT-003", "KDC-002", "KT-006", "GSS-001")
+KERBEROS_PREREQUISITES = (
+    "TIME-001",
+    "TIME-004",
+    "KRB-001",
+    "KRB-004",
+    "KDC-001",
+    "KT-001",
+    "KT-002",
+    "KT-003",
+    "KDC-002",
+    "KT-006",
+    "GSS-001",
+)
 
 VOLATILE_FS = {"tmpfs", "ramfs", "devtmpfs", "overlay-tmpfs"}
 
@@ -27,18 +38,40 @@ def paths_exist(ctx: RunContext) -> list[Result]:
     for e in ctx.settings.exports:
         if not e.path.is_dir():
             why = "does not exist" if not e.path.exists() else "is not a directory"
-            out.append(Result("EXP-001", Severity.CRITICAL, f"export {e.pseudo}: {e.path} {why}",
-                              remedy=f"Create {e.path} or fix the export's path.", key=e.pseudo))
+            out.append(
+                Result(
+                    "EXP-001",
+                    Severity.CRITICAL,
+                    f"export {e.pseudo}: {e.path} {why}",
+                    remedy=f"Create {e.path} or fix the export's path.",
+                    key=e.pseudo,
+                )
+            )
         else:
-            out.append(Result("EXP-001", Severity.OK, f"export {e.pseudo}: {e.path} is a directory", key=e.pseudo))
+            out.append(
+                Result(
+                    "EXP-001",
+                    Severity.OK,
+                    f"export {e.pseudo}: {e.path} is a directory",
+                    key=e.pseudo,
+                )
+            )
     return out or [ok("EXP-001", "no exports configured")]
 
 
 @check("EXP-002", "KerberosExportsServable", requires=_kerberos_requires)
 def kerberos_servable(ctx: RunContext) -> list[Result]:
     """Each Kerberos export's flavors can be served: every Kerberos check it depends on passed."""
-    out = [Result("EXP-002", Severity.OK, f"export {e.pseudo} can serve {', '.join(e.flavors)}", key=e.pseudo)
-           for e in ctx.settings.exports if e.kerberos]
+    out = [
+        Result(
+            "EXP-002",
+            Severity.OK,
+            f"export {e.pseudo} can serve {', '.join(e.flavors)}",
+            key=e.pseudo,
+        )
+        for e in ctx.settings.exports
+        if e.kerberos
+    ]
     return out or [ok("EXP-002", "no Kerberos exports configured")]
 
 
@@ -51,11 +84,17 @@ def auth_sys(ctx: RunContext) -> list[Result]:
     for e in exports:
         if e.auth_sys and kerberised:
             mixed = " alongside Kerberos" if e.kerberos else ""
-            out.append(Result("EXP-003", Severity.WARNING, f"export {e.pseudo} allows AUTH_SYS{mixed}",
-                              "AUTH_SYS trusts whatever uid the client claims; any host that can reach the "
-                              "server can act as any user on this export.",
-                              f"Remove 'sys' from export {e.pseudo} unless it is meant for trusted hosts only.",
-                              key=e.pseudo))
+            out.append(
+                Result(
+                    "EXP-003",
+                    Severity.WARNING,
+                    f"export {e.pseudo} allows AUTH_SYS{mixed}",
+                    "AUTH_SYS trusts whatever uid the client claims; any host that can reach the "
+                    "server can act as any user on this export.",
+                    f"Remove 'sys' from export {e.pseudo} unless it is meant for trusted hosts only.",
+                    key=e.pseudo,
+                )
+            )
     return out or [ok("EXP-003", "no AUTH_SYS exports on this Kerberos server")]
 
 
@@ -65,12 +104,21 @@ def lease(ctx: RunContext) -> Result:
     lt = ctx.settings.lease_time
     remedy = "Use 60-90 s (lease_time in [server])."
     if lt < 10:
-        return error("LEASE-001", f"lease_time {lt} s is far too short", "Clients that pause lose opens and locks.",
-                     remedy, lease_time=lt)
+        return error(
+            "LEASE-001",
+            f"lease_time {lt} s is far too short",
+            "Clients that pause lose opens and locks.",
+            remedy,
+            lease_time=lt,
+        )
     if lt < 30:
-        return warning("LEASE-001", f"lease_time {lt} s is below 30 s",
-                       f"A client stalled for more than {lt} s (GC pause, network blip) loses opens and locks.",
-                       remedy, lease_time=lt)
+        return warning(
+            "LEASE-001",
+            f"lease_time {lt} s is below 30 s",
+            f"A client stalled for more than {lt} s (GC pause, network blip) loses opens and locks.",
+            remedy,
+            lease_time=lt,
+        )
     return ok("LEASE-001", f"lease_time {lt} s", lease_time=lt)
 
 
@@ -79,12 +127,21 @@ def grace(ctx: RunContext) -> Result:
     """grace_time of at least 30 s and at least one lease, so clients can reclaim after a restart."""
     gt, lt = ctx.settings.grace_time, ctx.settings.lease_time
     if gt < lt:
-        return error("LEASE-002", f"grace_time {gt} s is shorter than lease_time {lt} s",
-                     "Clients that renew once per lease may miss the grace period and lose their locks.",
-                     f"Set grace_time >= lease_time ({lt} s).", grace_time=gt)
+        return error(
+            "LEASE-002",
+            f"grace_time {gt} s is shorter than lease_time {lt} s",
+            "Clients that renew once per lease may miss the grace period and lose their locks.",
+            f"Set grace_time >= lease_time ({lt} s).",
+            grace_time=gt,
+        )
     if gt < 30:
-        return warning("LEASE-002", f"grace_time {gt} s is below 30 s",
-                       "Clients may not notice the restart in time to reclaim.", "Use 60-90 s.", grace_time=gt)
+        return warning(
+            "LEASE-002",
+            f"grace_time {gt} s is below 30 s",
+            "Clients may not notice the restart in time to reclaim.",
+            "Use 60-90 s.",
+            grace_time=gt,
+        )
     return ok("LEASE-002", f"grace_time {gt} s", grace_time=gt)
 
 
@@ -99,7 +156,9 @@ def fs_type(path: Path) -> str:
                 if len(parts) < 3:
                     continue
                 mnt = parts[1].replace("\\040", " ")
-                if (real == mnt or real.startswith(mnt.rstrip("/") + "/")) and len(mnt) >= len(best):
+                if (real == mnt or real.startswith(mnt.rstrip("/") + "/")) and len(mnt) >= len(
+                    best
+                ):
                     best, best_type = mnt, parts[2]
     except OSError:
         return ""
@@ -113,10 +172,16 @@ def state_dir(ctx: RunContext) -> Result:
     if not d.exists():
         parent = d.parent
         if parent.is_dir() and os.access(parent, os.W_OK):
-            return warning("STATE-001", f"state directory {d} does not exist yet",
-                           remedy=f"It will be created at start; create it now with `install -d -m 700 {d}`.")
-        return critical("STATE-001", f"state directory {d} does not exist and cannot be created",
-                        remedy=f"Create it: `install -d -m 700 {d}`.")
+            return warning(
+                "STATE-001",
+                f"state directory {d} does not exist yet",
+                remedy=f"It will be created at start; create it now with `install -d -m 700 {d}`.",
+            )
+        return critical(
+            "STATE-001",
+            f"state directory {d} does not exist and cannot be created",
+            remedy=f"Create it: `install -d -m 700 {d}`.",
+        )
     if not d.is_dir():
         return critical("STATE-001", f"state directory {d} is not a directory")
     probe = d / f".preflight-{os.getpid()}"
@@ -133,12 +198,19 @@ def state_dir(ctx: RunContext) -> Result:
                 p.unlink()
             except OSError:
                 pass
-        return critical("STATE-001", f"state directory {d} is not writable: {exc.strerror or exc}",
-                        "Client records cannot be stored; reclaim after restart is impossible.",
-                        f"Give the server's user write access to {d}.")
+        return critical(
+            "STATE-001",
+            f"state directory {d} is not writable: {exc.strerror or exc}",
+            "Client records cannot be stored; reclaim after restart is impossible.",
+            f"Give the server's user write access to {d}.",
+        )
     t = fs_type(d)
     if t in VOLATILE_FS:
-        return error("STATE-001", f"state directory {d} is on {t}, which is lost at reboot",
-                     "After a reboot the server forgets its clients and must refuse or wrongly grant reclaims.",
-                     "Put state_dir on persistent storage (e.g. /var/lib/securenfs).", fs=t)
+        return error(
+            "STATE-001",
+            f"state directory {d} is on {t}, which is lost at reboot",
+            "After a reboot the server forgets its clients and must refuse or wrongly grant reclaims.",
+            "Put state_dir on persistent storage (e.g. /var/lib/securenfs).",
+            fs=t,
+        )
     return ok("STATE-001", f"state directory {d} is writable and persistent ({t or 'unknown fs'})")

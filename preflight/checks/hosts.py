@@ -76,12 +76,17 @@ def not_loopback(ctx: RunContext) -> Result:
     for ln in lines:
         if ln.address in LOOPBACK_DEFAULTS and (fqdn in ln.names or short in ln.names):
             which = fqdn if fqdn in ln.names else short
-            return error("HOSTS-001", f"{path} line {ln.lineno} maps {which} to {ln.address}",
-                         "This host then resolves its own name to loopback: the acceptor name, "
-                         "getfqdn() and rpc.gssd/gssproxy pick the wrong principal (the Debian "
-                         "installer's '127.0.1.1 host.domain host' line is the usual cause).",
-                         f"Edit {path} line {ln.lineno}: map {which} to the real interface address, "
-                         "or remove it and rely on DNS.", line=ln.lineno, address=ln.address)
+            return error(
+                "HOSTS-001",
+                f"{path} line {ln.lineno} maps {which} to {ln.address}",
+                "This host then resolves its own name to loopback: the acceptor name, "
+                "getfqdn() and rpc.gssd/gssproxy pick the wrong principal (the Debian "
+                "installer's '127.0.1.1 host.domain host' line is the usual cause).",
+                f"Edit {path} line {ln.lineno}: map {which} to the real interface address, "
+                "or remove it and rely on DNS.",
+                line=ln.lineno,
+                address=ln.address,
+            )
     return ok("HOSTS-001", f"{path} does not map {fqdn} to loopback")
 
 
@@ -99,12 +104,15 @@ def agrees_with_dns(ctx: RunContext) -> Result:
         return ok("HOSTS-002", f"{ctx.settings.hosts_file} has no address for {fqdn}; DNS decides")
     dns_addrs = set(dns_facts(ctx).addresses)
     if local - dns_addrs:
-        return warning("HOSTS-002",
-                       f"{ctx.settings.hosts_file} says {fqdn} is {', '.join(sorted(local))}, DNS says "
-                       f"{', '.join(sorted(dns_addrs)) or 'nothing'}",
-                       "This host and its clients disagree about its address.",
-                       f"Make the {ctx.settings.hosts_file} entry match DNS, or remove it.",
-                       hosts=sorted(local), dns=sorted(dns_addrs))
+        return warning(
+            "HOSTS-002",
+            f"{ctx.settings.hosts_file} says {fqdn} is {', '.join(sorted(local))}, DNS says "
+            f"{', '.join(sorted(dns_addrs)) or 'nothing'}",
+            "This host and its clients disagree about its address.",
+            f"Make the {ctx.settings.hosts_file} entry match DNS, or remove it.",
+            hosts=sorted(local),
+            dns=sorted(dns_addrs),
+        )
     return ok("HOSTS-002", f"{ctx.settings.hosts_file} agrees with DNS for {fqdn}")
 
 
@@ -117,11 +125,14 @@ def fqdn_first(ctx: RunContext) -> Result:
     fqdn, short = _names(ctx)
     for ln in lines:
         if short in ln.names and fqdn in ln.names and ln.names.index(short) < ln.names.index(fqdn):
-            return warning("HOSTS-003",
-                           f"{ctx.settings.hosts_file} line {ln.lineno} lists {short} before {fqdn}",
-                           "The first name is the canonical one: getfqdn() returns the short name and "
-                           "principals are built from it.",
-                           f"Reorder line {ln.lineno}: '{ln.address} {fqdn} {short}'.", line=ln.lineno)
+            return warning(
+                "HOSTS-003",
+                f"{ctx.settings.hosts_file} line {ln.lineno} lists {short} before {fqdn}",
+                "The first name is the canonical one: getfqdn() returns the short name and "
+                "principals are built from it.",
+                f"Reorder line {ln.lineno}: '{ln.address} {fqdn} {short}'.",
+                line=ln.lineno,
+            )
     return ok("HOSTS-003", "the FQDN comes first wherever this host is named")
 
 
@@ -138,11 +149,17 @@ def duplicates(ctx: RunContext) -> Result:
             key = (name, ln.family)
             if key in seen and seen[key].lineno != ln.lineno:
                 first = seen[key]
-                dups.append(f"{name}: line {first.lineno} ({first.address}) and line {ln.lineno} ({ln.address})")
+                dups.append(
+                    f"{name}: line {first.lineno} ({first.address}) and line {ln.lineno} ({ln.address})"
+                )
             else:
                 seen.setdefault(key, ln)
     if dups:
-        return warning("HOSTS-004", f"{ctx.settings.hosts_file} names {dups[0].split(':')[0]} on more than one line",
-                       "\n".join(dups), "Keep one line per name and address family; later lines are ignored.",
-                       duplicates=dups)
+        return warning(
+            "HOSTS-004",
+            f"{ctx.settings.hosts_file} names {dups[0].split(':')[0]} on more than one line",
+            "\n".join(dups),
+            "Keep one line per name and address family; later lines are ignored.",
+            duplicates=dups,
+        )
     return ok("HOSTS-004", f"no duplicate names in {ctx.settings.hosts_file}")

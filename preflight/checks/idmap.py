@@ -24,16 +24,25 @@ def domain_set(ctx: RunContext) -> Result:
     dns_domain = fqdn.split(".", 1)[1] if "." in fqdn else ""
     realm = ctx.realm
     if not d or d == "localdomain":
-        return critical("IDM-001", "the NFSv4 ID-mapping domain is not set" if not d else
-                        "the NFSv4 ID-mapping domain is 'localdomain'",
-                        "Owners are sent as user@domain; with no shared domain clients show nobody:nobody.",
-                        f"Set [idmap] domain = {dns_domain or realm.lower() or 'example.com'} and the same "
-                        "Domain = in /etc/idmapd.conf on every client.")
+        return critical(
+            "IDM-001",
+            "the NFSv4 ID-mapping domain is not set"
+            if not d
+            else "the NFSv4 ID-mapping domain is 'localdomain'",
+            "Owners are sent as user@domain; with no shared domain clients show nobody:nobody.",
+            f"Set [idmap] domain = {dns_domain or realm.lower() or 'example.com'} and the same "
+            "Domain = in /etc/idmapd.conf on every client.",
+        )
     if d not in {dns_domain, realm.lower()}:
-        return warning("IDM-001", f"NFSv4 domain '{d}' is neither the DNS domain '{dns_domain}' nor the realm "
-                       f"'{realm}'", "Clients without an explicit Domain = use their DNS domain.",
-                       f"Set Domain = {d} in /etc/idmapd.conf on every client (or publish "
-                       f"_nfsv4idmapdomain TXT \"{d}\").", domain=d, dns_domain=dns_domain)
+        return warning(
+            "IDM-001",
+            f"NFSv4 domain '{d}' is neither the DNS domain '{dns_domain}' nor the realm '{realm}'",
+            "Clients without an explicit Domain = use their DNS domain.",
+            f"Set Domain = {d} in /etc/idmapd.conf on every client (or publish "
+            f'_nfsv4idmapdomain TXT "{d}").',
+            domain=d,
+            dns_domain=dns_domain,
+        )
     return ok("IDM-001", f"NFSv4 domain is {d}", domain=d)
 
 
@@ -61,16 +70,24 @@ def ldap_reachable(ctx: RunContext) -> Result:
             lines.append(f"{uri}: {exc.strerror or exc or 'timed out'}")
     detail = "\n".join(lines)
     if not good:
-        return critical("LDAP-001", f"no LDAP server answered ({len(uris)} tried)", detail,
-                        "Check the [idmap.ldap] uris and that TCP port 389/636 is open.")
+        return critical(
+            "LDAP-001",
+            f"no LDAP server answered ({len(uris)} tried)",
+            detail,
+            "Check the [idmap.ldap] uris and that TCP port 389/636 is open.",
+        )
     if good < len(uris):
-        return warning("LDAP-001", f"{len(uris) - good} of {len(uris)} LDAP servers did not answer", detail,
-                       "Remove or fix the dead servers.")
+        return warning(
+            "LDAP-001",
+            f"{len(uris) - good} of {len(uris)} LDAP servers did not answer",
+            detail,
+            "Remove or fix the dead servers.",
+        )
     return ok("LDAP-001", f"{good} LDAP server(s) reachable", detail)
 
 
 def _ldap_conn(ctx: RunContext, uri: str):  # type: ignore[no-untyped-def]
-    import ldap
+    import ldap  # type: ignore[import-untyped]
 
     conn = ldap.initialize(uri)
     conn.set_option(ldap.OPT_NETWORK_TIMEOUT, ctx.settings.peer_timeout)
@@ -95,11 +112,17 @@ def base_dn(ctx: RunContext) -> Result:
         conn.search_s(s.ldap_base_dn, ldap.SCOPE_BASE, "(objectClass=*)", ["1.1"])
         conn.unbind_s()
     except ldap.NO_SUCH_OBJECT:
-        return error("LDAP-006", f"base DN {s.ldap_base_dn} does not exist on {s.ldap_uris[0]}",
-                     remedy="Fix [idmap.ldap] base_dn (see the server's namingContexts).")
+        return error(
+            "LDAP-006",
+            f"base DN {s.ldap_base_dn} does not exist on {s.ldap_uris[0]}",
+            remedy="Fix [idmap.ldap] base_dn (see the server's namingContexts).",
+        )
     except ldap.LDAPError as exc:
-        return error("LDAP-006", f"LDAP search of {s.ldap_base_dn} failed: {exc}",
-                     remedy="Check the server, the bind and the base DN.")
+        return error(
+            "LDAP-006",
+            f"LDAP search of {s.ldap_base_dn} failed: {exc}",
+            remedy="Check the server, the bind and the base DN.",
+        )
     return ok("LDAP-006", f"base DN {s.ldap_base_dn} answers")
 
 
@@ -112,26 +135,36 @@ def probe_user(ctx: RunContext) -> Result:
         return ok("IDM-003", "no probe user configured; lookup not tested")
     if s.ldap_uris:
         import ldap
-        from ldap.filter import escape_filter_chars
+        from ldap.filter import escape_filter_chars  # type: ignore[import-untyped]
 
         try:
             conn = _ldap_conn(ctx, s.ldap_uris[0])
             u = escape_filter_chars(user.split("@")[0])
-            found = conn.search_s(s.ldap_base_dn, ldap.SCOPE_SUBTREE,
-                                  f"(&(objectClass=posixAccount)(uid={u}))", ["uidNumber", "gidNumber"])
+            found = conn.search_s(
+                s.ldap_base_dn,
+                ldap.SCOPE_SUBTREE,
+                f"(&(objectClass=posixAccount)(uid={u}))",
+                ["uidNumber", "gidNumber"],
+            )
             conn.unbind_s()
         except ldap.LDAPError as exc:
             return error("IDM-003", f"LDAP lookup of {user} failed: {exc}")
         entries = [e for e in found if e[0]]
         if not entries:
-            return error("IDM-003", f"probe user {user} not found in LDAP under {s.ldap_base_dn}",
-                         remedy="Check the user exists and has the posixAccount object class.")
+            return error(
+                "IDM-003",
+                f"probe user {user} not found in LDAP under {s.ldap_base_dn}",
+                remedy="Check the user exists and has the posixAccount object class.",
+            )
         attrs = entries[0][1]
         uid = attrs.get("uidNumber", [b"?"])[0].decode()
         return ok("IDM-003", f"probe user {user} resolves to uid {uid}", uid=uid)
     try:
         pw = pwd.getpwnam(user.split("@")[0])
     except KeyError:
-        return error("IDM-003", f"probe user {user} is unknown to the system (getpwnam)",
-                     remedy="Check nsswitch.conf and SSSD/winbind, or the probe user name.")
+        return error(
+            "IDM-003",
+            f"probe user {user} is unknown to the system (getpwnam)",
+            remedy="Check nsswitch.conf and SSSD/winbind, or the probe user name.",
+        )
     return ok("IDM-003", f"probe user {user} resolves to uid {pw.pw_uid}", uid=pw.pw_uid)

@@ -19,13 +19,28 @@ from preflight.result import Result, Severity, critical, error, ok
 # RFC-free but well-known MIT/AD error texts and what they usually mean (design A.5).
 ERROR_HINTS = (
     ("clock skew", "The clocks differ too much: see TIME-001/TIME-004."),
-    ("server not found in kerberos database", "The KDC has no such service principal: create it, or "
-     "fix the name (DNS-003/DNS-004, KRB-005)."),
-    ("client not found in kerberos database", "The principal was deleted from the KDC (AD: the computer "
-     "object); re-join the host."),
-    ("preauthentication failed", "The keytab's key is not the KDC's: the keytab is stale (KT-006)."),
-    ("decrypt integrity check failed", "The keytab's key is not the KDC's: the keytab is stale (KT-006), "
-     "or two accounts share the principal (AD: `setspn -Q`)."),
+    (
+        "server not found in kerberos database",
+        (
+            "The KDC has no such service principal: create it, or "
+            "fix the name (DNS-003/DNS-004, KRB-005)."
+        ),
+    ),
+    (
+        "client not found in kerberos database",
+        ("The principal was deleted from the KDC (AD: the computer object); re-join the host."),
+    ),
+    (
+        "preauthentication failed",
+        "The keytab's key is not the KDC's: the keytab is stale (KT-006).",
+    ),
+    (
+        "decrypt integrity check failed",
+        (
+            "The keytab's key is not the KDC's: the keytab is stale (KT-006), "
+            "or two accounts share the principal (AD: `setspn -Q`)."
+        ),
+    ),
     ("password incorrect", "The keytab's key is not the KDC's: the keytab is stale (KT-006)."),
     ("not found in keytab", "The keytab lacks the key the KDC used: re-export it (KT-006)."),
     ("no key table entry", "The keytab lacks this principal or enctype (KT-002, KT-003)."),
@@ -65,15 +80,24 @@ def probe(ctx: RunContext) -> ProbeResult:
         host = ctx.fqdn
         mine = [p for p in kt.principals() if p.host and p.host.lower() == host]
         # host/ first: it is the principal meant for getting this machine's own TGT.
-        clients = sorted({str(p): p for p in [*want, *mine]}.values(),
-                         key=lambda p: (p.service != "host", str(p)))
-        return run_probe(str(ctx.settings.keytab), [str(p) for p in clients], [str(p) for p in want],
-                         str(ctx.settings.krb5_conf_path()), timeout=max(1.0, ctx.settings.timeout * 0.8))
+        clients = sorted(
+            {str(p): p for p in [*want, *mine]}.values(),
+            key=lambda p: (p.service != "host", str(p)),
+        )
+        return run_probe(
+            str(ctx.settings.keytab),
+            [str(p) for p in clients],
+            [str(p) for p in want],
+            str(ctx.settings.krb5_conf_path()),
+            timeout=max(1.0, ctx.settings.timeout * 0.8),
+        )
 
     return ctx.memo("probe", compute)
 
 
-def _result(id: str, level: Level, summary: str, detail: str = "", remedy: str = "", key: str = "") -> Result:
+def _result(
+    id: str, level: Level, summary: str, detail: str = "", remedy: str = "", key: str = ""
+) -> Result:
     return Result(id, Severity(int(level)), summary, detail, remedy, key=key)
 
 
@@ -87,10 +111,17 @@ def keytab_readable(ctx: RunContext) -> Result:
         return critical("KT-001", f.summary, remedy=f.remedy)
     kt = load_keytab(ctx)
     if isinstance(kt, str):
-        return critical("KT-001", f"keytab {path} cannot be used", kt,
-                        "Restore or re-create the keytab from the KDC (kadmin ktadd, ipa-getkeytab, adcli).")
-    return ok("KT-001", f"keytab {path} holds {len(kt.entries)} keys for {len(kt.principals())} principals",
-              entries=len(kt.entries))
+        return critical(
+            "KT-001",
+            f"keytab {path} cannot be used",
+            kt,
+            "Restore or re-create the keytab from the KDC (kadmin ktadd, ipa-getkeytab, adcli).",
+        )
+    return ok(
+        "KT-001",
+        f"keytab {path} holds {len(kt.entries)} keys for {len(kt.principals())} principals",
+        entries=len(kt.entries),
+    )
 
 
 @check("KT-007", "KeytabPermissions")
@@ -115,11 +146,18 @@ def has_principal(ctx: RunContext) -> list[Result]:
         else:
             have = ", ".join(str(p) for p in kt.principals()) or "no principals"
             path = ctx.settings.keytab
-            out.append(Result(
-                "KT-002", Severity.CRITICAL, f"keytab has no key for {want}", f"{path} holds: {have}",
-                f"Add it. MIT: `kadmin -q 'ktadd -k {path} {want}'`; IPA: `ipa service-add {want}` and "
-                f"`ipa-getkeytab -p {want} -k {path}`; AD: `adcli update --service-name=nfs`.",
-                key=str(want), kw={"expected": str(want), "got": have}))
+            out.append(
+                Result(
+                    "KT-002",
+                    Severity.CRITICAL,
+                    f"keytab has no key for {want}",
+                    f"{path} holds: {have}",
+                    f"Add it. MIT: `kadmin -q 'ktadd -k {path} {want}'`; IPA: `ipa service-add {want}` and "
+                    f"`ipa-getkeytab -p {want} -k {path}`; AD: `adcli update --service-name=nfs`.",
+                    key=str(want),
+                    kw={"expected": str(want), "got": have},
+                )
+            )
     return out
 
 
@@ -144,17 +182,33 @@ def tgt_from_keytab(ctx: RunContext) -> Result:
     """A TGT can be obtained with a key from the keytab (proves the key and the KDC agree)."""
     res = probe(ctx)
     if not res.ok:
-        return critical("KDC-002", "the Kerberos probe failed", res.error + ("\n" + res.trace if res.trace else ""),
-                        hint(res.error))
+        return critical(
+            "KDC-002",
+            "the Kerberos probe failed",
+            res.error + ("\n" + res.trace if res.trace else ""),
+            hint(res.error),
+        )
     if res.tgt_principal:
-        return ok("KDC-002", f"got a TGT as {res.tgt_principal} from the keytab", principal=res.tgt_principal)
+        return ok(
+            "KDC-002",
+            f"got a TGT as {res.tgt_principal} from the keytab",
+            principal=res.tgt_principal,
+        )
     if not res.tgt_errors:
-        return critical("KDC-002", f"the keytab has no principal for {ctx.fqdn} to get a TGT with",
-                        remedy="See KT-002.")
+        return critical(
+            "KDC-002",
+            f"the keytab has no principal for {ctx.fqdn} to get a TGT with",
+            remedy="See KT-002.",
+        )
     first = next(iter(res.tgt_errors.values()))
-    return critical("KDC-002", f"no TGT from the keytab: {first}",
-                    "\n".join(f"{p}: {e}" for p, e in res.tgt_errors.items()) + ("\n\nKRB5_TRACE:\n" + res.trace if res.trace else ""),
-                    hint(first), errors=res.tgt_errors)
+    return critical(
+        "KDC-002",
+        f"no TGT from the keytab: {first}",
+        "\n".join(f"{p}: {e}" for p, e in res.tgt_errors.items())
+        + ("\n\nKRB5_TRACE:\n" + res.trace if res.trace else ""),
+        hint(first),
+        errors=res.tgt_errors,
+    )
 
 
 @check("KT-006", "KeytabKvnoMatchesKdc", requires=("KDC-002", "KT-002"))
@@ -168,14 +222,25 @@ def kvno_matches(ctx: RunContext) -> list[Result]:
         sp = res.service(str(want))
         entries = kt.entries_for(want)
         if sp is not None and not sp.ticket_ok:
-            out.append(Result("KT-006", Severity.CRITICAL, f"the KDC issues no ticket for {want}: {sp.ticket_error}",
-                              remedy=hint(sp.ticket_error), key=str(want)))
+            out.append(
+                Result(
+                    "KT-006",
+                    Severity.CRITICAL,
+                    f"the KDC issues no ticket for {want}: {sp.ticket_error}",
+                    remedy=hint(sp.ticket_error),
+                    key=str(want),
+                )
+            )
             continue
         f = kvno_finding(want, entries, sp.kvno if sp else None, None, res.error)
         r = _result("KT-006", f.level, f.summary, f.detail, f.remedy, f.key)
         if sp is not None and sp.kvno is not None:
-            r.kw = {"key": str(want), "expected": sp.kvno, "got": sorted({e.kvno for e in entries}),
-                    "enctype": enctype_name(sp.enctype or 0)}
+            r.kw = {
+                "key": str(want),
+                "expected": sp.kvno,
+                "got": sorted({e.kvno for e in entries}),
+                "enctype": enctype_name(sp.enctype or 0),
+            }
         out.append(r)
     return out
 
@@ -190,13 +255,31 @@ def loopback(ctx: RunContext) -> list[Result]:
         if sp is None:
             continue
         if sp.accept_ok and sp.integ_ok and sp.conf_ok:
-            out.append(Result("GSS-001", Severity.OK,
-                              f"accepted a krb5 context for {want} (integrity and privacy work)", key=str(want),
-                              kw={"initiator": sp.initiator}))
+            out.append(
+                Result(
+                    "GSS-001",
+                    Severity.OK,
+                    f"accepted a krb5 context for {want} (integrity and privacy work)",
+                    key=str(want),
+                    kw={"initiator": sp.initiator},
+                )
+            )
         else:
             err = sp.accept_error or sp.ticket_error or "context did not complete"
-            out.append(Result("GSS-001", Severity.CRITICAL, f"cannot accept a context for {want}: {err}",
-                              res.trace, hint(err), key=str(want)))
+            out.append(
+                Result(
+                    "GSS-001",
+                    Severity.CRITICAL,
+                    f"cannot accept a context for {want}: {err}",
+                    res.trace,
+                    hint(err),
+                    key=str(want),
+                )
+            )
     if not out:
-        out.append(error("GSS-001", "no acceptor principal could be tested", remedy="See KT-002 and KDC-002."))
+        out.append(
+            error(
+                "GSS-001", "no acceptor principal could be tested", remedy="See KT-002 and KDC-002."
+            )
+        )
     return out

@@ -57,7 +57,9 @@ class Env:
         data.mkdir(exist_ok=True)
         state = self.tmp / "state"
         state.mkdir(exist_ok=True)
-        hosts = self.hosts_file("good", f"127.0.0.1 localhost\n{HOSTS.get(host, GOOD_IP)} {host} {host.split('.')[0]}\n")
+        hosts = self.hosts_file(
+            "good", f"127.0.0.1 localhost\n{HOSTS.get(host, GOOD_IP)} {host} {host.split('.')[0]}\n"
+        )
         s = PreflightSettings(
             hostname=host,
             realm=self.kdc.realm,
@@ -100,7 +102,9 @@ def env(kdc_realm: KdcRealm, tmp_path_factory: pytest.TempPathFactory) -> Iterat
     # RC4 only: the KDC itself holds only an RC4 key for nfs/, so tickets work but are weak.
     rc4 = f"rc4.{DOMAIN}"
     kt = tmp / f"{rc4}.keytab"
-    kdc_realm.k5.run_kadminl(["addprinc", "-randkey", "-e", "rc4-hmac:normal", f"nfs/{rc4}@{realm}"])
+    kdc_realm.k5.run_kadminl(
+        ["addprinc", "-randkey", "-e", "rc4-hmac:normal", f"nfs/{rc4}@{realm}"]
+    )
     kdc_realm.add_principal(f"host/{rc4}@{realm}")
     kdc_realm.extract_keytab(f"nfs/{rc4}@{realm}", kt)
     kdc_realm.extract_keytab(f"host/{rc4}@{realm}", kt)
@@ -160,11 +164,22 @@ def test_no_ntp_server_answering(env: Env) -> None:
 
 
 DNS_FAULTS = {
-    "no-ptr": ({k: v for k, v in good_zone().items() if k[1] != "PTR"}, {"DNS-003": Severity.ERROR}),
-    "ptr-elsewhere": ({**good_zone(), **host_zone({}, {GOOD_IP: [f"other.{DOMAIN}"]})}, {"DNS-003": Severity.ERROR}),
-    "multiple-ptr": ({**good_zone(), **host_zone({}, {GOOD_IP: [GOOD, f"www.{DOMAIN}"]})},
-                     {"DNS-004": Severity.WARNING}),
-    "no-a-record": ({k: v for k, v in good_zone().items() if k[1] != "A"}, {"DNS-002": Severity.CRITICAL}),
+    "no-ptr": (
+        {k: v for k, v in good_zone().items() if k[1] != "PTR"},
+        {"DNS-003": Severity.ERROR},
+    ),
+    "ptr-elsewhere": (
+        {**good_zone(), **host_zone({}, {GOOD_IP: [f"other.{DOMAIN}"]})},
+        {"DNS-003": Severity.ERROR},
+    ),
+    "multiple-ptr": (
+        {**good_zone(), **host_zone({}, {GOOD_IP: [GOOD, f"www.{DOMAIN}"]})},
+        {"DNS-004": Severity.WARNING},
+    ),
+    "no-a-record": (
+        {k: v for k, v in good_zone().items() if k[1] != "A"},
+        {"DNS-002": Severity.CRITICAL},
+    ),
 }
 
 
@@ -182,7 +197,9 @@ def test_dns_fault_found_by_right_check(env: Env, fault: str) -> None:
 
 
 def test_cname_in_path_is_flagged(env: Env) -> None:
-    hosts = env.hosts_file("alias", f"127.0.0.1 localhost\n{HOSTS[f'real.{DOMAIN}']} {ALIAS} alias\n")
+    hosts = env.hosts_file(
+        "alias", f"127.0.0.1 localhost\n{HOSTS[f'real.{DOMAIN}']} {ALIAS} alias\n"
+    )
     report = run_checks(env.settings(ALIAS, hosts_file=hosts))
     assert problems(report) == {"DNS-004": Severity.WARNING}
     (r,) = report.by_id("DNS-004")
@@ -190,10 +207,22 @@ def test_cname_in_path_is_flagged(env: Env) -> None:
 
 
 HOSTS_FAULTS = {
-    "debian-127.0.1.1": (f"127.0.0.1 localhost\n127.0.1.1 {GOOD} nfs1\n", {"HOSTS-001": Severity.ERROR}),
-    "short-name-first": (f"127.0.0.1 localhost\n{GOOD_IP} nfs1 {GOOD}\n", {"HOSTS-003": Severity.WARNING}),
-    "duplicate": (f"127.0.0.1 localhost\n{GOOD_IP} {GOOD} nfs1\n{GOOD_IP} {GOOD}\n", {"HOSTS-004": Severity.WARNING}),
-    "disagrees-with-dns": (f"127.0.0.1 localhost\n127.0.0.99 {GOOD} nfs1\n", {"HOSTS-002": Severity.WARNING}),
+    "debian-127.0.1.1": (
+        f"127.0.0.1 localhost\n127.0.1.1 {GOOD} nfs1\n",
+        {"HOSTS-001": Severity.ERROR},
+    ),
+    "short-name-first": (
+        f"127.0.0.1 localhost\n{GOOD_IP} nfs1 {GOOD}\n",
+        {"HOSTS-003": Severity.WARNING},
+    ),
+    "duplicate": (
+        f"127.0.0.1 localhost\n{GOOD_IP} {GOOD} nfs1\n{GOOD_IP} {GOOD}\n",
+        {"HOSTS-004": Severity.WARNING},
+    ),
+    "disagrees-with-dns": (
+        f"127.0.0.1 localhost\n127.0.0.99 {GOOD} nfs1\n",
+        {"HOSTS-002": Severity.WARNING},
+    ),
 }
 
 
@@ -261,17 +290,28 @@ def test_keytab_world_readable(env: Env) -> None:
 
 def test_permitted_enctypes_without_aes(env: Env) -> None:
     conf = env.tmp / "krb5-no-aes.conf"
-    conf.write_text(env.kdc.krb5_conf.read_text().replace(
-        "[libdefaults]", "[libdefaults]\n  permitted_enctypes = rc4-hmac", 1))
-    report = run_checks(env.settings(krb5_conf=conf), )
+    conf.write_text(
+        env.kdc.krb5_conf.read_text().replace(
+            "[libdefaults]", "[libdefaults]\n  permitted_enctypes = rc4-hmac", 1
+        )
+    )
+    report = run_checks(
+        env.settings(krb5_conf=conf),
+    )
     assert problems(report)["KRB-004"] == Severity.ERROR
 
 
 def test_auth_sys_export_and_short_lease(env: Env) -> None:
-    exports = [ExportSpec("/data", env.tmp / "data", ["krb5p"]), ExportSpec("/pub", env.tmp / "data", ["sys"])]
+    exports = [
+        ExportSpec("/data", env.tmp / "data", ["krb5p"]),
+        ExportSpec("/pub", env.tmp / "data", ["sys"]),
+    ]
     report = run_checks(env.settings(exports=exports, lease_time=20, grace_time=25))
-    assert problems(report) == {"EXP-003": Severity.WARNING, "LEASE-001": Severity.WARNING,
-                                "LEASE-002": Severity.WARNING}
+    assert problems(report) == {
+        "EXP-003": Severity.WARNING,
+        "LEASE-001": Severity.WARNING,
+        "LEASE-002": Severity.WARNING,
+    }
     assert [r.key for r in report.by_id("EXP-003")] == ["/pub"]
 
 
@@ -284,11 +324,19 @@ def test_every_peer_unreachable_finishes_and_says_so(env: Env, tmp_path: Path) -
     silent_tcp.bind(("127.0.0.1", port))
     silent_tcp.listen(8)  # accepts connections (backlog) but never answers
     conf = tmp_path / "krb5.conf"
-    conf.write_text(f"[libdefaults]\n default_realm = {env.kdc.realm}\n dns_lookup_kdc = false\n"
-                    f"[realms]\n {env.kdc.realm} = {{\n  kdc = 127.0.0.1:{port}\n }}\n")
-    s = env.settings(krb5_conf=conf, ntp_servers=[f"127.0.0.1:{port}"], dns_servers=[f"127.0.0.1:{port}"],
-                     ldap_uris=[f"ldap://127.0.0.1:{port}"], ldap_base_dn="dc=test,dc=example",
-                     peer_timeout=0.5, timeout=5.0)
+    conf.write_text(
+        f"[libdefaults]\n default_realm = {env.kdc.realm}\n dns_lookup_kdc = false\n"
+        f"[realms]\n {env.kdc.realm} = {{\n  kdc = 127.0.0.1:{port}\n }}\n"
+    )
+    s = env.settings(
+        krb5_conf=conf,
+        ntp_servers=[f"127.0.0.1:{port}"],
+        dns_servers=[f"127.0.0.1:{port}"],
+        ldap_uris=[f"ldap://127.0.0.1:{port}"],
+        ldap_base_dn="dc=test,dc=example",
+        peer_timeout=0.5,
+        timeout=5.0,
+    )
     try:
         report = run_checks(s)
     finally:
@@ -296,7 +344,10 @@ def test_every_peer_unreachable_finishes_and_says_so(env: Env, tmp_path: Path) -
         silent_tcp.close()
     found = problems(report)
     assert found["TIME-003"] == Severity.WARNING
-    assert found["DNS-002"] == Severity.ERROR and "did not answer" in report.by_id("DNS-002")[0].summary
+    assert (
+        found["DNS-002"] == Severity.ERROR
+        and "did not answer" in report.by_id("DNS-002")[0].summary
+    )
     assert found["KDC-001"] == Severity.CRITICAL
     assert "no answer" in report.by_id("KDC-001")[0].detail
     assert {"KDC-002", "KT-006", "GSS-001", "TIME-004", "DNS-003", "EXP-002"} <= skipped(report)
@@ -304,15 +355,40 @@ def test_every_peer_unreachable_finishes_and_says_so(env: Env, tmp_path: Path) -
     assert decide_exports(report, s.exports)[0].enabled is False
 
 
-def test_cli_json_and_exit_codes(env: Env, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_json_and_exit_codes(
+    env: Env, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     import json
 
     s = env.settings()
-    argv = ["--hostname", GOOD, "--realm", env.kdc.realm, "--krb5-conf", str(env.kdc.krb5_conf),
-            "--keytab", str(s.keytab), "--principal", s.principals[0], "--principal", s.principals[1],
-            "--ntp-server", env.ntp.address, "--dns-server", env.dns.address, "--hosts-file", str(s.hosts_file),
-            "--idmap-domain", DOMAIN, "--export", f"/data:{tmp_path}:krb5p", "--state-dir", str(tmp_path),
-            "--probe-user", "root"]
+    argv = [
+        "--hostname",
+        GOOD,
+        "--realm",
+        env.kdc.realm,
+        "--krb5-conf",
+        str(env.kdc.krb5_conf),
+        "--keytab",
+        str(s.keytab),
+        "--principal",
+        s.principals[0],
+        "--principal",
+        s.principals[1],
+        "--ntp-server",
+        env.ntp.address,
+        "--dns-server",
+        env.dns.address,
+        "--hosts-file",
+        str(s.hosts_file),
+        "--idmap-domain",
+        DOMAIN,
+        "--export",
+        f"/data:{tmp_path}:krb5p",
+        "--state-dir",
+        str(tmp_path),
+        "--probe-user",
+        "root",
+    ]
     assert preflight_main([*argv, "--format", "json"]) == 0
     doc = json.loads(capsys.readouterr().out)
     assert doc["schema"] == "securenfs-preflight/1" and doc["summary"]["exit_code"] == 0
@@ -327,15 +403,26 @@ def test_cli_json_and_exit_codes(env: Env, tmp_path: Path, capsys: pytest.Captur
     assert preflight_main([*argv, "--lease-time", "20", "--fail-on", "warning"]) == 2
     assert preflight_main([*argv, "--lease-time", "20", "--skip", "LEASE"]) == 0
     prom = tmp_path / "preflight.prom"
-    assert preflight_main([*argv, "--only", "KT,GSS", "--format", "prometheus", "--output-file", str(prom)]) == 0
+    assert (
+        preflight_main(
+            [*argv, "--only", "KT,GSS", "--format", "prometheus", "--output-file", str(prom)]
+        )
+        == 0
+    )
     text = prom.read_text()
     assert f'securenfs_preflight_kdc_kvno{{principal="nfs/{GOOD}@{env.kdc.realm}"}} 1' in text
     assert 'securenfs_preflight_check_status{id="TIME-001"' not in text
 
 
 def test_console_script_module_runs(env: Env) -> None:
-    proc = subprocess.run([sys.executable, "-m", "preflight.cli", "--list"], capture_output=True, text=True,
-                          cwd=Path(__file__).resolve().parents[2], timeout=60)
+    proc = subprocess.run(
+        [sys.executable, "-m", "preflight.cli", "--list"],
+        capture_output=True,
+        text=True,
+        cwd=Path(__file__).resolve().parents[2],
+        timeout=60,
+        check=False,
+    )
     assert proc.returncode == 0 and "GSS-001" in proc.stdout
 
 
@@ -343,10 +430,18 @@ def test_keytab_cli_check_against_kdc(env: Env, capsys: pytest.CaptureFixture[st
     from keytabs.cli import main as keytab_main
 
     stale = env.keytabs[f"stale.{DOMAIN}"]
-    princ = [f"--principal=nfs/stale.{DOMAIN}@{env.kdc.realm}", f"--principal=host/stale.{DOMAIN}@{env.kdc.realm}"]
+    princ = [
+        f"--principal=nfs/stale.{DOMAIN}@{env.kdc.realm}",
+        f"--principal=host/stale.{DOMAIN}@{env.kdc.realm}",
+    ]
     assert keytab_main(["check", str(stale), "--krb5-conf", str(env.kdc.krb5_conf), *princ]) == 2
     out = capsys.readouterr().out
     assert "keytab is stale" in out and "KDC issues kvno 2" in out
     good = env.keytabs[GOOD]
-    assert keytab_main(["check", str(good), "--krb5-conf", str(env.kdc.krb5_conf), f"--hostname={GOOD}"]) == 0
+    assert (
+        keytab_main(
+            ["check", str(good), "--krb5-conf", str(env.kdc.krb5_conf), f"--hostname={GOOD}"]
+        )
+        == 0
+    )
     assert read_keytab(good).entries  # the check never modifies the file

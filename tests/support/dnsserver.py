@@ -19,8 +19,8 @@ import dns.rcode
 import dns.rdata
 import dns.rdataclass
 import dns.rdatatype
-import dns.rrset
 import dns.reversename
+import dns.rrset
 import pytest
 
 Zone = dict[tuple[str, str], list[str]]
@@ -30,15 +30,20 @@ def _abs(name: str) -> str:
     return name.lower() if name.endswith(".") else name.lower() + "."
 
 
-def host_zone(records: dict[str, str | list[str]], ptrs: dict[str, list[str]] | None = None,
-              cnames: dict[str, str] | None = None) -> Zone:
+def host_zone(
+    records: dict[str, str | list[str]],
+    ptrs: dict[str, list[str]] | None = None,
+    cnames: dict[str, str] | None = None,
+) -> Zone:
     """Build a zone: A/AAAA from ``records`` (name -> address(es)), PTRs (address -> names)."""
     zone: Zone = {}
     for name, addrs in records.items():
         for a in [addrs] if isinstance(addrs, str) else addrs:
             zone.setdefault((_abs(name), "AAAA" if ":" in a else "A"), []).append(a)
     for addr, names in (ptrs or {}).items():
-        zone[(dns.reversename.from_address(addr).to_text().lower(), "PTR")] = [_abs(n) for n in names]
+        zone[(dns.reversename.from_address(addr).to_text().lower(), "PTR")] = [
+            _abs(n) for n in names
+        ]
     for alias, target in (cnames or {}).items():
         zone[(_abs(alias), "CNAME")] = [_abs(target)]
     return zone
@@ -59,8 +64,10 @@ class FakeDnsServer:
             s.settimeout(0.2)
         self.queries = 0
         self._stop = threading.Event()
-        self._threads = [threading.Thread(target=self._serve_udp, daemon=True),
-                         threading.Thread(target=self._serve_tcp, daemon=True)]
+        self._threads = [
+            threading.Thread(target=self._serve_udp, daemon=True),
+            threading.Thread(target=self._serve_tcp, daemon=True),
+        ]
         for t in self._threads:
             t.start()
 
@@ -98,16 +105,20 @@ class FakeDnsServer:
 
     @staticmethod
     def _rrset(name: str, rdtype: str, values: list[str]) -> dns.rrset.RRset:
-        rrset = dns.rrset.RRset(dns.name.from_text(name), dns.rdataclass.IN, dns.rdatatype.from_text(rdtype))
+        rrset = dns.rrset.RRset(
+            dns.name.from_text(name), dns.rdataclass.IN, dns.rdatatype.from_text(rdtype)
+        )
         for v in values:
-            rrset.add(dns.rdata.from_text(dns.rdataclass.IN, dns.rdatatype.from_text(rdtype), v), ttl=60)
+            rrset.add(
+                dns.rdata.from_text(dns.rdataclass.IN, dns.rdatatype.from_text(rdtype), v), ttl=60
+            )
         return rrset
 
     def _serve_udp(self) -> None:
         while not self._stop.is_set():
             try:
                 data, peer = self.udp.recvfrom(4096)
-            except socket.timeout:
+            except TimeoutError:
                 continue
             except OSError:
                 return
@@ -120,7 +131,7 @@ class FakeDnsServer:
         while not self._stop.is_set():
             try:
                 conn, _ = self.tcp.accept()
-            except socket.timeout:
+            except TimeoutError:
                 continue
             except OSError:
                 return

@@ -40,7 +40,7 @@ class FakeNtpServer:
         while not self._stop.is_set():
             try:
                 data, peer = self.sock.recvfrom(512)
-            except socket.timeout:
+            except TimeoutError:
                 continue
             except OSError:
                 return
@@ -52,7 +52,12 @@ class FakeNtpServer:
             ref = _to_ntp(recv - 1)
             head = struct.pack(">BBbbII4s", li_vn_mode, 2, 6, -20, 0, 0, b"TEST")
             tx = time.time() + self.offset
-            pkt = head + struct.pack(">Q", ref) + origin + struct.pack(">QQ", _to_ntp(recv), _to_ntp(tx))
+            pkt = (
+                head
+                + struct.pack(">Q", ref)
+                + origin
+                + struct.pack(">QQ", _to_ntp(recv), _to_ntp(tx))
+            )
             self.queries += 1
             try:
                 self.sock.sendto(pkt, peer)

@@ -43,7 +43,11 @@ def test_kvno_findings() -> None:
     ents = entries((3, 18), (4, 18))
     assert kvno_finding(P, ents, 4).level == Level.OK
     stale = kvno_finding(P, ents, 5)
-    assert stale.level == Level.CRITICAL and "KDC issues kvno 5" in stale.summary and "3, 4" in stale.summary
+    assert (
+        stale.level == Level.CRITICAL
+        and "KDC issues kvno 5" in stale.summary
+        and "3, 4" in stale.summary
+    )
     assert kvno_finding(P, ents, None, error="no KDC").level == Level.WARNING
     assert kvno_finding(P, ents, 4, kdc_enctype=17).level == Level.ERROR
 
@@ -63,15 +67,24 @@ def test_enctype_names_and_lists() -> None:
     assert parse_enctype_list("aes256-cts aes128-cts") == {18, 17}
     assert parse_enctype_list("DEFAULT -rc4 -des3") == {18, 17, 20, 19, 26, 25}
     assert parse_enctype_list("rc4-hmac, des3-cbc-sha1") == {23, 16}
-    assert strength(23) is Strength.WEAK and strength(1) is Strength.DES and strength(18) is Strength.STRONG
+    assert (
+        strength(23) is Strength.WEAK
+        and strength(1) is Strength.DES
+        and strength(18) is Strength.STRONG
+    )
 
 
 def test_cli_list_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     kt = write_keytab(tmp_path / "k", entries((7, 18)))
     assert main(["list", str(kt), "--json"]) == 0
     doc = json.loads(capsys.readouterr().out)
-    assert doc["entries"][0] == {"principal": str(P), "kvno": 7, "enctype": "aes256-cts-hmac-sha1-96",
-                                 "enctype_number": 18, "timestamp": 0}
+    assert doc["entries"][0] == {
+        "principal": str(P),
+        "kvno": 7,
+        "enctype": "aes256-cts-hmac-sha1-96",
+        "enctype_number": 18,
+        "timestamp": 0,
+    }
 
 
 def test_cli_check_offline(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -84,7 +97,9 @@ def test_cli_check_offline(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -
 
 
 @pytest.mark.parametrize("content", [b"", b"\x05\x02\x00\x00\x00\x40abc", b"\x05\x09", b"garbage!"])
-def test_cli_bad_files_never_traceback(tmp_path: Path, capsys: pytest.CaptureFixture[str], content: bytes) -> None:
+def test_cli_bad_files_never_traceback(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], content: bytes
+) -> None:
     bad = tmp_path / "bad.keytab"
     bad.write_bytes(content)
     assert main(["list", str(bad)]) == 2

@@ -25,7 +25,9 @@ NFS = Principal(("nfs", "nfs1.example.com"), "EXAMPLE.COM", 3)
 ENTRIES = [
     KeytabEntry(NFS, 3, 18, 1_700_000_000, b"k" * 32),
     KeytabEntry(NFS, 3, 17, 1_700_000_000, b"k" * 16),
-    KeytabEntry(Principal(("host", "nfs1.example.com"), "EXAMPLE.COM"), 300, 23, 1_700_000_001, b"r" * 16),
+    KeytabEntry(
+        Principal(("host", "nfs1.example.com"), "EXAMPLE.COM"), 300, 23, 1_700_000_001, b"r" * 16
+    ),
 ]
 
 

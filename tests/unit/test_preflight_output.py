@@ -18,13 +18,24 @@ from preflight.settings import ExportSpec, PreflightSettings
 
 
 def report(*results: Result) -> Report:
-    return Report(list(results), 1_700_000_000.0, 1.25, {"fqdn": "nfs1.example.com", "realm": "EXAMPLE.COM"})
+    return Report(
+        list(results), 1_700_000_000.0, 1.25, {"fqdn": "nfs1.example.com", "realm": "EXAMPLE.COM"}
+    )
 
 
 R_OK = Result("DNS-001", Severity.OK, "fine", check="HostnameIsFQDN")
-R_WARN = Result("LEASE-001", Severity.WARNING, "lease short", remedy="Use 60-90 s.", kw={"lease_time": 20})
-R_CRIT = Result("KT-006", Severity.CRITICAL, "stale", detail="kvno", remedy="Re-export.",
-                key="nfs/a@R", kw={"expected": 5, "got": [4]})
+R_WARN = Result(
+    "LEASE-001", Severity.WARNING, "lease short", remedy="Use 60-90 s.", kw={"lease_time": 20}
+)
+R_CRIT = Result(
+    "KT-006",
+    Severity.CRITICAL,
+    "stale",
+    detail="kvno",
+    remedy="Re-export.",
+    key="nfs/a@R",
+    kw={"expected": 5, "got": [4]},
+)
 R_SKIP = Result("GSS-001", Severity.CRITICAL, "skipped", skipped_because=["KT-006"])
 
 
@@ -45,9 +56,15 @@ def test_human_output_one_line_per_problem_then_summary() -> None:
 def test_json_envelope() -> None:
     doc = json.loads(render_json(report(R_OK, R_CRIT, R_SKIP), 2))
     assert doc["schema"] == "securenfs-preflight/1"
-    assert doc["summary"]["exit_code"] == 2 and doc["summary"]["CRITICAL"] == 1 and doc["summary"]["SKIPPED"] == 1
+    assert (
+        doc["summary"]["exit_code"] == 2
+        and doc["summary"]["CRITICAL"] == 1
+        and doc["summary"]["SKIPPED"] == 1
+    )
     crit = doc["results"][1]
-    assert crit["severity"] == "critical" and crit["key"] == "nfs/a@R" and crit["kw"]["expected"] == 5
+    assert (
+        crit["severity"] == "critical" and crit["key"] == "nfs/a@R" and crit["kw"]["expected"] == 5
+    )
     assert {"id", "severity", "summary", "detail", "remedy", "duration"} <= set(crit)
     skip = doc["results"][2]
     assert skip["severity"] == "skipped" and skip["counts_as"] == "critical"
@@ -56,7 +73,10 @@ def test_json_envelope() -> None:
 
 def test_prometheus_text() -> None:
     text = render_prometheus(report(R_OK, R_WARN, R_CRIT))
-    assert 'securenfs_preflight_check_status{id="KT-006",check="",key="nfs/a@R",skipped="false"} 30' in text
+    assert (
+        'securenfs_preflight_check_status{id="KT-006",check="",key="nfs/a@R",skipped="false"} 30'
+        in text
+    )
     assert 'securenfs_preflight_results{status="WARNING"} 1' in text
     assert "securenfs_preflight_lease_seconds 20" in text
     assert 'securenfs_preflight_kdc_kvno{principal="nfs/a@R"} 5' in text
@@ -64,18 +84,37 @@ def test_prometheus_text() -> None:
     assert text.endswith("\n")
 
 
-@pytest.mark.parametrize("worst, fail_on, code", [
-    (Severity.OK, None, 0), (Severity.WARNING, None, 1), (Severity.ERROR, None, 2), (Severity.CRITICAL, None, 2),
-    (Severity.WARNING, "error", 0), (Severity.ERROR, "error", 2), (Severity.ERROR, "critical", 0),
-    (Severity.WARNING, "warning", 2),
-])
+@pytest.mark.parametrize(
+    "worst, fail_on, code",
+    [
+        (Severity.OK, None, 0),
+        (Severity.WARNING, None, 1),
+        (Severity.ERROR, None, 2),
+        (Severity.CRITICAL, None, 2),
+        (Severity.WARNING, "error", 0),
+        (Severity.ERROR, "error", 2),
+        (Severity.ERROR, "critical", 0),
+        (Severity.WARNING, "warning", 2),
+    ],
+)
 def test_exit_codes(worst: Severity, fail_on: str | None, code: int) -> None:
     assert exit_code(worst, fail_on) == code
 
 
-@pytest.mark.parametrize("argv", [["--bogus"], ["--format", "xml"], ["--only", "NOPE-9"],
-                                  ["--export", "/data:/srv"], ["--export", "/d:/s:krb9"], ["--timeout", "0"]])
-def test_bad_arguments_exit_3_without_traceback(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["--bogus"],
+        ["--format", "xml"],
+        ["--only", "NOPE-9"],
+        ["--export", "/data:/srv"],
+        ["--export", "/d:/s:krb9"],
+        ["--timeout", "0"],
+    ],
+)
+def test_bad_arguments_exit_3_without_traceback(
+    argv: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
     assert main(argv) == 3
     err = capsys.readouterr().err
     assert "Traceback" not in err and err.startswith("securenfs-preflight: ")
@@ -89,8 +128,20 @@ def test_help_exits_0(capsys: pytest.CaptureFixture[str]) -> None:
 def test_offline_run_of_local_checks(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     hosts = tmp_path / "hosts"
     hosts.write_text("127.0.0.1 localhost\n127.0.1.1 nfs1.example.com nfs1\n")
-    argv = ["--hostname", "nfs1.example.com", "--hosts-file", str(hosts), "--only", "HOSTS-001,LEASE",
-            "--lease-time", "90", "--grace-time", "60", "--format", "json"]
+    argv = [
+        "--hostname",
+        "nfs1.example.com",
+        "--hosts-file",
+        str(hosts),
+        "--only",
+        "HOSTS-001,LEASE",
+        "--lease-time",
+        "90",
+        "--grace-time",
+        "60",
+        "--format",
+        "json",
+    ]
     assert main(argv) == 2
     doc = json.loads(capsys.readouterr().out)
     by_id = {r["id"]: r for r in doc["results"]}
@@ -99,8 +150,11 @@ def test_offline_run_of_local_checks(tmp_path: Path, capsys: pytest.CaptureFixtu
 
 
 def test_gate_keeps_auth_sys_exports_when_kerberos_fails() -> None:
-    exports = [ExportSpec("/krb", Path("/a"), ["krb5p"]), ExportSpec("/sys", Path("/b"), ["sys"]),
-               ExportSpec("/mixed", Path("/c"), ["krb5i", "sys"])]
+    exports = [
+        ExportSpec("/krb", Path("/a"), ["krb5p"]),
+        ExportSpec("/sys", Path("/b"), ["sys"]),
+        ExportSpec("/mixed", Path("/c"), ["krb5i", "sys"]),
+    ]
     rep = report(R_CRIT, R_SKIP)
     d = {x.pseudo: x for x in decide_exports(rep, exports)}
     assert not d["/krb"].enabled and [r.id for r in d["/krb"].reasons] == ["KT-006", "GSS-001"]
@@ -119,17 +173,38 @@ def test_gate_honours_results_about_one_export() -> None:
 
 def test_settings_from_server_config() -> None:
     cfg = SimpleNamespace(
-        server=SimpleNamespace(hostname="nfs1.example.com", state_dir=Path("/var/lib/x"), lease_time=60, grace_time=70),
-        kerberos=SimpleNamespace(keytab=Path("/etc/k"), principals=["nfs/nfs1.example.com@EX.COM"], krb5_conf=None),
-        preflight=SimpleNamespace(ntp_servers=["ntp1"], dns_servers=["10.0.0.1:53"], hosts_file=Path("/h"),
-                                  timeout=7.0, probe_user="alice"),
-        idmap_raw={"domain": "example.com", "local_realms": ["EX.COM"],
-                   "ldap": {"uris": ["ldap://dc1"], "base_dn": "dc=example,dc=com"}},
+        server=SimpleNamespace(
+            hostname="nfs1.example.com", state_dir=Path("/var/lib/x"), lease_time=60, grace_time=70
+        ),
+        kerberos=SimpleNamespace(
+            keytab=Path("/etc/k"), principals=["nfs/nfs1.example.com@EX.COM"], krb5_conf=None
+        ),
+        preflight=SimpleNamespace(
+            ntp_servers=["ntp1"],
+            dns_servers=["10.0.0.1:53"],
+            hosts_file=Path("/h"),
+            timeout=7.0,
+            probe_user="alice",
+        ),
+        idmap_raw={
+            "domain": "example.com",
+            "local_realms": ["EX.COM"],
+            "ldap": {"uris": ["ldap://dc1"], "base_dn": "dc=example,dc=com"},
+        },
         exports=[SimpleNamespace(path=Path("/srv"), pseudo="/srv", sec=["krb5p", "sys"])],
     )
     s = PreflightSettings.from_server_config(cfg)
     assert (s.hostname, s.realm, s.keytab, s.lease_time, s.grace_time) == (
-        "nfs1.example.com", "EX.COM", Path("/etc/k"), 60, 70)
+        "nfs1.example.com",
+        "EX.COM",
+        Path("/etc/k"),
+        60,
+        70,
+    )
     assert s.ntp_servers == ["ntp1"] and s.dns_servers == ["10.0.0.1:53"] and s.timeout == 7.0
-    assert s.idmap_domain == "example.com" and s.ldap_uris == ["ldap://dc1"] and s.probe_user == "alice"
+    assert (
+        s.idmap_domain == "example.com"
+        and s.ldap_uris == ["ldap://dc1"]
+        and s.probe_user == "alice"
+    )
     assert s.exports[0].kerberos and s.exports[0].auth_sys

@@ -40,10 +40,16 @@ includedir {inc}
     assert c.domain_realm() == {".example.com": "EXAMPLE.COM"}
 
 
-@pytest.mark.parametrize("text, where", [
-    ("[libdefaults\n", ":1"), ("[realms]\n R = {\n kdc = x\n", "not closed"), ("default_realm = X\n", ":1"),
-    ("[libdefaults]\n junk line\n", ":2"), ("}\n", ":1"),
-])
+@pytest.mark.parametrize(
+    "text, where",
+    [
+        ("[libdefaults\n", ":1"),
+        ("[realms]\n R = {\n kdc = x\n", "not closed"),
+        ("default_realm = X\n", ":1"),
+        ("[libdefaults]\n junk line\n", ":2"),
+        ("}\n", ":1"),
+    ],
+)
 def test_krb5conf_errors_name_the_line(tmp_path: Path, text: str, where: str) -> None:
     p = tmp_path / "krb5.conf"
     p.write_text(text)
@@ -53,10 +59,14 @@ def test_krb5conf_errors_name_the_line(tmp_path: Path, text: str, where: str) ->
 
 
 def test_hosts_parsing() -> None:
-    lines = parse_hosts("# c\n127.0.0.1 localhost\n\n::1 localhost ip6-localhost # x\nbogus line\n10.0.0.5 A.Example.COM. a\n")
+    lines = parse_hosts(
+        "# c\n127.0.0.1 localhost\n\n::1 localhost ip6-localhost # x\nbogus line\n10.0.0.5 A.Example.COM. a\n"
+    )
     assert [(ln.lineno, ln.address, ln.names) for ln in lines] == [
-        (2, "127.0.0.1", ["localhost"]), (4, "::1", ["localhost", "ip6-localhost"]),
-        (6, "10.0.0.5", ["a.example.com", "a"])]
+        (2, "127.0.0.1", ["localhost"]),
+        (4, "::1", ["localhost", "ip6-localhost"]),
+        (6, "10.0.0.5", ["a.example.com", "a"]),
+    ]
     assert lines[1].family == 6
 
 
@@ -69,10 +79,16 @@ def test_as_req_is_well_formed_der() -> None:
 
 
 def test_krb_error_time_and_code() -> None:
-    err = der.encode(0x7E, der.sequence(
-        der.ctx(0, der.integer(5)), der.ctx(1, der.integer(30)),
-        der.ctx(4, der.generalized_time("20260101120000Z")), der.ctx(5, der.integer(250000)),
-        der.ctx(6, der.integer(6))))
+    err = der.encode(
+        0x7E,
+        der.sequence(
+            der.ctx(0, der.integer(5)),
+            der.ctx(1, der.integer(30)),
+            der.ctx(4, der.generalized_time("20260101120000Z")),
+            der.ctx(5, der.integer(250000)),
+            der.ctx(6, der.integer(6)),
+        ),
+    )
     t, code = parse_reply(err)
     assert code == 6 and t == pytest.approx(1767268800.25)
     with pytest.raises(der.DerError):
@@ -82,11 +98,19 @@ def test_krb_error_time_and_code() -> None:
 
 
 def test_ticket_key_from_ap_req_and_gss_token() -> None:
-    enc = der.sequence(der.ctx(0, der.integer(18)), der.ctx(1, der.integer(7)), der.ctx(2, der.encode(0x04, b"x")))
-    ticket = der.encode(0x61, der.sequence(der.ctx(0, der.integer(5)), der.ctx(1, der.general_string("R")),
-                                           der.ctx(3, enc)))
-    ap_req = der.encode(0x6E, der.sequence(der.ctx(0, der.integer(5)), der.ctx(1, der.integer(14)),
-                                           der.ctx(3, ticket)))
+    enc = der.sequence(
+        der.ctx(0, der.integer(18)), der.ctx(1, der.integer(7)), der.ctx(2, der.encode(0x04, b"x"))
+    )
+    ticket = der.encode(
+        0x61,
+        der.sequence(
+            der.ctx(0, der.integer(5)), der.ctx(1, der.general_string("R")), der.ctx(3, enc)
+        ),
+    )
+    ap_req = der.encode(
+        0x6E,
+        der.sequence(der.ctx(0, der.integer(5)), der.ctx(1, der.integer(14)), der.ctx(3, ticket)),
+    )
     key = ticket_key_from_ap_req(ap_req)
     assert (key.enctype, key.kvno) == (18, 7)
     token = der.encode(0x60, bytes.fromhex("06092a864886f712010202") + b"\x01\x00" + ap_req)
@@ -95,9 +119,15 @@ def test_ticket_key_from_ap_req_and_gss_token() -> None:
         ticket_key_from_gss_token(der.encode(0x60, b"\x06\x03abc"))
 
 
-@pytest.mark.parametrize("text, expect", [
-    ("ntp1", ("ntp1", 123)), ("ntp1:1123", ("ntp1", 1123)), ("[::1]:53", ("::1", 53)), ("::1", ("::1", 123)),
-])
+@pytest.mark.parametrize(
+    "text, expect",
+    [
+        ("ntp1", ("ntp1", 123)),
+        ("ntp1:1123", ("ntp1", 1123)),
+        ("[::1]:53", ("::1", 53)),
+        ("::1", ("::1", 123)),
+    ],
+)
 def test_split_host_port(text: str, expect: tuple[str, int]) -> None:
     assert split_host_port(text, 123) == expect
     with pytest.raises(ValueError):

@@ -24,7 +24,9 @@ def test_failed_prerequisite_skips_dependants_at_its_severity() -> None:
     ]
     rep = run_checks(PreflightSettings(timeout=5), checks)
     b, c = rep.by_id("B-001")[0], rep.by_id("C-001")[0]
-    assert b.status == "SKIPPED" and b.skipped_because == ["A-001"] and b.severity == Severity.CRITICAL
+    assert (
+        b.status == "SKIPPED" and b.skipped_because == ["A-001"] and b.severity == Severity.CRITICAL
+    )
     assert c.status == "SKIPPED" and c.skipped_because == ["B-001"]
     assert rep.counts() == {"CRITICAL": 1, "ERROR": 0, "WARNING": 0, "OK": 0, "SKIPPED": 2}
     assert rep.worst == Severity.CRITICAL
@@ -38,14 +40,20 @@ def test_warning_prerequisite_skips_only_strict_dependants() -> None:
     ]
     rep = run_checks(PreflightSettings(timeout=5), checks)
     assert rep.by_id("B-001")[0].status == "OK"
-    assert rep.by_id("C-001")[0].status == "SKIPPED" and rep.by_id("C-001")[0].severity == Severity.WARNING
+    assert (
+        rep.by_id("C-001")[0].status == "SKIPPED"
+        and rep.by_id("C-001")[0].severity == Severity.WARNING
+    )
 
 
 def test_crashing_check_becomes_critical_with_traceback_and_run_goes_on() -> None:
     def boom(c: RunContext) -> Result:
         raise ZeroDivisionError("oops")
 
-    rep = run_checks(PreflightSettings(timeout=5), [mk("A-001", boom), mk("B-001", lambda c: ok("B-001", "fine"))])
+    rep = run_checks(
+        PreflightSettings(timeout=5),
+        [mk("A-001", boom), mk("B-001", lambda c: ok("B-001", "fine"))],
+    )
     a = rep.by_id("A-001")[0]
     assert a.severity == Severity.CRITICAL and "ZeroDivisionError: oops" in a.summary
     assert "Traceback" in a.detail and "boom" in a.detail
@@ -59,8 +67,11 @@ def test_hung_check_is_abandoned_at_its_deadline() -> None:
         release.wait(30)
         return ok("A-001", "late")
 
-    checks = [mk("A-001", hang), mk("B-001", lambda c: ok("B-001", "fine")),
-              mk("C-001", lambda c: ok("C-001", "x"), requires=("A-001",))]
+    checks = [
+        mk("A-001", hang),
+        mk("B-001", lambda c: ok("B-001", "fine")),
+        mk("C-001", lambda c: ok("C-001", "x"), requires=("A-001",)),
+    ]
     try:
         rep = run_checks(PreflightSettings(timeout=0.3), checks)
     finally:
@@ -78,9 +89,12 @@ def test_checks_run_concurrently() -> None:
         def f(c: RunContext) -> Result:
             barrier.wait()  # only passes if all three run at the same time
             return ok(id, "met")
+
         return f
 
-    rep = run_checks(PreflightSettings(timeout=5), [mk(i, meet(i)) for i in ("A-001", "B-001", "C-001")])
+    rep = run_checks(
+        PreflightSettings(timeout=5), [mk(i, meet(i)) for i in ("A-001", "B-001", "C-001")]
+    )
     assert [r.status for r in rep.results] == ["OK", "OK", "OK"]
 
 
@@ -88,9 +102,14 @@ def test_multi_result_checks_keep_keys_and_order() -> None:
     def many(c: RunContext) -> list[Result]:
         return [Result("A-001", Severity.OK, "one", key="x"), error("A-001", "two")]
 
-    rep = run_checks(PreflightSettings(timeout=5), [mk("A-001", many), mk("B-001", lambda c: ok("B-001", "b"))])
-    assert [(r.id, r.key, r.check) for r in rep.results] == [("A-001", "x", "CheckA-001"), ("A-001", "", "CheckA-001"),
-                                                              ("B-001", "", "CheckB-001")]
+    rep = run_checks(
+        PreflightSettings(timeout=5), [mk("A-001", many), mk("B-001", lambda c: ok("B-001", "b"))]
+    )
+    assert [(r.id, r.key, r.check) for r in rep.results] == [
+        ("A-001", "x", "CheckA-001"),
+        ("A-001", "", "CheckA-001"),
+        ("B-001", "", "CheckB-001"),
+    ]
     assert all(r.duration >= 0 for r in rep.results)
 
 
@@ -105,7 +124,9 @@ def test_memo_computes_once_across_threads() -> None:
     def use(id: str):  # type: ignore[no-untyped-def]
         return lambda c: ok(id, str(c.memo("fact", fact)))
 
-    rep = run_checks(PreflightSettings(timeout=5), [mk(f"A-00{i}", use(f"A-00{i}")) for i in range(5)])
+    rep = run_checks(
+        PreflightSettings(timeout=5), [mk(f"A-00{i}", use(f"A-00{i}")) for i in range(5)]
+    )
     assert len(calls) == 1 and {r.summary for r in rep.results} == {"42"}
 
 
