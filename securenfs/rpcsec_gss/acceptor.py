@@ -131,7 +131,8 @@ class Acceptor:
                         f"keytab {path}: cannot use the key of {e.principal} (kvno {', '.join(map(str, kvnos))}; "
                         f"enctypes {', '.join(encs)}): {f.describe()}") from None
         try:
-            creds = gssapi.Credentials(usage="accept", store=store)
+            # Kerberos V5 only: without this, an empty or odd token would start SPNEGO.
+            creds = gssapi.Credentials(usage="accept", store=store, mechs=[gssapi.MechType.kerberos])
         except gssapi.exceptions.GSSError as exc:
             raise KeytabProblem(f"keytab {path}: cannot acquire acceptor credentials: "
                                 f"{translate_exception(exc).describe()}") from None

@@ -50,6 +50,7 @@ from securenfs.rpcsec_gss.acceptor import Acceptor
 from securenfs.rpcsec_gss.constants import (
     GSS_S_COMPLETE,
     GSS_S_CONTINUE_NEEDED,
+    GSS_S_DEFECTIVE_TOKEN,
     MAX_INIT_TOKEN,
     MAXSEQ,
     GssProc,
@@ -57,7 +58,7 @@ from securenfs.rpcsec_gss.constants import (
 )
 from securenfs.rpcsec_gss.context import CtxState, GssContext
 from securenfs.rpcsec_gss.flavors import KRB5_OID_DOTTED, pseudo_flavor_for_service
-from securenfs.rpcsec_gss.gsserrors import Cause, GssFailure, translate_exception
+from securenfs.rpcsec_gss.gsserrors import Cause, GssFailure, translate, translate_exception
 from securenfs.rpcsec_gss.protection import Protection, ProtectionError, protection_for
 from securenfs.rpcsec_gss.seqwindow import SeqVerdict
 from securenfs.rpcsec_gss.table import ContextTable, TableLimits
@@ -178,6 +179,12 @@ class RpcsecGssHandler:
                 self.table.remove(ctx)
             raise GarbageArgs(f"malformed rpc_gss_init_arg (tokens up to {self.settings.max_init_token} "
                               f"bytes are accepted): {exc}") from None
+        if not token:
+            if ctx is not None:
+                self.table.remove(ctx)
+            failure = translate(GSS_S_DEFECTIVE_TOKEN, 0, "empty context token")
+            self._log_accept_failure(peer, call, failure)
+            return ControlReply(wire.encode_init_res(wire.InitRes(b"", failure.major, 0, 0, b"")))
         if ctx is None:
             ctx = self.table.new_pending(peer)
             ctx.gss = gssapi.SecurityContext(creds=self.acceptor.creds, usage="accept")
@@ -216,9 +223,9 @@ class RpcsecGssHandler:
         return ControlReply(wire.encode_init_res(res), AuthFlavor.RPCSEC_GSS, verf)
 
     async def _finish(self, ctx: GssContext, gctx: gssapi.SecurityContext, peer: str) -> Protection:
-        if str(gctx.mech) != KRB5_OID_DOTTED:
+        if gctx.mech is None or gctx.mech.dotted_form != KRB5_OID_DOTTED:
             log.warning("peer=%s: GSS context with mechanism %s refused: only Kerberos V5 (%s) is served",
-                        peer, gctx.mech, KRB5_OID_DOTTED)
+                        peer, gctx.mech.dotted_form if gctx.mech else "?", KRB5_OID_DOTTED)
             raise AuthReject(AuthStat.AUTH_BADCRED, f"mechanism {gctx.mech} is not Kerberos V5")
         try:
             client = str(gctx.initiator_name.canonicalize(gssapi.MechType.kerberos))
