@@ -183,26 +183,34 @@ class LocalFs:
             p = self.export.path / p
         with as_server():
             try:
-                fd = os.open(p, _O_PATH | os.O_NOFOLLOW)
+                if p.name in ("", ".", ".."):
+                    pfd, fd = -1, os.open(p, _O_PATH | os.O_DIRECTORY)
+                else:
+                    pfd = os.open(p.parent, _O_PATH | os.O_DIRECTORY)
+                    fd = os.open(p.name, _O_PATH | os.O_NOFOLLOW, dir_fd=pfd)
             except OSError as exc:
                 raise FsError.from_oserror(exc, str(p)) from None
             try:
-                if not self._inside(fd):
+                st = os.fstat(fd)
+                # A non-directory cannot be walked upwards: check the directory holding it.
+                where = fd if stat_mod.S_ISDIR(st.st_mode) or pfd < 0 else pfd
+                if not self._inside(where) or st.st_dev != self._root_dev:
                     raise FsError(errno.EACCES, f"{p} is outside {self.export.describe()}")
                 return self._handle_of_fd(fd)
             finally:
                 os.close(fd)
+                if pfd >= 0:
+                    os.close(pfd)
 
     def _inside(self, fd: int) -> bool:
-        """Whether ``fd`` lies at or below the export root (walks '..' upwards)."""
+        """Whether ``fd`` lies at or below the export root (walks '..' upwards).  A
+        non-directory has no '..'; callers check the directory it was found in."""
         st = os.fstat(fd)
         if (st.st_dev, st.st_ino) == (self._root_dev, self._root_ino):
             return True
-        cur = os.open("..", _O_PATH | os.O_DIRECTORY, dir_fd=fd) if stat_mod.S_ISDIR(st.st_mode) else None
-        if cur is None:
-            # A non-directory: its parent is not reachable from the inode; callers only
-            # ask this for paths they just resolved, so check the path's directory instead.
+        if not stat_mod.S_ISDIR(st.st_mode):
             return True
+        cur = os.open("..", _O_PATH | os.O_DIRECTORY, dir_fd=fd)
         try:
             for _ in range(_MAX_DEPTH):
                 cst = os.fstat(cur)
