@@ -25,11 +25,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes  # noqa: E402
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
-from securenfs.gsscrypto import FastContext  # noqa: E402
-from securenfs.gsscrypto.enctypes import PROFILES  # noqa: E402
-from tests.support.gsscrypto import EnctypeRealm  # noqa: E402
+from securenfs.gsscrypto import FastContext
+from securenfs.gsscrypto.enctypes import PROFILES
+from tests.support.gsscrypto import EnctypeRealm
 
 MIB = 1 << 20
 
@@ -79,6 +79,23 @@ def ceiling(enctype: int, msg: bytes, seconds: float) -> tuple[float, float]:
     return rate(seal_open, len(msg), seconds), rate(two_macs, len(msg), seconds)
 
 
+def measure(
+    realm: EnctypeRealm, et: int, msg: bytes, seconds: float
+) -> tuple[str, float, float, float, float, float, float] | None:
+    init, acc = realm.context_pair(et)
+    fa = FastContext.from_gss(acc)
+    fi = FastContext.from_gss(init)
+    if fa is None or fi is None:
+        return None
+    n = len(msg)
+    ours_wrap = rate(lambda: fi.unwrap(fa.wrap(msg)), n, seconds)
+    mit_wrap = rate(lambda: init.unwrap(acc.wrap(msg, True).message), n, seconds)
+    ours_mic = rate(lambda: fi.verify_mic(msg, fa.get_mic(msg)), n, seconds)
+    mit_mic = rate(lambda: init.verify_signature(msg, acc.get_signature(msg)), n, seconds)
+    ceil_wrap, ceil_mic = ceiling(et, msg, seconds)
+    return (PROFILES[et].name, ours_wrap, mit_wrap, ceil_wrap, ours_mic, mit_mic, ceil_mic)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--size", type=int, default=MIB, help="message size in octets")
@@ -93,30 +110,24 @@ def main(argv: list[str] | None = None) -> int:
     rows = []
     try:
         for et in sorted(PROFILES):
-            init, acc = realm.context_pair(et)
-            fa = FastContext.from_gss(acc)
-            fi = FastContext.from_gss(init)
-            if fa is None or fi is None:
+            row = measure(realm, et, msg, args.seconds)
+            if row is None:
                 print(f"{PROFILES[et].name}: fast path unavailable", file=sys.stderr)
-                continue
-            ours_wrap = rate(lambda: fi.unwrap(fa.wrap(msg)), len(msg), args.seconds)
-            mit_wrap = rate(
-                lambda: init.unwrap(acc.wrap(msg, True).message), len(msg), args.seconds
-            )
-            ours_mic = rate(lambda: fi.verify_mic(msg, fa.get_mic(msg)), len(msg), args.seconds)
-            mit_mic = rate(
-                lambda: init.verify_signature(msg, acc.get_signature(msg)), len(msg), args.seconds
-            )
-            ceil_wrap, ceil_mic = ceiling(et, msg, args.seconds)
-            rows.append(
-                (PROFILES[et].name, ours_wrap, mit_wrap, ceil_wrap, ours_mic, mit_mic, ceil_mic)
-            )
+            else:
+                rows.append(row)
     finally:
         realm.stop()
 
     print(f"message size {args.size} octets, MiB/s of payload, one thread")
-    head = ("enctype", "wrap+unwrap ours", "python-gssapi", "OpenSSL ceiling",
-            "MIC+verify ours", "python-gssapi", "OpenSSL ceiling")
+    head = (
+        "enctype",
+        "wrap+unwrap ours",
+        "python-gssapi",
+        "OpenSSL ceiling",
+        "MIC+verify ours",
+        "python-gssapi",
+        "OpenSSL ceiling",
+    )
     widths = [28, 17, 14, 16, 16, 14, 16]
     print("  ".join(h.rjust(w) if i else h.ljust(w) for i, (h, w) in enumerate(zip(head, widths))))
     for name, *vals in rows:

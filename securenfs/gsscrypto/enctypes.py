@@ -45,20 +45,40 @@ PROFILES: dict[int, EnctypeProfile] = {
     p.enctype: p
     for p in (
         EnctypeProfile(
-            Enctype.AES128_CTS_HMAC_SHA1_96, "aes128-cts-hmac-sha1-96",
-            KdfKind.RFC3962, 16, "sha1", 16, 12,
+            Enctype.AES128_CTS_HMAC_SHA1_96,
+            "aes128-cts-hmac-sha1-96",
+            KdfKind.RFC3962,
+            16,
+            "sha1",
+            16,
+            12,
         ),
         EnctypeProfile(
-            Enctype.AES256_CTS_HMAC_SHA1_96, "aes256-cts-hmac-sha1-96",
-            KdfKind.RFC3962, 32, "sha1", 32, 12,
+            Enctype.AES256_CTS_HMAC_SHA1_96,
+            "aes256-cts-hmac-sha1-96",
+            KdfKind.RFC3962,
+            32,
+            "sha1",
+            32,
+            12,
         ),
         EnctypeProfile(
-            Enctype.AES128_CTS_HMAC_SHA256_128, "aes128-cts-hmac-sha256-128",
-            KdfKind.RFC8009, 16, "sha256", 16, 16,
+            Enctype.AES128_CTS_HMAC_SHA256_128,
+            "aes128-cts-hmac-sha256-128",
+            KdfKind.RFC8009,
+            16,
+            "sha256",
+            16,
+            16,
         ),
         EnctypeProfile(
-            Enctype.AES256_CTS_HMAC_SHA384_192, "aes256-cts-hmac-sha384-192",
-            KdfKind.RFC8009, 32, "sha384", 24, 24,
+            Enctype.AES256_CTS_HMAC_SHA384_192,
+            "aes256-cts-hmac-sha384-192",
+            KdfKind.RFC8009,
+            32,
+            "sha384",
+            24,
+            24,
         ),
     )
 }

@@ -115,9 +115,7 @@ def derive_usage_keys(profile: EnctypeProfile, base_key: bytes, usage: int) -> U
     )
 
 
-def string_to_key(
-    profile: EnctypeProfile, password: bytes, salt: bytes, iterations: int
-) -> bytes:
+def string_to_key(profile: EnctypeProfile, password: bytes, salt: bytes, iterations: int) -> bytes:
     """Password to base key (RFC 3962 §4, RFC 8009 §4).
 
     Not used on the data path (contexts hand over their keys); it exists so the key

@@ -23,9 +23,13 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from securenfs.gsscrypto.enctypes import PROFILES, profile_for
 from securenfs.gsscrypto.tokens import HEADER_BYTES, TOK_ID_MIC, FastContext, TokenFlags
+
+if TYPE_CHECKING:
+    from gssapi import SecurityContext
 
 log = logging.getLogger("securenfs.gsscrypto")
 
@@ -44,7 +48,7 @@ class SessionKey:
     key: bytes
 
 
-def inquire_session_key(ctx: object) -> SessionKey:
+def inquire_session_key(ctx: SecurityContext) -> SessionKey:
     """The key and enctype MIT protects this context's messages with."""
     from gssapi.raw import OID, inquire_sec_context_by_oid
     from gssapi.raw.misc import GSSError
@@ -67,7 +71,7 @@ def inquire_session_key(ctx: object) -> SessionKey:
     return SessionKey(enctype, bytes(res[0]))
 
 
-def fast_context_from_gss(ctx: object) -> FastContext | None:
+def fast_context_from_gss(ctx: SecurityContext) -> FastContext | None:
     """Build a :class:`FastContext` for ``ctx`` or return None, logging why not."""
     try:
         return _build(ctx)
@@ -76,7 +80,7 @@ def fast_context_from_gss(ctx: object) -> FastContext | None:
         return None
 
 
-def _build(ctx: object) -> FastContext:
+def _build(ctx: SecurityContext) -> FastContext:
     from gssapi.raw import get_mic
     from gssapi.raw.misc import GSSError
 
@@ -93,7 +97,7 @@ def _build(ctx: object) -> FastContext:
         raise KeyUnavailable(f"enctype {sk.enctype} is not one of {supported}")
     if len(sk.key) != profile.key_bytes:
         raise KeyUnavailable(f"{profile.name} key has {len(sk.key)} octets")
-    initiator = bool(getattr(ctx, "locally_initiated"))
+    initiator = bool(ctx.locally_initiated)
     try:
         probe = bytes(get_mic(ctx, b""))
     except GSSError as exc:

@@ -15,14 +15,19 @@ from __future__ import annotations
 import enum
 import hmac
 import threading
+from typing import TYPE_CHECKING
 
 from securenfs.gsscrypto.cts import SLACK, Buffer
 from securenfs.gsscrypto.enctypes import profile_for
 from securenfs.gsscrypto.errors import BadToken
 from securenfs.gsscrypto.usagecrypto import UsageCrypto
 
+if TYPE_CHECKING:
+    from gssapi import SecurityContext
+
 TOK_ID_MIC = b"\x04\x04"
 TOK_ID_WRAP = b"\x05\x04"
+_MIC_FILLER = b"\xff" * 5
 HEADER_BYTES = 16
 SEQ_MASK = (1 << 64) - 1
 
@@ -82,22 +87,22 @@ class FastContext:
     """
 
     __slots__ = (
-        "enctype",
-        "enctype_number",
-        "initiator",
-        "acceptor_subkey",
         "_mac",
-        "_send_seal",
-        "_send_sign",
+        "_mic_prefix",
+        "_recv_role",
         "_recv_seal",
         "_recv_sign",
-        "_recv_role",
-        "_mic_prefix",
+        "_send_seal",
+        "_send_sign",
+        "_seq",
+        "_seq_lock",
         "_wrap_conf_prefix",
         "_wrap_integ_prefix",
         "_wrap_integ_prefix0",
-        "_seq",
-        "_seq_lock",
+        "acceptor_subkey",
+        "enctype",
+        "enctype_number",
+        "initiator",
     )
 
     def __init__(
@@ -146,7 +151,7 @@ class FastContext:
         self._seq_lock = threading.Lock()
 
     @classmethod
-    def from_gss(cls, ctx: object) -> FastContext | None:
+    def from_gss(cls, ctx: SecurityContext) -> FastContext | None:
         """A fast path for an established python-gssapi krb5 context, or None (reason logged).
 
         See :func:`securenfs.gsscrypto.keysource.fast_context_from_gss`.
@@ -212,7 +217,7 @@ class FastContext:
         t = _view(token)
         if len(t) != HEADER_BYTES + self._mac:
             raise BadToken("MIC token has the wrong length")
-        if t[:2] != TOK_ID_MIC or t[3:8] != b"\xff\xff\xff\xff\xff":
+        if t[:2].tobytes() != TOK_ID_MIC or t[3:8].tobytes() != _MIC_FILLER:
             raise BadToken("not a MIC token")
         self._check_role(t[2])
         expected = self._recv_sign.checksum((message, t[:HEADER_BYTES]))

@@ -22,7 +22,7 @@ CONFOUNDER_BYTES = BLOCK  # RFC 3962 §6 and RFC 8009 §5: one cipher block
 class UsageCrypto:
     """Ke/Ki/Kc of one base key for one key usage, ready to use."""
 
-    __slots__ = ("profile", "mac_bytes", "_etm", "cts", "_ki", "_kc")
+    __slots__ = ("_etm", "_kc", "_ki", "cts", "mac_bytes", "profile")
 
     def __init__(self, profile: EnctypeProfile, base_key: bytes, usage: int) -> None:
         keys = derive_usage_keys(profile, base_key, usage)

@@ -38,7 +38,7 @@ def contexts(enctype_realm: EnctypeRealm) -> dict[int, tuple]:  # noqa: F811
 
 @pytest.mark.parametrize("enctype", AES)
 def test_fast_context_has_the_negotiated_enctype(contexts: dict, enctype: int) -> None:
-    init, acc, fi, fa = contexts[enctype]
+    _init, _acc, fi, fa = contexts[enctype]
     assert fi.enctype_number == fa.enctype_number == enctype
     assert fi.initiator and not fa.initiator
     assert fi.acceptor_subkey and fa.acceptor_subkey  # MIT asserts one with mutual auth
@@ -62,7 +62,7 @@ def test_cross_check_with_mit(contexts: dict, enctype: int, size: int) -> None:
 
 @pytest.mark.parametrize("enctype", AES)
 def test_tampered_mit_tokens_are_rejected_at_every_byte(contexts: dict, enctype: int) -> None:
-    init, acc, fi, fa = contexts[enctype]
+    init, _acc, _fi, fa = contexts[enctype]
     msg = b"RPCSEC_GSS body!" + b"x"
     tokens = [
         ("wrap", init.wrap(msg, True).message),
@@ -87,7 +87,7 @@ def test_tampered_mit_tokens_are_rejected_at_every_byte(contexts: dict, enctype:
 
 @pytest.mark.parametrize("enctype", AES)
 def test_tampered_fast_tokens_are_rejected_by_mit(contexts: dict, enctype: int) -> None:
-    init, acc, fi, fa = contexts[enctype]
+    init, _acc, _fi, fa = contexts[enctype]
     token = fa.wrap(b"hello", True)
     for i in (2, 8, 16, len(token) // 2, len(token) - 1):
         bad = bytearray(token)
@@ -98,7 +98,8 @@ def test_tampered_fast_tokens_are_rejected_by_mit(contexts: dict, enctype: int) 
 
 @pytest.mark.parametrize("enctype", AES)
 def test_gss_context_keeps_working_after_from_gss(
-    enctype_realm: EnctypeRealm, enctype: int  # noqa: F811
+    enctype_realm: EnctypeRealm,
+    enctype: int,
 ) -> None:
     init, acc = enctype_realm.context_pair(enctype)
     assert FastContext.from_gss(acc) is not None
@@ -110,12 +111,13 @@ def test_gss_context_keeps_working_after_from_gss(
 
 @pytest.mark.parametrize("enctype", [18, 19])
 def test_lucid_export_destroys_the_mit_context_and_agrees_with_the_probe(
-    enctype_realm: EnctypeRealm, enctype: int  # noqa: F811
+    enctype_realm: EnctypeRealm,
+    enctype: int,
 ) -> None:
     """Why the fast path uses the session-key inquiry: MIT 1.20 deletes a context whose
     lucid form was exported.  The export (of a throwaway context) also confirms what the
     inquiry and the probe MIC derived: the acceptor subkey and the next send number."""
-    init, acc = enctype_realm.context_pair(enctype)
+    _init, acc = enctype_realm.context_pair(enctype)
     fast = FastContext.from_gss(acc)
     assert fast is not None
     key = inquire_session_key(acc)
@@ -142,7 +144,8 @@ def test_without_mutual_auth_the_initiator_subkey_is_used(
 
 
 def test_unsupported_enctype_falls_back_with_a_reason(
-    enctype_realm: EnctypeRealm, caplog: pytest.LogCaptureFixture  # noqa: F811
+    enctype_realm: EnctypeRealm,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     init, acc = enctype_realm.context_pair(26)  # camellia256-cts-cmac
     with caplog.at_level(logging.INFO, logger="securenfs.gsscrypto"):
@@ -153,7 +156,8 @@ def test_unsupported_enctype_falls_back_with_a_reason(
 
 
 def test_unestablished_context_falls_back(
-    enctype_realm: EnctypeRealm, caplog: pytest.LogCaptureFixture  # noqa: F811
+    enctype_realm: EnctypeRealm,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     ctx = gssapi.SecurityContext(
         name=gssapi.Name("nfs@localhost", gssapi.NameType.hostbased_service), usage="initiate"

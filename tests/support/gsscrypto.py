@@ -61,7 +61,9 @@ class EnctypeRealm:
             self.kdc.extract_keytab(service, keytab)
             only = f"\tpermitted_enctypes = {name}\n\tdefault_tkt_enctypes = {name}\n"
             only += f"\tdefault_tgs_enctypes = {name}\n"
-            text = self.kdc.krb5_conf.read_text().replace("[libdefaults]\n", "[libdefaults]\n" + only, 1)
+            text = self.kdc.krb5_conf.read_text().replace(
+                "[libdefaults]\n", "[libdefaults]\n" + only, 1
+            )
             conf.write_text(text)
             env = dict(self.kdc.env, KRB5_CONFIG=str(conf), KRB5CCNAME=f"FILE:{ccache}")
             self.kdc.k5.kinit(

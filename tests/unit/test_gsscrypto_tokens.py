@@ -134,9 +134,11 @@ def test_wrong_key_or_message_is_rejected() -> None:
         acc.verify_mic(b"y", init.get_mic(b"x"))
 
 
-@pytest.mark.parametrize("garbage", [b"", b"\x05\x04", b"\x05\x04\x02\xff" + b"\0" * 12, b"\x60" * 80])
+@pytest.mark.parametrize(
+    "garbage", [b"", b"\x05\x04", b"\x05\x04\x02\xff" + b"\0" * 12, b"\x60" * 80]
+)
 def test_truncated_and_foreign_tokens_are_rejected(garbage: bytes) -> None:
-    init, acc = pair(20)
+    _init, acc = pair(20)
     with pytest.raises(BadToken):
         acc.unwrap(garbage)
     with pytest.raises(BadToken):

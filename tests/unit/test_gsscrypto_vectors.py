@@ -25,15 +25,17 @@ NFOLD = [
     (b"password", 56, "78a07b6caf85fa"),
     (b"Rough Consensus, and Running Code", 64, "bb6ed30870b7f0e0"),
     (b"password", 168, "59e4a8ca7c0385c3c37b3f6d2000247cb6e6bd5b3e"),
-    (b"MASSACHVSETTS INSTITVTE OF TECHNOLOGY", 192,
-     "db3b0d8f0b061e603282b308a50841229ad798fab9540c1b"),
+    (
+        b"MASSACHVSETTS INSTITVTE OF TECHNOLOGY",
+        192,
+        "db3b0d8f0b061e603282b308a50841229ad798fab9540c1b",
+    ),
     (b"Q", 168, "518a54a215a8452a518a54a215a8452a518a54a215"),
     (b"ba", 168, "fb25d531ae8974499f52fd92ea9857c4ba24cf297e"),
     (b"kerberos", 64, "6b65726265726f73"),
     (b"kerberos", 128, "6b65726265726f737b9b5b2b93132b93"),
     (b"kerberos", 168, "8372c236344e5f1550cd0747e15d62ca7a5a3bcea4"),
-    (b"kerberos", 256,
-     "6b65726265726f737b9b5b2b93132b935c9bdcdad95c9899c4cae4dee6d6cae4"),
+    (b"kerberos", 256, "6b65726265726f737b9b5b2b93132b935c9bdcdad95c9899c4cae4dee6d6cae4"),
 ]
 
 
@@ -51,17 +53,42 @@ CTS_PLAIN = h(
 )
 CTS_VECTORS = [
     (17, "c6 35 35 68 f2 bf 8c b4 d8 a5 80 36 2d a7 ff 7f 97"),
-    (31, "fc 00 78 3e 0e fd b2 c1 d4 45 d4 c8 ef f7 ed 22 97 68 72 68 d6 ec cc c0 c0 7b 25"
-         " e2 5e cf e5"),
-    (32, "39 31 25 23 a7 86 62 d5 be 7f cb cc 98 eb f5 a8 97 68 72 68 d6 ec cc c0 c0 7b 25"
-         " e2 5e cf e5 84"),
-    (47, "97 68 72 68 d6 ec cc c0 c0 7b 25 e2 5e cf e5 84 b3 ff fd 94 0c 16 a1 8c 1b 55 49"
-         " d2 f8 38 02 9e 39 31 25 23 a7 86 62 d5 be 7f cb cc 98 eb f5"),
-    (48, "97 68 72 68 d6 ec cc c0 c0 7b 25 e2 5e cf e5 84 9d ad 8b bb 96 c4 cd c0 3b c1 03"
-         " e1 a1 94 bb d8 39 31 25 23 a7 86 62 d5 be 7f cb cc 98 eb f5 a8"),
-    (64, "97 68 72 68 d6 ec cc c0 c0 7b 25 e2 5e cf e5 84 39 31 25 23 a7 86 62 d5 be 7f cb"
-         " cc 98 eb f5 a8 48 07 ef e8 36 ee 89 a5 26 73 0d bc 2f 7b c8 40 9d ad 8b bb 96 c4"
-         " cd c0 3b c1 03 e1 a1 94 bb d8"),
+    (
+        31,
+        (
+            "fc 00 78 3e 0e fd b2 c1 d4 45 d4 c8 ef f7 ed 22 97 68 72 68 d6 ec cc c0 c0 7b 25"
+            " e2 5e cf e5"
+        ),
+    ),
+    (
+        32,
+        (
+            "39 31 25 23 a7 86 62 d5 be 7f cb cc 98 eb f5 a8 97 68 72 68 d6 ec cc c0 c0 7b 25"
+            " e2 5e cf e5 84"
+        ),
+    ),
+    (
+        47,
+        (
+            "97 68 72 68 d6 ec cc c0 c0 7b 25 e2 5e cf e5 84 b3 ff fd 94 0c 16 a1 8c 1b 55 49"
+            " d2 f8 38 02 9e 39 31 25 23 a7 86 62 d5 be 7f cb cc 98 eb f5"
+        ),
+    ),
+    (
+        48,
+        (
+            "97 68 72 68 d6 ec cc c0 c0 7b 25 e2 5e cf e5 84 9d ad 8b bb 96 c4 cd c0 3b c1 03"
+            " e1 a1 94 bb d8 39 31 25 23 a7 86 62 d5 be 7f cb cc 98 eb f5 a8"
+        ),
+    ),
+    (
+        64,
+        (
+            "97 68 72 68 d6 ec cc c0 c0 7b 25 e2 5e cf e5 84 39 31 25 23 a7 86 62 d5 be 7f cb"
+            " cc 98 eb f5 a8 48 07 ef e8 36 ee 89 a5 26 73 0d bc 2f 7b c8 40 9d ad 8b bb 96 c4"
+            " cd c0 3b c1 03 e1 a1 94 bb d8"
+        ),
+    ),
 ]
 
 
@@ -87,34 +114,76 @@ def test_aes_cts_encrypts_from_split_pieces(length: int, expected: str) -> None:
 
 # RFC 3962 Appendix B string-to-key: (password, salt, iterations, aes128 key, aes256 key).
 S2K_VECTORS = [
-    (b"password", b"ATHENA.MIT.EDUraeburn", 1,
-     "42 26 3c 6e 89 f4 fc 28 b8 df 68 ee 09 79 9f 15",
-     "fe 69 7b 52 bc 0d 3c e1 44 32 ba 03 6a 92 e6 5b bb 52 28 09 90 a2 fa 27 88 39 98 d7"
-     " 2a f3 01 61"),
-    (b"password", b"ATHENA.MIT.EDUraeburn", 2,
-     "c6 51 bf 29 e2 30 0a c2 7f a4 69 d6 93 bd da 13",
-     "a2 e1 6d 16 b3 60 69 c1 35 d5 e9 d2 e2 5f 89 61 02 68 56 18 b9 59 14 b4 67 c6 76 22"
-     " 22 58 24 ff"),
-    (b"password", b"ATHENA.MIT.EDUraeburn", 1200,
-     "4c 01 cd 46 d6 32 d0 1e 6d be 23 0a 01 ed 64 2a",
-     "55 a6 ac 74 0a d1 7b 48 46 94 10 51 e1 e8 b0 a7 54 8d 93 b0 ab 30 a8 bc 3f f1 62 80"
-     " 38 2b 8c 2a"),
-    (b"password", h("1234567878563412"), 5,
-     "e9 b2 3d 52 27 37 47 dd 5c 35 cb 55 be 61 9d 8e",
-     "97 a4 e7 86 be 20 d8 1a 38 2d 5e bc 96 d5 90 9c ab cd ad c8 7c a4 8f 57 45 04 15 9f"
-     " 16 c3 6e 31"),
-    (b"X" * 64, b"pass phrase equals block size", 1200,
-     "59 d1 bb 78 9a 82 8b 1a a5 4e f9 c2 88 3f 69 ed",
-     "89 ad ee 36 08 db 8b c7 1f 1b fb fe 45 94 86 b0 56 18 b7 0c ba e2 20 92 53 4e 56 c5"
-     " 53 ba 4b 34"),
-    (b"X" * 65, b"pass phrase exceeds block size", 1200,
-     "cb 80 05 dc 5f 90 17 9a 7f 02 10 4c 00 18 75 1d",
-     "d7 8c 5c 9c b8 72 a8 c9 da d4 69 7f 0b b5 b2 d2 14 96 c8 2b eb 2c ae da 21 12 fc ee"
-     " a0 57 40 1b"),
-    ("\U0001d11e".encode(), b"EXAMPLE.COMpianist", 50,
-     "f1 49 c1 f2 e1 54 a7 34 52 d4 3e 7f e6 2a 56 e5",
-     "4b 6d 98 39 f8 44 06 df 1f 09 cc 16 6d b4 b8 3c 57 18 48 b7 84 a3 d6 bd c3 46 58 9a"
-     " 3e 39 3f 9e"),
+    (
+        b"password",
+        b"ATHENA.MIT.EDUraeburn",
+        1,
+        "42 26 3c 6e 89 f4 fc 28 b8 df 68 ee 09 79 9f 15",
+        (
+            "fe 69 7b 52 bc 0d 3c e1 44 32 ba 03 6a 92 e6 5b bb 52 28 09 90 a2 fa 27 88 39 98 d7"
+            " 2a f3 01 61"
+        ),
+    ),
+    (
+        b"password",
+        b"ATHENA.MIT.EDUraeburn",
+        2,
+        "c6 51 bf 29 e2 30 0a c2 7f a4 69 d6 93 bd da 13",
+        (
+            "a2 e1 6d 16 b3 60 69 c1 35 d5 e9 d2 e2 5f 89 61 02 68 56 18 b9 59 14 b4 67 c6 76 22"
+            " 22 58 24 ff"
+        ),
+    ),
+    (
+        b"password",
+        b"ATHENA.MIT.EDUraeburn",
+        1200,
+        "4c 01 cd 46 d6 32 d0 1e 6d be 23 0a 01 ed 64 2a",
+        (
+            "55 a6 ac 74 0a d1 7b 48 46 94 10 51 e1 e8 b0 a7 54 8d 93 b0 ab 30 a8 bc 3f f1 62 80"
+            " 38 2b 8c 2a"
+        ),
+    ),
+    (
+        b"password",
+        h("1234567878563412"),
+        5,
+        "e9 b2 3d 52 27 37 47 dd 5c 35 cb 55 be 61 9d 8e",
+        (
+            "97 a4 e7 86 be 20 d8 1a 38 2d 5e bc 96 d5 90 9c ab cd ad c8 7c a4 8f 57 45 04 15 9f"
+            " 16 c3 6e 31"
+        ),
+    ),
+    (
+        b"X" * 64,
+        b"pass phrase equals block size",
+        1200,
+        "59 d1 bb 78 9a 82 8b 1a a5 4e f9 c2 88 3f 69 ed",
+        (
+            "89 ad ee 36 08 db 8b c7 1f 1b fb fe 45 94 86 b0 56 18 b7 0c ba e2 20 92 53 4e 56 c5"
+            " 53 ba 4b 34"
+        ),
+    ),
+    (
+        b"X" * 65,
+        b"pass phrase exceeds block size",
+        1200,
+        "cb 80 05 dc 5f 90 17 9a 7f 02 10 4c 00 18 75 1d",
+        (
+            "d7 8c 5c 9c b8 72 a8 c9 da d4 69 7f 0b b5 b2 d2 14 96 c8 2b eb 2c ae da 21 12 fc ee"
+            " a0 57 40 1b"
+        ),
+    ),
+    (
+        "\U0001d11e".encode(),
+        b"EXAMPLE.COMpianist",
+        50,
+        "f1 49 c1 f2 e1 54 a7 34 52 d4 3e 7f e6 2a 56 e5",
+        (
+            "4b 6d 98 39 f8 44 06 df 1f 09 cc 16 6d b4 b8 3c 57 18 48 b7 84 a3 d6 bd c3 46 58 9a"
+            " 3e 39 3f 9e"
+        ),
+    ),
 ]
 
 
@@ -159,49 +228,97 @@ def test_rfc8009_key_derivation_usage_2() -> None:
     assert k19.ke == h("9B 19 7D D1 E8 C5 60 9D 6E 67 C3 E3 7C 62 C7 2E")
     assert k19.ki == h("9F DA 0E 56 AB 2D 85 E1 56 9A 68 86 96 C2 6A 6C")
     k20 = derive_usage_keys(PROFILES[Enctype.AES256_CTS_HMAC_SHA384_192], SHA384_BASE, 2)
-    assert k20.kc == h(
-        "EF 57 18 BE 86 CC 84 96 3D 8B BB 50 31 E9 F5 C4 BA 41 F2 8F AF 69 E7 3D"
-    )
+    assert k20.kc == h("EF 57 18 BE 86 CC 84 96 3D 8B BB 50 31 E9 F5 C4 BA 41 F2 8F AF 69 E7 3D")
     assert k20.ke == h(
         "56 AB 22 BE E6 3D 82 D7 BC 52 27 F6 77 3F 8E A7 A5 EB 1C 82 51 60 C3 83 12 98 0C 44"
         " 2E 5C 7E 49"
     )
-    assert k20.ki == h(
-        "69 B1 65 14 E3 CD 8E 56 B8 20 10 D5 C7 30 12 B6 22 C4 D0 0F FC 23 ED 1F"
-    )
+    assert k20.ki == h("69 B1 65 14 E3 CD 8E 56 B8 20 10 D5 C7 30 12 B6 22 C4 D0 0F FC 23 ED 1F")
 
 
 # (enctype, base key, plaintext, confounder, ciphertext | HMAC), key usage 2.
 ENCRYPT_VECTORS = [
-    (19, SHA256_BASE, "", "7E 58 95 EA F2 67 24 35 BA D8 17 F5 45 A3 71 48",
-     "EF 85 FB 89 0B B8 47 2F 4D AB 20 39 4D CA 78 1D AD 87 7E DA 39 D5 0C 87 0C 0D 5A 0A"
-     " 8E 48 C7 18"),
-    (19, SHA256_BASE, "00 01 02 03 04 05", "7B CA 28 5E 2F D4 13 0F B5 5B 1A 5C 83 BC 5B 24",
-     "84 D7 F3 07 54 ED 98 7B AB 0B F3 50 6B EB 09 CF B5 54 02 CE F7 E6 87 7C E9 9E 24 7E"
-     " 52 D1 6E D4 42 1D FD F8 97 6C"),
-    (19, SHA256_BASE, "00 01 02 03 04 05 06 07 08 09 0A 0B 0C 0D 0E 0F",
-     "56 AB 21 71 3F F6 2C 0A 14 57 20 0F 6F A9 94 8F",
-     "35 17 D6 40 F5 0D DC 8A D3 62 87 22 B3 56 9D 2A E0 74 93 FA 82 63 25 40 80 EA 65 C1"
-     " 00 8E 8F C2 95 FB 48 52 E7 D8 3E 1E 7C 48 C3 7E EB E6 B0 D3"),
-    (19, SHA256_BASE, "00 01 02 03 04 05 06 07 08 09 0A 0B 0C 0D 0E 0F 10 11 12 13 14",
-     "A7 A4 E2 9A 47 28 CE 10 66 4F B6 4E 49 AD 3F AC",
-     "72 0F 73 B1 8D 98 59 CD 6C CB 43 46 11 5C D3 36 C7 0F 58 ED C0 C4 43 7C 55 73 54 4C"
-     " 31 C8 13 BC E1 E6 D0 72 C1 86 B3 9A 41 3C 2F 92 CA 9B 83 34 A2 87 FF CB FC"),
-    (20, SHA384_BASE, "", "F7 64 E9 FA 15 C2 76 47 8B 2C 7D 0C 4E 5F 58 E4",
-     "41 F5 3F A5 BF E7 02 6D 91 FA F9 BE 95 91 95 A0 58 70 72 73 A9 6A 40 F0 A0 19 60 62"
-     " 1A C6 12 74 8B 9B BF BE 7E B4 CE 3C"),
-    (20, SHA384_BASE, "00 01 02 03 04 05", "B8 0D 32 51 C1 F6 47 14 94 25 6F FE 71 2D 0B 9A",
-     "4E D7 B3 7C 2B CA C8 F7 4F 23 C1 CF 07 E6 2B C7 B7 5F B3 F6 37 B9 F5 59 C7 F6 64 F6"
-     " 9E AB 7B 60 92 23 75 26 EA 0D 1F 61 CB 20 D6 9D 10 F2"),
-    (20, SHA384_BASE, "00 01 02 03 04 05 06 07 08 09 0A 0B 0C 0D 0E 0F",
-     "53 BF 8A 0D 10 52 65 D4 E2 76 42 86 24 CE 5E 63",
-     "BC 47 FF EC 79 98 EB 91 E8 11 5C F8 D1 9D AC 4B BB E2 E1 63 E8 7D D3 7F 49 BE CA 92"
-     " 02 77 64 F6 8C F5 1F 14 D7 98 C2 27 3F 35 DF 57 4D 1F 93 2E 40 C4 FF 25 5B 36 A2 66"),
-    (20, SHA384_BASE, "00 01 02 03 04 05 06 07 08 09 0A 0B 0C 0D 0E 0F 10 11 12 13 14",
-     "76 3E 65 36 7E 86 4F 02 F5 51 53 C7 E3 B5 8A F1",
-     "40 01 3E 2D F5 8E 87 51 95 7D 28 78 BC D2 D6 FE 10 1C CF D5 56 CB 1E AE 79 DB 3C 3E"
-     " E8 64 29 F2 B2 A6 02 AC 86 FE F6 EC B6 47 D6 29 5F AE 07 7A 1F EB 51 75 08 D2 C1 6B"
-     " 41 92 E0 1F 62"),
+    (
+        19,
+        SHA256_BASE,
+        "",
+        "7E 58 95 EA F2 67 24 35 BA D8 17 F5 45 A3 71 48",
+        (
+            "EF 85 FB 89 0B B8 47 2F 4D AB 20 39 4D CA 78 1D AD 87 7E DA 39 D5 0C 87 0C 0D 5A 0A"
+            " 8E 48 C7 18"
+        ),
+    ),
+    (
+        19,
+        SHA256_BASE,
+        "00 01 02 03 04 05",
+        "7B CA 28 5E 2F D4 13 0F B5 5B 1A 5C 83 BC 5B 24",
+        (
+            "84 D7 F3 07 54 ED 98 7B AB 0B F3 50 6B EB 09 CF B5 54 02 CE F7 E6 87 7C E9 9E 24 7E"
+            " 52 D1 6E D4 42 1D FD F8 97 6C"
+        ),
+    ),
+    (
+        19,
+        SHA256_BASE,
+        "00 01 02 03 04 05 06 07 08 09 0A 0B 0C 0D 0E 0F",
+        "56 AB 21 71 3F F6 2C 0A 14 57 20 0F 6F A9 94 8F",
+        (
+            "35 17 D6 40 F5 0D DC 8A D3 62 87 22 B3 56 9D 2A E0 74 93 FA 82 63 25 40 80 EA 65 C1"
+            " 00 8E 8F C2 95 FB 48 52 E7 D8 3E 1E 7C 48 C3 7E EB E6 B0 D3"
+        ),
+    ),
+    (
+        19,
+        SHA256_BASE,
+        "00 01 02 03 04 05 06 07 08 09 0A 0B 0C 0D 0E 0F 10 11 12 13 14",
+        "A7 A4 E2 9A 47 28 CE 10 66 4F B6 4E 49 AD 3F AC",
+        (
+            "72 0F 73 B1 8D 98 59 CD 6C CB 43 46 11 5C D3 36 C7 0F 58 ED C0 C4 43 7C 55 73 54 4C"
+            " 31 C8 13 BC E1 E6 D0 72 C1 86 B3 9A 41 3C 2F 92 CA 9B 83 34 A2 87 FF CB FC"
+        ),
+    ),
+    (
+        20,
+        SHA384_BASE,
+        "",
+        "F7 64 E9 FA 15 C2 76 47 8B 2C 7D 0C 4E 5F 58 E4",
+        (
+            "41 F5 3F A5 BF E7 02 6D 91 FA F9 BE 95 91 95 A0 58 70 72 73 A9 6A 40 F0 A0 19 60 62"
+            " 1A C6 12 74 8B 9B BF BE 7E B4 CE 3C"
+        ),
+    ),
+    (
+        20,
+        SHA384_BASE,
+        "00 01 02 03 04 05",
+        "B8 0D 32 51 C1 F6 47 14 94 25 6F FE 71 2D 0B 9A",
+        (
+            "4E D7 B3 7C 2B CA C8 F7 4F 23 C1 CF 07 E6 2B C7 B7 5F B3 F6 37 B9 F5 59 C7 F6 64 F6"
+            " 9E AB 7B 60 92 23 75 26 EA 0D 1F 61 CB 20 D6 9D 10 F2"
+        ),
+    ),
+    (
+        20,
+        SHA384_BASE,
+        "00 01 02 03 04 05 06 07 08 09 0A 0B 0C 0D 0E 0F",
+        "53 BF 8A 0D 10 52 65 D4 E2 76 42 86 24 CE 5E 63",
+        (
+            "BC 47 FF EC 79 98 EB 91 E8 11 5C F8 D1 9D AC 4B BB E2 E1 63 E8 7D D3 7F 49 BE CA 92"
+            " 02 77 64 F6 8C F5 1F 14 D7 98 C2 27 3F 35 DF 57 4D 1F 93 2E 40 C4 FF 25 5B 36 A2 66"
+        ),
+    ),
+    (
+        20,
+        SHA384_BASE,
+        "00 01 02 03 04 05 06 07 08 09 0A 0B 0C 0D 0E 0F 10 11 12 13 14",
+        "76 3E 65 36 7E 86 4F 02 F5 51 53 C7 E3 B5 8A F1",
+        (
+            "40 01 3E 2D F5 8E 87 51 95 7D 28 78 BC D2 D6 FE 10 1C CF D5 56 CB 1E AE 79 DB 3C 3E"
+            " E8 64 29 F2 B2 A6 02 AC 86 FE F6 EC B6 47 D6 29 5F AE 07 7A 1F EB 51 75 08 D2 C1 6B"
+            " 41 92 E0 1F 62"
+        ),
+    ),
 ]
 
 
