@@ -46,6 +46,28 @@ def domain_set(ctx: RunContext) -> Result:
     return ok("IDM-001", f"NFSv4 domain is {d}", domain=d)
 
 
+@check("IDM-002", "PrincipalRealmAccepted")
+def realm_accepted(ctx: RunContext) -> Result:
+    """Principals of the server's realm are mapped to users (the realm is a local realm)."""
+    realm = ctx.realm
+    local = ctx.settings.local_realms
+    if not local:
+        return ok(
+            "IDM-002",
+            f"principals of {realm or 'the default realm'} map to users (default local realm)",
+        )
+    if realm and realm not in local:
+        return error(
+            "IDM-002",
+            f"realm {realm} is not among the local realms ({', '.join(local)})",
+            "Kerberos works, but every user of this realm is mapped to the anonymous user.",
+            f"Add {realm} to [idmap] local_realms.",
+            realm=realm,
+            local_realms=local,
+        )
+    return ok("IDM-002", f"realm {realm} is a local realm")
+
+
 def _host_port(uri: str) -> tuple[str, int]:
     u = urlparse(uri)
     port = u.port or (636 if u.scheme == "ldaps" else 389)
