@@ -24,7 +24,7 @@ class FsError(OSError):
         super().__init__(err, message or os.strerror(err))
 
     @classmethod
-    def from_oserror(cls, exc: OSError, what: str = "") -> "FsError":
+    def from_oserror(cls, exc: OSError, what: str = "") -> FsError:
         err = exc.errno if exc.errno is not None else _errno.EIO
         text = exc.strerror or os.strerror(err)
         return cls(err, f"{what}: {text}" if what else text)

@@ -27,6 +27,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Self
 
 from securenfs.exports.table import Export
 from securenfs.vfs import kernel
@@ -100,7 +101,7 @@ class LocalFs:
             os.close(self._root_fd)
             self._root_fd = -1
 
-    def __enter__(self) -> LocalFs:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
