@@ -98,7 +98,7 @@ def test_tampered_fast_tokens_are_rejected_by_mit(contexts: dict, enctype: int) 
 
 @pytest.mark.parametrize("enctype", AES)
 def test_gss_context_keeps_working_after_from_gss(
-    enctype_realm: EnctypeRealm,
+    enctype_realm: EnctypeRealm,  # noqa: F811
     enctype: int,
 ) -> None:
     init, acc = enctype_realm.context_pair(enctype)
@@ -111,7 +111,7 @@ def test_gss_context_keeps_working_after_from_gss(
 
 @pytest.mark.parametrize("enctype", [18, 19])
 def test_lucid_export_destroys_the_mit_context_and_agrees_with_the_probe(
-    enctype_realm: EnctypeRealm,
+    enctype_realm: EnctypeRealm,  # noqa: F811
     enctype: int,
 ) -> None:
     """Why the fast path uses the session-key inquiry: MIT 1.20 deletes a context whose
@@ -144,7 +144,7 @@ def test_without_mutual_auth_the_initiator_subkey_is_used(
 
 
 def test_unsupported_enctype_falls_back_with_a_reason(
-    enctype_realm: EnctypeRealm,
+    enctype_realm: EnctypeRealm,  # noqa: F811
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     init, acc = enctype_realm.context_pair(26)  # camellia256-cts-cmac
@@ -156,7 +156,7 @@ def test_unsupported_enctype_falls_back_with_a_reason(
 
 
 def test_unestablished_context_falls_back(
-    enctype_realm: EnctypeRealm,
+    enctype_realm: EnctypeRealm,  # noqa: F811
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     ctx = gssapi.SecurityContext(
