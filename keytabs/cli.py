@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import socket
 import sys
 import time
@@ -15,6 +16,7 @@ from keytabs.analysis import (
     describe_entry,
     enctype_finding,
     file_status,
+    host_principals,
     kvno_finding,
     permission_finding,
 )
@@ -101,6 +103,13 @@ def check_keytab(
         )
         return findings
     fqdn = (hostname or socket.getfqdn()).lower().rstrip(".")
+    mine = host_principals(kt, fqdn)
+    findings.append(
+        Finding(
+            Level.OK,
+            f"acceptor principals for {fqdn}: {', '.join(map(str, mine)) or 'none'}",
+        )
+    )
     if realm is None:
         realms = sorted({p.realm for p in kt.principals()})
         realm = realms[0] if len(realms) == 1 else ""
@@ -204,6 +213,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeytabError as exc:
         sys.stderr.write(f"securenfs keytab: {exc}\n")
         return 2
+    except BrokenPipeError:  # output piped into head(1) and closed early
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except ValueError as exc:
         sys.stderr.write(f"securenfs keytab: {exc}\n")
         return 3

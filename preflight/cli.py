@@ -8,6 +8,7 @@ anything reached LEVEL and 0 otherwise (for ExecStartPre= gates).
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import traceback
 from pathlib import Path
@@ -231,6 +232,9 @@ def main(argv: list[str] | None = None, prog: str = "securenfs-preflight") -> in
     except UsageError as exc:
         sys.stderr.write(f"{prog}: {exc}\n")
         return EXIT_UNKNOWN
+    except BrokenPipeError:  # output piped into head(1) and closed early
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_OK
     except Exception:  # noqa: BLE001 - the tool failed; say so in monitoring terms
         sys.stderr.write(f"{prog}: internal error\n{traceback.format_exc()}")
         return EXIT_UNKNOWN
