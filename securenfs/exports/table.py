@@ -244,6 +244,24 @@ class ExportTable:
                 return Access(rule.access == "ro", rule.squash, rule.anonuid, rule.anongid, rule.match)
         return None
 
+    def readdir(self, node: PseudoNode, cookie: int, max_entries: int,
+                peer_ip: str | None = None) -> tuple[list[PseudoNode], bool]:
+        """READDIR of a pseudo directory: children after ``cookie`` (0 = from the start), at
+        most ``max_entries``, and whether that is the end.  An entry's cookie is its
+        ``node_id`` (never 0, 1 or 2), so cookies stay valid for the life of the table.  With
+        ``peer_ip``, children the client cannot see (:meth:`visible`) are left out."""
+        out: list[PseudoNode] = []
+        children = node.sorted_children()
+        for child in children:
+            if child.node_id <= cookie:
+                continue
+            if peer_ip is not None and not self.visible(child, peer_ip):
+                continue
+            if len(out) == max_entries:
+                return out, False
+            out.append(child)
+        return out, True
+
     def visible(self, node: PseudoNode, peer_ip: str) -> bool:
         """Whether ``peer_ip`` may see pseudo node ``node``: some export at or below it
         admits the client.  A pseudo directory leading only to exports the client cannot

@@ -67,10 +67,20 @@ def current() -> FsCreds:
     return FsCreds(kernel.getfsuid(), kernel.getfsgid(), kernel.getgroups_thread())
 
 
+def _held() -> FsCreds:
+    # The identity this module last set on the thread; read from the kernel the first time.
+    held: FsCreds | None = getattr(_local, "creds", None)
+    if held is None:
+        held = current()
+        _local.creds = held
+    return held
+
+
 def _switch(creds: FsCreds) -> None:
-    # Groups and fsgid first: switching the fsuid away from 0 does not drop CAP_SETGID
-    # (it is not a file-system capability), but doing ids last keeps the order obvious.
-    kernel.setgroups_thread(creds.groups)
+    held: FsCreds | None = getattr(_local, "creds", None)
+    _local.creds = None  # unknown until verified below
+    if held is None or held.groups != creds.groups:
+        kernel.setgroups_thread(creds.groups)
     kernel.setfsgid(creds.gid)
     kernel.setfsuid(creds.uid)
     # setfsuid/setfsgid return the previous value even on failure; re-read to verify.
@@ -79,24 +89,22 @@ def _switch(creds: FsCreds) -> None:
         raise CredentialSwitchError(
             f"could not switch this thread to fsuid {creds.uid} fsgid {creds.gid} "
             f"(still {got_uid}/{got_gid}); the server must run as root")
+    _local.creds = creds
 
 
 @contextmanager
 def as_caller(creds: FsCreds) -> Iterator[FsCreds]:
     """Run the body as ``creds`` on the current thread only; restore the previous identity
     afterwards (also on errors).  Nesting is allowed."""
-    previous = current()
+    previous = _held()
     try:
         _switch(creds)
     except BaseException:
         _restore(previous)
         raise
-    depth = getattr(_local, "depth", 0)
-    _local.depth = depth + 1
     try:
         yield creds
     finally:
-        _local.depth = depth
         _restore(previous)
 
 

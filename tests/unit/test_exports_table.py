@@ -137,3 +137,25 @@ def test_real_reverse_lookup_of_loopback(tmp_path: Path) -> None:
     # /etc/hosts maps 127.0.0.1 <-> localhost both ways on Debian
     assert t.access(t.exports[0], "127.0.0.1") is not None
     assert t.access(t.exports[0], "192.0.2.200") is None
+
+
+def test_pseudo_readdir_pages_and_hides_unreachable_exports(tmp_path: Path) -> None:
+    dirs = _dirs(tmp_path, *[f"d{i}" for i in range(7)])
+    cfg = [ExportConfig(d, f"/top/{d.name}") for d in dirs]
+    cfg[0].clients = [ClientRule(match="10.0.0.0/8")]
+    t = ExportTable.from_config(cfg)
+    top = t.lookup(t.root, "top")
+    assert top is not None
+    seen: list[str] = []
+    cookie = 0
+    while True:
+        page, eof = t.readdir(top, cookie, 3)
+        assert len(page) <= 3 and all(n.node_id > 2 for n in page)
+        seen += [n.name for n in page]
+        if eof:
+            break
+        cookie = page[-1].node_id
+    assert sorted(seen) == [d.name for d in dirs]
+    page, eof = t.readdir(top, 0, 10, peer_ip="192.0.2.1")
+    assert eof and sorted(n.name for n in page) == [d.name for d in dirs[1:]]
+    assert [n.name for n in t.readdir(t.root, 0, 10)[0]] == ["top"]
