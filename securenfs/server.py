@@ -76,6 +76,7 @@ class Server:
             log.warning("config: %s", w)
         if self.cfg.uses_kerberos:
             self.enable_gss()
+        self._build_nfs4()
         for addr in self.cfg.server.listen:
             try:
                 self.bound += await self.rpc.listen(addr.host, addr.port)
@@ -99,12 +100,25 @@ class Server:
         self.gss = handler
         return handler
 
+    def _build_nfs4(self) -> None:
+        """The NFSv4.1 service: export table, security policy, handles, protocol state."""
+        from securenfs.nfs4.wiring import ExportError, build_service
+
+        assert self.identity is not None
+        try:
+            self.nfs.service = build_service(self.cfg, self.identity.server_owner, self.identity.server_scope,
+                                             self.executor, kerberos=self.gss is not None)
+        except ExportError as exc:
+            raise StartupError(f"exports: {exc}") from None
+
     def request_stop(self) -> None:
         self._stop.set()
 
     async def stop(self) -> None:
         log.info("stopping: no new connections; finishing calls in flight")
         await self.rpc.stop()
+        if self.nfs.service is not None:
+            self.nfs.service.ns.close()
         if self.gss is not None:
             await self.gss.stop()
         self.executor.shutdown(wait=True, cancel_futures=True)

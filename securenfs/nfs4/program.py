@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from securenfs.nfs4.compound import compound
+from securenfs.nfs4.service import Nfs4Service
 from securenfs.rpc.auth import Authenticated, Buffers
 from securenfs.rpc.constants import NFS_PROGRAM, NFS_V4
 from securenfs.rpc.message import RpcCall
@@ -16,5 +18,15 @@ class Nfs4Program:
     low_version = NFS_V4
     high_version = NFS_V4
 
+    def __init__(self, service: Nfs4Service | None = None):
+        self.service = service
+
     async def call(self, call: RpcCall, auth: Authenticated) -> Buffers:
-        raise ProcUnavail(call.proc)
+        if call.proc != PROC_COMPOUND:
+            raise ProcUnavail(call.proc)
+        svc = self.service
+        if svc is None:
+            raise ProcUnavail(call.proc)
+        conn = call.conn
+        peer = conn.peer[0] if conn is not None else "?"
+        return await compound(svc, auth.cred, peer, conn, auth.args)

@@ -1,0 +1,241 @@
+"""The COMPOUND procedure (RFC 8881 §16.2, §2.10.6): one loop, the shared checks, SEQUENCE
+and the reply cache.
+
+Operations are decoded one at a time as they are evaluated: a COMPOUND that claims 10,000
+operations costs nothing until they are reached, and an operation that cannot be decoded
+ends the COMPOUND with NFS4ERR_BADXDR (or NFS4ERR_OP_ILLEGAL / NFS4ERR_NOTSUPP, RFC 8881
+§15.2: the arguments of an unknown operation cannot be skipped).
+"""
+
+from __future__ import annotations
+
+import logging
+import struct
+
+
+from securenfs.nfs4.constants import NFS4_MINOR_VERSION, Op, SeqStatus, Stat, StateProtect
+from securenfs.nfs4.context import CompoundContext
+from securenfs.nfs4.errors import Nfs4Error
+from securenfs.nfs4.optable import DEFERS_CHECK, OPTABLE, Sec
+from securenfs.nfs4.service import Nfs4Service
+from securenfs.nfs4.xdr4 import SequenceArgs, SequenceRes, unpack_compound_header
+from securenfs.rpc.auth import Credential, GarbageArgs
+from securenfs.state.sessions import Replay, Session, Slot
+from securenfs.xdr import Packer, Unpacker, XdrError
+
+log = logging.getLogger("securenfs.nfs4")
+_U32 = struct.Struct(">I")
+_OP_SEQ = int(Op.SEQUENCE)
+
+
+def _status_only(op: int, status: int) -> bytes:
+    return _U32.pack(op) + _U32.pack(status)
+
+
+def _reply(status: int, tag: bytes, parts: list[bytes | bytearray | memoryview], count: int) -> list[bytes | bytearray | memoryview]:
+    h = Packer()
+    h.u32(status)
+    h.opaque(tag)
+    h.u32(count)
+    return [h.getvalue(), *parts]
+
+
+async def compound(svc: Nfs4Service, cred: Credential, peer: str, conn: object, args: memoryview) -> list[bytes | bytearray | memoryview]:
+    u = Unpacker(args)
+    try:
+        hdr = unpack_compound_header(u)
+    except XdrError as exc:
+        raise GarbageArgs(f"COMPOUND header: {exc}") from None
+    if hdr.minorversion != NFS4_MINOR_VERSION:
+        # RFC 8881 §16.2.3: nothing is evaluated; clients probing 4.2 fall back to 4.1.
+        return _reply(Stat.MINOR_VERS_MISMATCH, hdr.tag, [], 0)
+    n = hdr.numops
+    if n == 0:
+        return _reply(Stat.OK, hdr.tag, [], 0)
+    ctx = CompoundContext(svc, cred, peer, conn)
+    ctx.numops = n
+    if u.remaining() < 4:
+        return _reply(Stat.BADXDR, hdr.tag, [_status_only(Op.ILLEGAL, Stat.BADXDR)], 1)
+    first = _U32.unpack_from(u.buffer, u.pos)[0]
+    if first != _OP_SEQ:
+        spec = OPTABLE.get(first)
+        if spec is None:
+            u.u32()
+            return _reply(Stat.OP_ILLEGAL, hdr.tag, [_status_only(Op.ILLEGAL, Stat.OP_ILLEGAL)], 1)
+        if not spec.alone:
+            # RFC 8881 §2.10.6.2: everything else needs a session.
+            return _reply(Stat.OP_NOT_IN_SESSION, hdr.tag, [_status_only(first, Stat.OP_NOT_IN_SESSION)], 1)
+        if n > 1:
+            return _reply(Stat.NOT_ONLY_OP, hdr.tag, [_status_only(first, Stat.NOT_ONLY_OP)], 1)
+        status, parts, count = await _evaluate(ctx, u, n, None)
+        return _reply(status, hdr.tag, parts, count)
+
+    # -- SEQUENCE ------------------------------------------------------------------------------
+    u.u32()
+    try:
+        sa = SequenceArgs.unpack(u)
+    except XdrError:
+        return _reply(Stat.BADXDR, hdr.tag, [_status_only(_OP_SEQ, Stat.BADXDR)], 1)
+    try:
+        session, slot, kind, seqres = _sequence(ctx, sa, n, args)
+    except Nfs4Error as exc:
+        if exc.status not in (Stat.SEQ_MISORDERED, Stat.BADSLOT):
+            log.info("%s SEQUENCE: %s", peer, exc)
+        else:
+            log.debug("%s SEQUENCE: %s", peer, exc)
+        return _reply(exc.status, hdr.tag, [_status_only(_OP_SEQ, exc.status)], 1)
+    if kind == Replay.RETRY:
+        # RFC 8881 §2.10.6.1.1: the cached reply, byte for byte; wait for an original still running.
+        if slot.pending is not None and not slot.pending.done():
+            cached = await slot.pending
+        else:
+            cached = slot.reply
+        if cached is None:
+            return _reply(Stat.RETRY_UNCACHED_REP, hdr.tag,
+                          [_status_only(_OP_SEQ, Stat.RETRY_UNCACHED_REP)], 1)
+        return [cached]
+    sp = Packer()
+    sp.u32(_OP_SEQ)
+    seqres.pack(sp)
+    first_part = sp.getvalue()
+    reply: list[bytes | bytearray | memoryview]
+    try:
+        status, parts, count = await _evaluate(ctx, u, n - 1, session, len(first_part), sa.cachethis)
+        reply = _reply(status, hdr.tag, [first_part, *parts], count + 1)
+    except BaseException:
+        Session.finish(slot, None)
+        raise
+    data = b"".join(reply)
+    # Cache every reply that fits ca_maxresponsesize_cached (not only sa_cachethis ones), so
+    # a retry after a lost reply gets the same answer instead of a re-execution.
+    Session.finish(slot, data if len(data) <= session.fore.maxresponsesize_cached else None)
+    return [data]
+
+
+def _sequence(ctx: CompoundContext, sa: SequenceArgs, numops: int, request: memoryview) -> tuple[Session, Slot, int, SequenceRes]:
+    svc = ctx.svc
+    session = svc.sessions.get(sa.sessionid)
+    client = session.client
+    ctx.session, ctx.client = session, client
+    fore = session.fore
+    if numops > fore.maxoperations:
+        raise Nfs4Error(Stat.TOO_MANY_OPS, f"{numops} operations, the session allows {fore.maxoperations}")
+    reqsize = len(request)
+    if reqsize > fore.maxrequestsize:
+        raise Nfs4Error(Stat.REQ_TOO_BIG, f"request of {reqsize} bytes, the session allows {fore.maxrequestsize}")
+    if sa.highest_slotid >= len(session.slots) and sa.slotid < len(session.slots):
+        raise Nfs4Error(Stat.BAD_HIGH_SLOT, f"sa_highest_slotid {sa.highest_slotid}")
+    kind, slot = session.begin(sa.slotid, sa.sequenceid, request)
+    if kind == Replay.NEW:
+        cid = ctx.conn_id
+        if cid is not None and cid not in session.conns:
+            if client.sp_how != StateProtect.NONE:
+                Session.finish(slot, None)
+                slot.seqid = (slot.seqid - 1) & 0xFFFFFFFF
+                raise Nfs4Error(Stat.CONN_NOT_BOUND_TO_SESSION)
+            # SP4_NONE: the connection is bound implicitly (RFC 8881 §2.10.3.1).
+            session.conns.add(cid)
+            svc.watch_connection(ctx.conn)
+        client.renew()
+    res = SequenceRes(0, session.sessionid, sa.sequenceid, sa.slotid, session.highest_slotid,
+                      session.highest_slotid, _status_flags(client))
+    return session, slot, kind, res
+
+
+def _status_flags(client: object) -> int:
+    """sr_status_flags (RFC 8881 §18.46.3); revocation and callback bits come with core II."""
+    return int(SeqStatus(0))
+
+
+async def _evaluate(ctx: CompoundContext, u: Unpacker, n: int, session: Session | None, used: int = 0,
+                    cachethis: bool = False) -> tuple[int, list[bytes | bytearray | memoryview], int]:
+    """Evaluate ``n`` operations; returns (status of the last, encoded results, count)."""
+    parts: list[bytes | bytearray | memoryview] = []
+    count = 0
+    status = 0
+    total = used
+    if session is not None:
+        max_reply = session.fore.maxresponsesize - 64  # room for the RPC and COMPOUND headers
+        max_cached = session.fore.maxresponsesize_cached - 64
+    else:
+        max_reply = max_cached = 1 << 30
+    buf = u.buffer
+    for i in range(n):
+        ctx.opindex = i + (1 if session is not None else 0)
+        if u.remaining() < 4:
+            # The op count promised more operations than the request holds.
+            parts.append(_status_only(Op.ILLEGAL, Stat.BADXDR))
+            return Stat.BADXDR, parts, count + 1
+        opnum = u.u32()
+        spec = OPTABLE.get(opnum)
+        if spec is None:
+            parts.append(_status_only(Op.ILLEGAL, Stat.OP_ILLEGAL))
+            return Stat.OP_ILLEGAL, parts, count + 1
+        if opnum == _OP_SEQ:
+            parts.append(_status_only(opnum, Stat.SEQUENCE_POS))
+            return Stat.SEQUENCE_POS, parts, count + 1
+        if spec.handler is None or spec.args is None:
+            parts.append(_status_only(opnum, Stat.NOTSUPP))
+            return Stat.NOTSUPP, parts, count + 1
+        try:
+            args = spec.args.unpack(u)  # type: ignore[attr-defined]
+        except XdrError as exc:
+            log.info("%s %s: undecodable arguments: %s", ctx.peer, spec.op.name, exc)
+            parts.append(_status_only(opnum, Stat.BADXDR))
+            return Stat.BADXDR, parts, count + 1
+        try:
+            if spec.needs_fh and ctx.cfh is None:
+                raise Nfs4Error(Stat.NOFILEHANDLE)
+            sec = spec.sec
+            if sec is Sec.CHECK and not ctx.cfh_checked:
+                await ctx.check_cfh()
+            res = await spec.handler(ctx, args)
+            if sec is Sec.PUTFH:
+                # RFC 8881 §2.6.3.1.1: a put-filehandle op is checked now unless the next op
+                # decides (LOOKUP, SECINFO, another put, SAVEFH, ...) or it is unknown.
+                nxt = _U32.unpack_from(buf, u.pos)[0] if i + 1 < n and u.remaining() >= 4 else None
+                if nxt is None or (nxt not in DEFERS_CHECK and nxt in OPTABLE):
+                    await ctx.check_cfh()
+            elif sec is Sec.LOOKUP or sec is Sec.LOOKUPP:
+                if not ctx.cfh_checked:
+                    await ctx.check_cfh()
+        except Nfs4Error as exc:
+            res = None
+            status = exc.status
+            _log_status(ctx, spec.op, exc)
+        except Exception:
+            log.exception("%s %s: server fault", ctx.peer, spec.op.name)
+            res = None
+            status = Stat.SERVERFAULT
+        if res is None:
+            part = _status_only(opnum, status)
+        else:
+            p = Packer()
+            p.u32(opnum)
+            res.pack(p)
+            part = p.getvalue()
+            status = 0
+        size = len(part)
+        if total + size > max_reply:
+            parts.append(_status_only(opnum, Stat.REP_TOO_BIG))
+            return Stat.REP_TOO_BIG, parts, count + 1
+        if cachethis and total + size > max_cached:
+            parts.append(_status_only(opnum, Stat.REP_TOO_BIG_TO_CACHE))
+            return Stat.REP_TOO_BIG_TO_CACHE, parts, count + 1
+        total += size
+        parts.append(part)
+        count += 1
+        if status:
+            return status, parts, count
+    return status, parts, count
+
+
+_QUIET = frozenset({Stat.NOENT, Stat.NOT_SAME, Stat.SAME, Stat.EXIST})
+
+
+def _log_status(ctx: CompoundContext, op: Op, exc: Nfs4Error) -> None:
+    level = logging.DEBUG if exc.status in _QUIET else logging.INFO
+    if log.isEnabledFor(level):
+        log.log(level, "%s %s %s: %s", ctx.peer, ctx.cred.describe(), op.name, exc)
+
+

@@ -1,0 +1,99 @@
+"""The objects a file handle can name: pseudo-fs directories and files inside exports.
+
+Built on the exports library (ExportTable, SecPolicy) and one LocalFs per export.  A pseudo
+node that is an export's junction is always presented as the export's root (crossing into the
+export: new fsid, RFC 8881 §7.7).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from securenfs.exports.secpolicy import SecPolicy
+from securenfs.exports.table import PSEUDO_FSID, Export, ExportTable, PseudoNode
+from securenfs.nfs4.constants import FhExpire, Stat
+from securenfs.nfs4.errors import Nfs4Error
+from securenfs.nfs4.fattr import FsInfo, PseudoStat
+from securenfs.vfs.handles import BadHandle, HandleCodec, PseudoKey
+from securenfs.vfs.local import LocalFs
+
+
+@dataclass(slots=True, eq=False)
+class Node:
+    """The current (or saved) file handle, resolved."""
+
+    fh: bytes
+    export: Export | None = None
+    pnode: PseudoNode | None = None
+    fs: LocalFs | None = None
+
+    @property
+    def target(self) -> Export | PseudoNode:
+        """What the security policy is asked about."""
+        if self.export is not None:
+            return self.export
+        assert self.pnode is not None
+        return self.pnode
+
+    @property
+    def is_pseudo(self) -> bool:
+        return self.pnode is not None
+
+
+class Namespace:
+    def __init__(self, table: ExportTable, policy: SecPolicy, codec: HandleCodec, lease_time: int):
+        self.table = table
+        self.policy = policy
+        self.codec = codec
+        self.lease_time = lease_time
+        self.fs: dict[int, LocalFs] = {e.export_id: LocalFs(e, codec) for e in table.exports}
+        self.boot_ns = time.time_ns()
+        self.pseudo_fs = FsInfo(PSEUDO_FSID, lease_time, FhExpire.PERSISTENT, None, ())
+        self._fsinfo = {
+            e.export_id: FsInfo(e.fsid, lease_time, FhExpire.PERSISTENT, None,
+                                tuple(c for c in e.pseudo.split("/") if c))
+            for e in table.exports
+        }
+
+    def close(self) -> None:
+        for fs in self.fs.values():
+            fs.close()
+
+    def fsinfo(self, export: Export) -> FsInfo:
+        return self._fsinfo[export.export_id]
+
+    # -- handles -------------------------------------------------------------------------------
+    def for_pseudo(self, p: PseudoNode) -> Node:
+        if p.export is not None:
+            fs = self.fs[p.export.export_id]
+            return Node(fs.root_fh(), p.export, None, fs)
+        return Node(self.codec.pseudo(p.node_id), None, p, None)
+
+    def root(self) -> Node:
+        return self.for_pseudo(self.table.root)
+
+    def resolve(self, fh: bytes) -> Node:
+        """PUTFH: NFS4ERR_BADHANDLE for anything this server did not issue, NFS4ERR_STALE
+        for a verified handle of an export or pseudo directory no longer served."""
+        try:
+            key = self.codec.parse(fh)
+        except BadHandle as exc:
+            raise Nfs4Error(Stat.BADHANDLE, str(exc)) from None
+        if isinstance(key, PseudoKey):
+            p = self.table.node(key.node_id)
+            if p is None:
+                raise Nfs4Error(Stat.STALE, f"pseudo directory {key.node_id} no longer exists")
+            return self.for_pseudo(p)
+        export = self.table.by_id(key.export_id)
+        if export is None:
+            raise Nfs4Error(Stat.STALE, f"export {key.export_id:#x} is no longer served")
+        return Node(bytes(fh), export, None, self.fs[export.export_id])
+
+    def pseudo_stat(self, p: PseudoNode) -> PseudoStat:
+        return PseudoStat(p.node_id, 2 + sum(1 for _ in p.children), self.boot_ns)
+
+    def parent_of_export_root(self, export: Export) -> Node | None:
+        """LOOKUPP from an export's root: the pseudo directory above its junction."""
+        parent = self.table.junction(export).parent
+        return None if parent is None else self.for_pseudo(parent)

@@ -1,0 +1,1 @@
+"""Operation handlers, one module per family; the op table (optable.py) wires them."""

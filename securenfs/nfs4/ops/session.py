@@ -1,0 +1,128 @@
+"""Client and session operations (RFC 8881 §18.35-18.37, §18.34, §18.50, §18.51)."""
+
+from __future__ import annotations
+
+import logging
+
+from securenfs.nfs4.constants import ChannelDirFromClient, ChannelDirFromServer, CreateSessionFlag, Op, Stat, StateProtect
+from securenfs.nfs4.context import CompoundContext
+from securenfs.nfs4.errors import Nfs4Error
+from securenfs.nfs4.xdr4 import (
+    BindConnArgs,
+    BindConnRes,
+    ChannelAttrs,
+    ClientIdArgs,
+    CreateSessionArgs,
+    CreateSessionRes,
+    ExchangeIdArgs,
+    ExchangeIdRes,
+    ReclaimCompleteArgs,
+    SessionIdArgs,
+    StatusRes,
+)
+from securenfs.state.clients import Client, principal_of
+
+log = logging.getLogger("securenfs.nfs4")
+
+_OK = StatusRes(0)
+#: Largest backchannel slot table recorded (callbacks are not sent yet).
+_MAX_BACK_SLOTS = 16
+
+
+def check_mach_cred(ctx: CompoundContext, client: Client, op: Op) -> None:
+    """SP4_MACH_CRED (RFC 8881 §2.10.8.3): ops the client asked to protect must come from the
+    machine principal that created the client id."""
+    if client.sp_how == StateProtect.MACH_CRED and op in client.enforce:
+        if principal_of(ctx.cred) != client.principal:
+            raise Nfs4Error(Stat.WRONG_CRED, f"{op.name} must use the client's machine credential")
+
+
+async def op_exchange_id(ctx: CompoundContext, a: ExchangeIdArgs) -> ExchangeIdRes:
+    return ctx.svc.clients.exchange_id(a, ctx.cred, ctx.peer)
+
+
+async def op_create_session(ctx: CompoundContext, a: CreateSessionArgs) -> CreateSessionRes:
+    svc = ctx.svc
+    c = svc.clients.require(a.clientid)
+    if not c.confirmed and c.principal != principal_of(ctx.cred):
+        raise Nfs4Error(Stat.CLID_INUSE, "CREATE_SESSION by another principal than EXCHANGE_ID's")
+    check_mach_cred(ctx, c, Op.CREATE_SESSION)
+    # CREATE_SESSION has its own one-slot replay cache (RFC 8881 §18.36.4).
+    if a.sequence == c.cs_seq and c.cs_reply is not None:
+        return c.cs_reply  # type: ignore[return-value]
+    if a.sequence != (c.cs_seq + 1) & 0xFFFFFFFF:
+        raise Nfs4Error(Stat.SEQ_MISORDERED, f"csa_sequence {a.sequence}, expected {(c.cs_seq + 1) & 0xFFFFFFFF}")
+    fore = svc.sessions.negotiate(a.fore)
+    b = a.back
+    back = ChannelAttrs(0, b.maxrequestsize, b.maxresponsesize, b.maxresponsesize_cached,
+                        b.maxoperations, max(1, min(b.maxrequests, _MAX_BACK_SLOTS)), [])
+    # No persistent reply cache, no RDMA; the backchannel attributes are recorded but no
+    # callback is sent yet, so CONN_BACK_CHAN is not granted (RFC 8881 §18.36.3).
+    flags = a.flags & ~int(CreateSessionFlag.PERSIST | CreateSessionFlag.CONN_RDMA | CreateSessionFlag.CONN_BACK_CHAN)
+    if not c.confirmed:
+        svc.clients.confirm(c)
+    s = svc.sessions.create(c, fore, back, flags, a.cb_program, a.sec_parms, ctx.conn_id)
+    if ctx.conn is not None:
+        svc.watch_connection(ctx.conn)
+    c.renew()
+    c.cs_seq = a.sequence
+    res = CreateSessionRes(0, s.sessionid, a.sequence, flags, fore, back)
+    c.cs_reply = res
+    log.info("%s: session %s created (%d slots, %d ops, max request %d)", c.describe(), s.sessionid.hex(),
+             fore.maxrequests, fore.maxoperations, fore.maxrequestsize)
+    return res
+
+
+async def op_destroy_session(ctx: CompoundContext, a: SessionIdArgs) -> StatusRes:
+    svc = ctx.svc
+    s = svc.sessions.get(a.sessionid)
+    check_mach_cred(ctx, s.client, Op.DESTROY_SESSION)
+    if ctx.session is None and ctx.conn_id is not None and ctx.conn_id not in s.conns:
+        # RFC 8881 §18.37.3: without SEQUENCE it must come on a connection bound to it.
+        raise Nfs4Error(Stat.CONN_NOT_BOUND_TO_SESSION)
+    svc.sessions.destroy(s)
+    return _OK
+
+
+async def op_destroy_clientid(ctx: CompoundContext, a: ClientIdArgs) -> StatusRes:
+    svc = ctx.svc
+    c = svc.clients.require(a.clientid)
+    check_mach_cred(ctx, c, Op.DESTROY_CLIENTID)
+    if c.sessions:
+        raise Nfs4Error(Stat.CLIENTID_BUSY, "the client id still has sessions")
+    svc.clients.destroy(c)
+    return _OK
+
+
+async def op_bind_conn(ctx: CompoundContext, a: BindConnArgs) -> BindConnRes:
+    s = ctx.svc.sessions.get(a.sessionid)
+    check_mach_cred(ctx, s.client, Op.BIND_CONN_TO_SESSION)
+    if a.dir not in {d.value for d in ChannelDirFromClient}:
+        raise Nfs4Error(Stat.INVAL, f"channel direction {a.dir}")
+    if a.rdma:
+        raise Nfs4Error(Stat.INVAL, "RDMA mode is not supported")
+    if ctx.conn_id is None:
+        raise Nfs4Error(Stat.INVAL, "no connection")
+    if a.dir == ChannelDirFromClient.BACK:
+        s.back_conns.add(ctx.conn_id)
+        got = ChannelDirFromServer.BACK
+    else:
+        # No callbacks yet: FORE_OR_BOTH / BACK_OR_BOTH get the fore channel.
+        s.conns.add(ctx.conn_id)
+        got = ChannelDirFromServer.FORE
+    ctx.svc.watch_connection(ctx.conn)
+    return BindConnRes(0, s.sessionid, got, False)
+
+
+async def op_reclaim_complete(ctx: CompoundContext, a: ReclaimCompleteArgs) -> StatusRes:
+    c = ctx.client
+    assert c is not None  # not allowed without SEQUENCE
+    check_mach_cred(ctx, c, Op.RECLAIM_COMPLETE)
+    if a.one_fs:
+        # Per-file-system reclaim (rca_one_fs) matters for migration only; nothing to record.
+        return _OK
+    if c.reclaim_complete:
+        raise Nfs4Error(Stat.COMPLETE_ALREADY)
+    c.reclaim_complete = True
+    ctx.svc.on_reclaim_complete(c)
+    return _OK

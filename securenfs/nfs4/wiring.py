@@ -1,0 +1,28 @@
+"""Builds the NFSv4.1 service from the configuration (called by securenfs.server)."""
+
+from __future__ import annotations
+
+from concurrent.futures import Executor
+
+from securenfs.config import Config
+from securenfs.exports.secpolicy import SecPolicy
+from securenfs.exports.table import ExportError, ExportTable
+from securenfs.nfs4.namespace import Namespace
+from securenfs.nfs4.owners import OwnerMapper
+from securenfs.nfs4.service import Nfs4Service
+from securenfs.vfs.handles import HandleCodec, load_or_create_key
+
+
+def build_service(cfg: Config, server_owner: str, server_scope: str, executor: Executor, *,
+                  kerberos: bool, owners: OwnerMapper | None = None) -> Nfs4Service:
+    """Raises ExportError (readable) when the exports cannot be served."""
+    table = ExportTable.from_config(cfg.exports)
+    available = ("krb5p", "krb5i", "krb5", "sys") if kerberos else ("sys",)
+    policy = SecPolicy(table, available)
+    codec = HandleCodec(load_or_create_key(cfg.server.state_dir))
+    ns = Namespace(table, policy, codec, cfg.server.lease_time)
+    return Nfs4Service(ns, executor, server_owner=server_owner.encode(), server_scope=server_scope.encode(),
+                       lease_time=cfg.server.lease_time, owners=owners)
+
+
+__all__ = ["ExportError", "build_service"]

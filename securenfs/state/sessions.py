@@ -1,0 +1,171 @@
+"""Sessions, slot tables and the reply cache (RFC 8881 §2.10.6).
+
+Each slot remembers the last sequence id, a digest of that request and, when it was cached,
+the full encoded COMPOUND reply, so a retry gets the byte-identical answer.  A retry that
+arrives while the original is still running waits for the original's reply instead of
+running twice.  A different request with the same slot and sequence id is a false retry.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import secrets
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from securenfs.nfs4.constants import Stat
+from securenfs.nfs4.errors import Nfs4Error
+from securenfs.nfs4.xdr4 import CbSecParms, ChannelAttrs
+
+if TYPE_CHECKING:
+    from securenfs.state.clients import Client
+
+
+@dataclass(slots=True, frozen=True)
+class ServerLimits:
+    """What the server grants at most in CREATE_SESSION (RFC 8881 §18.36.3)."""
+
+    max_slots: int = 64
+    max_operations: int = 64
+    max_request: int = 1049600  # 1 MiB of WRITE data plus headers
+    max_response: int = 1049600
+    max_response_cached: int = 16384
+    #: Below these a client cannot even send SEQUENCE+PUTFH+GETATTR: NFS4ERR_TOOSMALL.
+    min_request: int = 512
+    min_response: int = 512
+
+
+def digest(data: bytes | memoryview) -> bytes:
+    return hashlib.blake2b(data, digest_size=16).digest()
+
+
+@dataclass(slots=True, eq=False)
+class Slot:
+    seqid: int = 0
+    digest: bytes = b""
+    reply: bytes | None = None
+    #: Set while the request holding this slot is running.
+    pending: asyncio.Future[bytes | None] | None = None
+
+
+class Replay:
+    """What SEQUENCE found on the slot."""
+
+    NEW = 0
+    RETRY = 1
+
+
+@dataclass(slots=True, eq=False)
+class Session:
+    sessionid: bytes
+    client: Client
+    fore: ChannelAttrs
+    back: ChannelAttrs
+    flags: int
+    cb_program: int
+    cb_sec: list[CbSecParms]
+    slots: list[Slot] = field(default_factory=list)
+    #: Connection ids bound to the fore channel (RFC 8881 §2.10.3.1).
+    conns: set[int] = field(default_factory=set)
+    back_conns: set[int] = field(default_factory=set)
+    dead: bool = False
+
+    def destroy(self) -> None:
+        self.dead = True
+        for s in self.slots:
+            if s.pending is not None and not s.pending.done():
+                s.pending.set_result(None)
+
+    @property
+    def highest_slotid(self) -> int:
+        return len(self.slots) - 1
+
+    def begin(self, slotid: int, seqid: int, request: bytes | memoryview) -> tuple[int, Slot]:
+        """Check the slot for a new request or a retry (RFC 8881 §2.10.6.1)."""
+        if slotid >= len(self.slots):
+            raise Nfs4Error(Stat.BADSLOT, f"slot {slotid} beyond highest slot {len(self.slots) - 1}")
+        slot = self.slots[slotid]
+        if seqid == slot.seqid:
+            if slot.digest and digest(request) != slot.digest:
+                raise Nfs4Error(Stat.SEQ_FALSE_RETRY, f"slot {slotid} seqid {seqid}: a different request")
+            if slot.pending is None and slot.reply is None:
+                raise Nfs4Error(Stat.RETRY_UNCACHED_REP, f"slot {slotid} seqid {seqid} was not cached")
+            return Replay.RETRY, slot
+        if seqid != (slot.seqid + 1) & 0xFFFFFFFF:
+            raise Nfs4Error(Stat.SEQ_MISORDERED, f"slot {slotid}: seqid {seqid}, expected {slot.seqid + 1}")
+        if slot.pending is not None and not slot.pending.done():
+            # The client reused a slot whose previous request has not been answered.
+            raise Nfs4Error(Stat.SEQ_MISORDERED, f"slot {slotid} still busy")
+        slot.seqid = seqid
+        slot.digest = digest(request)
+        slot.reply = None
+        slot.pending = asyncio.get_running_loop().create_future()
+        return Replay.NEW, slot
+
+    @staticmethod
+    def finish(slot: Slot, reply: bytes | None) -> None:
+        slot.reply = reply
+        if slot.pending is not None and not slot.pending.done():
+            slot.pending.set_result(reply)
+        slot.pending = None
+
+
+class SessionTable:
+    def __init__(self, limits: ServerLimits | None = None):
+        self.limits = limits or ServerLimits()
+        self._by_id: dict[bytes, Session] = {}
+
+    def get(self, sessionid: bytes) -> Session:
+        s = self._by_id.get(bytes(sessionid))
+        if s is None or s.dead:
+            raise Nfs4Error(Stat.BADSESSION, "session unknown")
+        return s
+
+    def __len__(self) -> int:
+        return len(self._by_id)
+
+    def negotiate(self, asked: ChannelAttrs) -> ChannelAttrs:
+        """The fore channel the server grants: never more than the client asked or than the
+        server's limits; NFS4ERR_TOOSMALL when the client's sizes cannot carry a request."""
+        lim = self.limits
+        if asked.maxrequestsize < lim.min_request or asked.maxresponsesize < lim.min_response:
+            raise Nfs4Error(Stat.TOOSMALL, "channel request/response sizes too small")
+        if asked.maxoperations < 1 or asked.maxrequests < 1:
+            raise Nfs4Error(Stat.TOOSMALL, "channel allows no operation or no request")
+        return ChannelAttrs(
+            0,
+            min(asked.maxrequestsize, lim.max_request),
+            min(asked.maxresponsesize, lim.max_response),
+            min(asked.maxresponsesize_cached, lim.max_response_cached),
+            min(asked.maxoperations, lim.max_operations),
+            min(asked.maxrequests, lim.max_slots),
+            [],
+        )
+
+    def create(self, client: Client, fore: ChannelAttrs, back: ChannelAttrs, flags: int, cb_program: int,
+               cb_sec: list[CbSecParms], conn_id: int | None) -> Session:
+        while True:
+            sid = secrets.token_bytes(16)
+            if sid not in self._by_id:
+                break
+        s = Session(sid, client, fore, back, flags, cb_program, cb_sec, [Slot() for _ in range(fore.maxrequests)])
+        if conn_id is not None:
+            s.conns.add(conn_id)
+        self._by_id[sid] = s
+        client.sessions[sid] = s
+        return s
+
+    def destroy(self, s: Session) -> None:
+        s.destroy()
+        self._by_id.pop(s.sessionid, None)
+        s.client.sessions.pop(s.sessionid, None)
+
+    def forget_client(self, client: Client) -> None:
+        for s in list(client.sessions.values()):
+            self.destroy(s)
+
+    def connection_closed(self, conn_id: int) -> None:
+        for s in self._by_id.values():
+            s.conns.discard(conn_id)
+            s.back_conns.discard(conn_id)
