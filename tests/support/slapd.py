@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import atexit
 import os
+from pathlib import Path
+import time
 import shutil
 import signal
 import tempfile
@@ -202,8 +204,27 @@ class Directory:
         self.server.resume()  # type: ignore[attr-defined]
 
     def freeze(self) -> None:
-        """SIGSTOP slapd: connections hang (the kernel still accepts them)."""
-        os.kill(self.pid, signal.SIGSTOP)
+        """SIGSTOP slapd: connections hang (the kernel still accepts them).
+
+        kill() returns before every thread has actually stopped, so wait until all of
+        slapd's threads show the stopped state; otherwise a request sent right after could
+        still be answered by a thread that has not stopped yet.
+        """
+        pid = self.pid
+        os.kill(pid, signal.SIGSTOP)
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            states = []
+            for task in Path(f"/proc/{pid}/task").iterdir():
+                try:
+                    stat = (task / "stat").read_text()
+                except FileNotFoundError:
+                    continue
+                states.append(stat[stat.rindex(")") + 2])
+            if states and all(st in "Tt" for st in states):
+                return
+            time.sleep(0.01)
+        raise RuntimeError("slapd did not stop after SIGSTOP")
 
     def thaw(self) -> None:
         os.kill(self.pid, signal.SIGCONT)
