@@ -41,12 +41,11 @@ def test_switch_is_visible_to_the_kernel_and_undone() -> None:
 
 def test_identity_is_restored_after_an_error_and_nesting() -> None:
     before = kernel.thread_ids()
-    with pytest.raises(RuntimeError):
-        with as_caller(ALICE):
-            with as_caller(BOB):
-                assert kernel.thread_ids().fsuid == 40002
-            assert kernel.thread_ids().fsuid == 40001
-            raise RuntimeError("boom")
+    with pytest.raises(RuntimeError), as_caller(ALICE):
+        with as_caller(BOB):
+            assert kernel.thread_ids().fsuid == 40002
+        assert kernel.thread_ids().fsuid == 40001
+        raise RuntimeError("boom")
     assert kernel.thread_ids() == before
 
 

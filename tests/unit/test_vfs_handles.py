@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from securenfs.vfs.errors import FsError
 from securenfs.vfs.handles import (
     MAX_KERNEL_HANDLE,
     NFS4_FHSIZE,
@@ -19,7 +20,6 @@ from securenfs.vfs.handles import (
     PseudoKey,
     load_or_create_key,
 )
-from securenfs.vfs.errors import FsError
 
 KH = bytes(range(1, 13))
 
