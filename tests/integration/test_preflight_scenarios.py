@@ -28,7 +28,7 @@ from tests.support.dnsserver import FakeDnsServer, Zone, host_zone
 from tests.support.kdc import KdcRealm, kdc_realm  # noqa: F401  (fixture)
 from tests.support.ntpserver import FakeNtpServer
 
-DOMAIN = "test.example"
+DOMAIN = "preflight.test"
 GOOD = f"nfs1.{DOMAIN}"
 GOOD_IP = "127.0.0.10"
 HOSTS: dict[str, str] = {  # scenario host -> its address
@@ -445,3 +445,57 @@ def test_keytab_cli_check_against_kdc(env: Env, capsys: pytest.CaptureFixture[st
         == 0
     )
     assert read_keytab(good).entries  # the check never modifies the file
+
+
+def test_server_config_file_drives_the_run(
+    env: Env, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import json
+
+    s = env.settings()
+    (tmp_path / "share").mkdir()
+    cfg = tmp_path / "securenfs.toml"
+    cfg.write_text(
+        f"""
+[server]
+hostname = "{GOOD}"
+state_dir = "{tmp_path}"
+lease_time = 60
+grace_time = 60
+
+[kerberos]
+keytab = "{s.keytab}"
+principals = ["nfs/{GOOD}@{env.kdc.realm}", "host/{GOOD}@{env.kdc.realm}"]
+krb5_conf = "{env.kdc.krb5_conf}"
+
+[preflight]
+ntp_servers = ["{env.ntp.address}"]
+dns_servers = ["{env.dns.address}"]
+hosts_file = "{s.hosts_file}"
+timeout = 10.0
+probe_user = "root"
+
+[idmap]
+domain = "{DOMAIN}"
+
+[[exports]]
+path = "{tmp_path / "share"}"
+pseudo = "/share"
+sec = ["krb5p", "sys"]
+"""
+    )
+    assert preflight_main(["--config", str(cfg), "--format", "json"]) == 1
+    doc = json.loads(capsys.readouterr().out)
+    problems = {
+        (r["id"], r["severity"], r.get("key")) for r in doc["results"] if r["severity"] != "ok"
+    }
+    assert problems == {("EXP-003", "warning", "/share")}  # sys next to krb5p
+    assert doc["host"]["realm"] == env.kdc.realm
+    # A flag overrides the file; a broken file is a tool failure (exit 3), not a traceback.
+    assert preflight_main(["--config", str(cfg), "--lease-time", "20", "--only", "LEASE-001"]) == 1
+    capsys.readouterr()
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[server\n")
+    assert preflight_main(["--config", str(bad)]) == 3
+    err = capsys.readouterr().err
+    assert "bad.toml" in err and "Traceback" not in err
