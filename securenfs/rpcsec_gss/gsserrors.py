@@ -73,6 +73,7 @@ _MINOR_CAUSES: Final = {
     _krb5(31): Cause.WRONG_KEY,  # KRB5KRB_AP_ERR_BAD_INTEGRITY
     _krb5(41): Cause.WRONG_KEY,  # KRB5KRB_AP_ERR_MODIFIED
     _krb5(34): Cause.REPLAY,  # KRB5KRB_AP_ERR_REPEAT
+    _krb5(35): Cause.MISSING_PRINCIPAL,  # KRB5KRB_AP_ERR_NOT_US
     _krb5(7): Cause.MISSING_PRINCIPAL,  # KRB5KDC_ERR_S_PRINCIPAL_UNKNOWN
     _krb5(14): Cause.UNSUPPORTED_ENCTYPE,  # KRB5KDC_ERR_ETYPE_NOSUPP
     _krb5(45): Cause.UNSUPPORTED_ENCTYPE,  # KRB5KRB_AP_ERR_NOKEY
@@ -81,7 +82,7 @@ _MINOR_CAUSES: Final = {
 # Most specific first: MIT adds the kvno / principal / enctype only to the text.
 _TEXT_CAUSES: Final[tuple[tuple[re.Pattern[str], Cause], ...]] = (
     (re.compile(r"clock skew", re.I), Cause.CLOCK_SKEW),
-    (re.compile(r"kvno \d+ not found|key version number .* incorrect|kvno", re.I), Cause.KVNO_MISMATCH),
+    (re.compile(r"kvno \d+ not found|key version number .* incorrect", re.I), Cause.KVNO_MISMATCH),
     (re.compile(r"enctype|encryption type|no support for encryption", re.I), Cause.UNSUPPORTED_ENCTYPE),
     (re.compile(r"no key table entry|not found in keytab|server not found|"
                 r"principal .* not found|no principal in keytab|not found in kerberos database", re.I),
@@ -118,6 +119,7 @@ _MAJOR_TEXT: Final = {
 }
 
 _MAJOR_CAUSES: Final = {
+    1: Cause.BAD_TOKEN,  # not a Kerberos V5 token at all
     6: Cause.BAD_SIGNATURE,
     7: Cause.NO_CREDENTIALS,
     9: Cause.BAD_TOKEN,

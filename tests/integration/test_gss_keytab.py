@@ -83,15 +83,31 @@ def test_stale_keytab_kvno_is_refused_cleanly(kdc_realm: KdcRealm, tmp_path: Pat
     assert "nfs/stale.test@" in caplog.text and "kvno 1" in caplog.text  # what the keytab holds
 
 
-def test_translation_of_real_failures(kdc_realm: KdcRealm, tmp_path: Path) -> None:
-    ccache = kdc_realm.user_ccache("dave")
-    target = f"nfs/{kdc_realm.hostname}@{kdc_realm.realm}"
-    # Missing principal: the acceptor's keytab has only some other service.
+def test_ticket_for_a_principal_the_keytab_lacks(kdc_realm: KdcRealm, tmp_path: Path,
+                                                 caplog: pytest.LogCaptureFixture) -> None:
     princ = kdc_realm.add_principal("nfs/nothere.test")
     kt = kdc_realm.extract_keytab(princ, tmp_path / "nothere.keytab")
-    f = translate_exception(_accept_error(kt, _initiate(kdc_realm, ccache, target).step()))
-    assert f.cause is Cause.MISSING_PRINCIPAL, f.describe()
-    # Garbage token.
+    srv = GssServer(gss_config(tmp_path, kt, kdc_realm.hostname, principals=["nfs/nothere.test"]))
+    ccache = kdc_realm.user_ccache("dave")
+
+    async def go() -> None:
+        c = await RpcClient.connect(srv.host, srv.port)
+        with pytest.raises(GssClientError):
+            await GssClientAuth.establish(c, ECHO_PROG, ECHO_VERS, f"nfs/{kdc_realm.hostname}@{kdc_realm.realm}",
+                                          ccache=str(ccache))
+        assert bytes(await c.call(ECHO_PROG, ECHO_VERS, PROC_ECHO, b"x", AuthNone())) == b"x"
+        await c.close()
+
+    try:
+        with caplog.at_level(logging.WARNING, "securenfs"):
+            asyncio.run(go())
+    finally:
+        srv.close()
+    assert "likely cause: missing principal" in caplog.text
+    assert f"nfs/{kdc_realm.hostname}@{kdc_realm.realm} not found in keytab" in caplog.text
+
+
+def test_translation_of_a_garbage_token(kdc_realm: KdcRealm) -> None:
     f = translate_exception(_accept_error(kdc_realm.service_keytab, b"\x60\x05\x06\x03\x2a\x03\x04"))
     assert f.cause is Cause.BAD_TOKEN, f.describe()
 
