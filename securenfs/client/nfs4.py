@@ -1,0 +1,253 @@
+"""An asyncio NFSv4.1 client over :class:`~securenfs.client.rpc.RpcClient`.
+
+Builds COMPOUNDs from (op, args) pairs using the same type definitions as the server
+(``securenfs.nfs4.xdr4``), manages one session (EXCHANGE_ID, CREATE_SESSION, a slot table with
+many requests in flight) and offers the calls tests, benchmarks and the probe need.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Sequence
+from typing import Any
+
+from securenfs.client.rpc import AuthSys, ClientAuth, RpcClient
+from securenfs.nfs4 import fattr
+from securenfs.nfs4.constants import NFS4_MINOR_VERSION, Attr, Op, SecinfoStyle, stat_text
+from securenfs.nfs4.xdr4 import (
+    BitmapArgs,
+    ChannelAttrs,
+    CompoundReply,
+    CreateSessionArgs,
+    CreateSessionRes,
+    ExchangeIdArgs,
+    ExchangeIdRes,
+    FhArgs,
+    GetattrRes,
+    GetFhRes,
+    NameArgs,
+    Packable,
+    ReaddirArgs,
+    ReaddirRes,
+    ReclaimCompleteArgs,
+    SecinfoNoNameArgs,
+    SecinfoRes,
+    SequenceArgs,
+
+    SessionIdArgs,
+    ClientIdArgs,
+    VoidArgs,
+    pack_compound_args,
+    unpack_compound_reply,
+)
+from securenfs.rpc.constants import NFS_PROGRAM, NFS_V4
+from securenfs.xdr import Packer, Unpacker
+
+VOID = VoidArgs()
+#: What the Linux client asks for on GETATTR after LOOKUP (a representative set).
+LINUX_GETATTR = fattr.set_to_bitmap([
+    Attr.TYPE, Attr.CHANGE, Attr.SIZE, Attr.FSID, Attr.FILEID, Attr.MODE, Attr.NUMLINKS, Attr.OWNER,
+    Attr.OWNER_GROUP, Attr.RAWDEV, Attr.SPACE_USED, Attr.TIME_ACCESS, Attr.TIME_METADATA, Attr.TIME_MODIFY,
+    Attr.MOUNTED_ON_FILEID,
+])
+
+
+class Nfs4Error(Exception):
+    """An operation answered something else than NFS4_OK."""
+
+    def __init__(self, op: int, status: int, reply: CompoundReply | None = None):
+        try:
+            name = Op(op).name
+        except ValueError:
+            name = str(op)
+        super().__init__(f"{name}: {stat_text(status)}")
+        self.op = op
+        self.status = status
+        self.reply = reply
+
+
+Ops = Sequence[tuple[int, Packable]]
+
+
+class Nfs4Client:
+    def __init__(self, rpc: RpcClient, auth: ClientAuth | None = None, *, owner: bytes | None = None,
+                 slots: int = 16):
+        self.rpc = rpc
+        self.auth: ClientAuth = auth or AuthSys()
+        self.owner = owner or b"securenfs-client-" + os.urandom(8).hex().encode()
+        self.verifier = os.urandom(8)
+        self.want_slots = slots
+        self.clientid = 0
+        self.sessionid = b""
+        self.fore: ChannelAttrs | None = None
+        self.exchange: ExchangeIdRes | None = None
+        self._seq: list[int] = []
+        self._free: asyncio.Queue[int] | None = None
+        self.minorversion = NFS4_MINOR_VERSION
+
+    @classmethod
+    async def connect(cls, host: str, port: int, auth: ClientAuth | None = None, **kw: Any) -> Nfs4Client:
+        return cls(await RpcClient.connect(host, port), auth, **kw)
+
+    async def close(self) -> None:
+        await self.rpc.close()
+
+    # -- raw COMPOUND ------------------------------------------------------------------------
+    @staticmethod
+    def encode(ops: Ops, tag: bytes = b"", minorversion: int = NFS4_MINOR_VERSION) -> bytes:
+        p = Packer()
+        pack_compound_args(p, tag, minorversion, list(ops))
+        return p.getvalue()
+
+    async def raw(self, args: bytes, auth: ClientAuth | None = None) -> bytes:
+        """Send already-encoded COMPOUND arguments; the encoded results come back."""
+        return bytes(await self.rpc.call(NFS_PROGRAM, NFS_V4, 1, args, auth or self.auth))
+
+    async def compound(self, ops: Ops, *, tag: bytes = b"", auth: ClientAuth | None = None,
+                       minorversion: int | None = None) -> CompoundReply:
+        data = await self.raw(self.encode(ops, tag, self.minorversion if minorversion is None else minorversion), auth)
+        u = Unpacker(data)
+        rep = unpack_compound_reply(u)
+        return rep
+
+    @staticmethod
+    def check(rep: CompoundReply) -> CompoundReply:
+        err = rep.first_error()
+        if err is not None:
+            raise Nfs4Error(err[0], err[1], rep)
+        return rep
+
+    # -- session -----------------------------------------------------------------------------
+    async def exchange_id(self, flags: int = 0, auth: ClientAuth | None = None) -> ExchangeIdRes:
+        rep = self.check(await self.compound([(Op.EXCHANGE_ID, ExchangeIdArgs(self.verifier, self.owner, flags))],
+                                             auth=auth))
+        res = rep.results[0][1]
+        assert isinstance(res, ExchangeIdRes)
+        self.exchange = res
+        self.clientid = res.clientid
+        return res
+
+    async def create_session(self, auth: ClientAuth | None = None, *, max_ops: int = 16,
+                             cached: int = 16384) -> CreateSessionRes:
+        assert self.exchange is not None
+        fore = ChannelAttrs(0, 1 << 20, 1 << 20, cached, max_ops, self.want_slots)
+        back = ChannelAttrs(0, 4096, 4096, 0, 2, 1)
+        rep = self.check(await self.compound(
+            [(Op.CREATE_SESSION, CreateSessionArgs(self.clientid, self.exchange.sequenceid, 0, fore, back))], auth=auth))
+        res = rep.results[0][1]
+        assert isinstance(res, CreateSessionRes)
+        self.sessionid = res.sessionid
+        self.fore = res.fore
+        n = res.fore.maxrequests
+        self._seq = [0] * n
+        self._free = asyncio.Queue()
+        for i in range(n):
+            self._free.put_nowait(i)
+        return res
+
+    async def establish(self) -> None:
+        await self.exchange_id()
+        await self.create_session()
+
+    async def seq_raw(self, ops: Ops, *, cachethis: bool = False, auth: ClientAuth | None = None,
+                      slot: int | None = None, seqid: int | None = None) -> CompoundReply:
+        """A COMPOUND behind SEQUENCE on a free slot (or the given slot/seqid, for tests)."""
+        assert self._free is not None, "no session: call establish() first"
+        if slot is not None:
+            seq = seqid if seqid is not None else self._seq[slot] + 1
+            return await self.compound([(Op.SEQUENCE, SequenceArgs(self.sessionid, seq, slot, len(self._seq) - 1,
+                                                                    cachethis)), *ops], auth=auth)
+        s = await self._free.get()
+        try:
+            seq = (self._seq[s] + 1) & 0xFFFFFFFF
+            rep = await self.compound([(Op.SEQUENCE, SequenceArgs(self.sessionid, seq, s, len(self._seq) - 1,
+                                                                  cachethis)), *ops], auth=auth)
+            if rep.results and rep.results[0][0] == Op.SEQUENCE and getattr(rep.results[0][1], "status", 1) == 0:
+                self._seq[s] = seq
+            return rep
+        finally:
+            self._free.put_nowait(s)
+
+    async def seq(self, ops: Ops, **kw: Any) -> CompoundReply:
+        return self.check(await self.seq_raw(ops, **kw))
+
+    def next_seqid(self, slot: int) -> int:
+        return self._seq[slot] + 1
+
+    def advance(self, slot: int) -> None:
+        self._seq[slot] += 1
+
+    async def reclaim_complete(self) -> None:
+        await self.seq([(Op.RECLAIM_COMPLETE, ReclaimCompleteArgs(False))])
+
+    async def destroy_session(self) -> None:
+        self.check(await self.compound([(Op.DESTROY_SESSION, SessionIdArgs(self.sessionid))]))
+        self._free = None
+
+    async def destroy_clientid(self) -> None:
+        self.check(await self.compound([(Op.DESTROY_CLIENTID, ClientIdArgs(self.clientid))]))
+
+    # -- conveniences ------------------------------------------------------------------------
+    @staticmethod
+    def path_ops(path: str) -> list[tuple[int, Packable]]:
+        ops: list[tuple[int, Packable]] = [(Op.PUTROOTFH, VOID)]
+        for comp in [c for c in path.split("/") if c]:
+            ops.append((Op.LOOKUP, NameArgs(comp.encode())))
+        return ops
+
+    async def lookup_path(self, path: str) -> bytes:
+        rep = await self.seq([*self.path_ops(path), (Op.GETFH, VOID)])
+        res = rep.results[-1][1]
+        assert isinstance(res, GetFhRes)
+        return res.fh
+
+    async def getattr(self, fh: bytes, attrs: list[int] | None = None) -> dict[int, Any]:
+        mask = fattr.set_to_bitmap(attrs) if attrs is not None else LINUX_GETATTR
+        rep = await self.seq([(Op.PUTFH, FhArgs(fh)), (Op.GETATTR, BitmapArgs(mask))])
+        res = rep.results[-1][1]
+        assert isinstance(res, GetattrRes)
+        return fattr.decode(res.attrs)
+
+    async def secinfo_no_name(self, fh: bytes | None = None, style: int = SecinfoStyle.CURRENT_FH) -> SecinfoRes:
+        first: tuple[int, Packable] = (Op.PUTFH, FhArgs(fh)) if fh is not None else (Op.PUTROOTFH, VOID)
+        rep = await self.seq([first, (Op.SECINFO_NO_NAME, SecinfoNoNameArgs(style))])
+        res = rep.results[-1][1]
+        assert isinstance(res, SecinfoRes)
+        return res
+
+    async def mount(self, path: str = "/") -> bytes:
+        """The sequence a Linux client sends when mounting: EXCHANGE_ID, CREATE_SESSION,
+        RECLAIM_COMPLETE, PUTROOTFH + GETATTR, LOOKUPs + GETFH + GETATTR, SECINFO_NO_NAME."""
+        await self.establish()
+        await self.reclaim_complete()
+        await self.seq([(Op.PUTROOTFH, VOID), (Op.GETFH, VOID), (Op.GETATTR, BitmapArgs(LINUX_GETATTR))])
+        fh = (await self.seq([*self.path_ops(path), (Op.GETFH, VOID), (Op.GETATTR, BitmapArgs(LINUX_GETATTR))])
+              ).results[-2][1].fh  # type: ignore[attr-defined]
+        await self.secinfo_no_name(fh)
+        return fh  # type: ignore[no-any-return]
+
+    async def readdir_page(self, fh: bytes, cookie: int = 0, verf: bytes = b"\0" * 8, *, dircount: int = 8192,
+                           maxcount: int = 32768, attrs: list[int] | None = None) -> ReaddirRes:
+        mask = fattr.set_to_bitmap(attrs) if attrs is not None else fattr.set_to_bitmap([Attr.TYPE, Attr.FILEID])
+        rep = await self.seq([(Op.PUTFH, FhArgs(fh)), (Op.READDIR, ReaddirArgs(cookie, verf, dircount, maxcount, mask))])
+        res = rep.results[-1][1]
+        assert isinstance(res, ReaddirRes)
+        return res
+
+    async def readdir_all(self, fh: bytes, **kw: Any) -> list[tuple[int, bytes, dict[int, Any]]]:
+        out: list[tuple[int, bytes, dict[int, Any]]] = []
+        cookie, verf = 0, b"\0" * 8
+        for _ in range(1_000_000):
+            page = await self.readdir_page(fh, cookie, verf, **kw)
+            for e in page.entries:
+                out.append((e.cookie, e.name, fattr.decode(e.attrs)))
+                cookie = e.cookie
+            verf = page.cookieverf
+            if page.eof:
+                return out
+            if not page.entries:
+                raise RuntimeError("READDIR returned no entries and no eof")
+        raise RuntimeError("READDIR did not finish")
+
+

@@ -1,0 +1,104 @@
+"""The real securenfs server on a background thread and loop, on 127.0.0.1 (port 0).
+
+``NfsServer(tmp, exports)`` with ``exports`` as (pseudo path, sec list[, client rules]); export
+directories are created under ``tmp``.  ``restart()`` starts a new server process state with the
+same state directory (the handle key survives, so file handles do too).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Coroutine, Iterator
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pytest
+
+from securenfs.config import ClientRule, Config, ExportConfig, ListenAddress
+from securenfs.server import Server, new_event_loop
+
+T = TypeVar("T")
+
+
+class NfsServer:
+    def __init__(self, tmp: Path, exports: list[tuple[Any, ...]], *, kdc: Any = None, lease_time: int = 90):
+        self.tmp = tmp
+        cfg = Config()
+        cfg.server.listen = [ListenAddress("127.0.0.1", 0)]
+        cfg.server.state_dir = tmp / "state"
+        cfg.server.server_owner = "securenfs-test"
+        cfg.server.server_scope = "securenfs-test-scope"
+        cfg.server.threads = 4
+        cfg.server.lease_time = lease_time
+        if kdc is not None:
+            cfg.server.hostname = kdc.hostname
+            cfg.kerberos.keytab = kdc.service_keytab
+        self.paths: dict[str, Path] = {}
+        for ex in exports:
+            pseudo, sec = ex[0], ex[1]
+            rules = ex[2] if len(ex) > 2 else [ClientRule(squash="none")]
+            d = tmp / ("export" + pseudo.replace("/", "_"))
+            d.mkdir(parents=True, exist_ok=True)
+            self.paths[pseudo] = d
+            cfg.exports.append(ExportConfig(path=d, pseudo=pseudo, sec=list(sec), clients=list(rules)))
+        self.cfg = cfg
+        self.port = 0
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self.server: Server | None = None
+
+    def start(self) -> None:
+        ready = threading.Event()
+        failure: list[BaseException] = []
+        loop = new_event_loop()
+        self._loop = loop
+
+        def run() -> None:
+            asyncio.set_event_loop(loop)
+            server = Server(self.cfg)
+            self.server = server
+            try:
+                loop.run_until_complete(server.start())
+            except BaseException as exc:
+                failure.append(exc)
+                ready.set()
+                return
+            self.port = server.bound[0][1]
+            ready.set()
+            loop.run_forever()
+            loop.run_until_complete(server.stop())
+            loop.close()
+
+        self._thread = threading.Thread(target=run, name="nfs-test-server", daemon=True)
+        self._thread.start()
+        ready.wait(30)
+        if failure:
+            raise failure[0]
+
+    def stop(self) -> None:
+        if self._loop is not None and self._thread is not None:
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join(30)
+        self._loop = None
+        self._thread = None
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
+
+    def on_server(self, coro: Coroutine[Any, Any, T], timeout: float = 30.0) -> T:
+        """Run a coroutine on the server's loop (to inspect its state)."""
+        assert self._loop is not None
+        return asyncio.run_coroutine_threadsafe(coro, self._loop).result(timeout)
+
+
+@pytest.fixture
+def nfs_server(tmp_path: Path) -> Iterator[NfsServer]:
+    """Two sys exports (/a and /b/c) below a pseudo path."""
+    srv = NfsServer(tmp_path, [("/a", ["sys"]), ("/b/c", ["sys"])])
+    srv.start()
+    try:
+        yield srv
+    finally:
+        srv.stop()
