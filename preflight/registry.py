@@ -25,7 +25,6 @@ class Check:
     # Strict prerequisites: skipped already when one of them ends at WARNING.
     requires_clean: Sequence[str] = ()
     doc: str = ""
-    profile: tuple[str, ...] = ("startup", "full")
 
     def prerequisites(self, ctx: RunContext) -> list[str]:
         req = self.requires(ctx) if callable(self.requires) else self.requires

@@ -7,6 +7,7 @@ KRB_AP_ERR_SKEW.  We warn well before that.
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,19 +32,35 @@ class NtpAnswer:
 
 
 def query_ntp(ctx: RunContext) -> list[NtpAnswer]:
+    def one(server: str) -> NtpAnswer:
+        try:
+            host, port = split_host_port(server, 123)
+            resp = ntplib.NTPClient().request(
+                host, version=3, port=port, timeout=ctx.settings.peer_timeout
+            )
+            return NtpAnswer(server, float(resp.offset))
+        except ntplib.NTPException as exc:
+            return NtpAnswer(server, None, str(exc))
+        except (OSError, ValueError) as exc:
+            return NtpAnswer(server, None, getattr(exc, "strerror", None) or str(exc))
+
     def compute() -> list[NtpAnswer]:
-        out = []
-        client = ntplib.NTPClient()
-        for server in ctx.settings.ntp_servers:
-            try:
-                host, port = split_host_port(server, 123)
-                resp = client.request(host, version=3, port=port, timeout=ctx.settings.peer_timeout)
-                out.append(NtpAnswer(server, float(resp.offset)))
-            except ntplib.NTPException as exc:
-                out.append(NtpAnswer(server, None, str(exc)))
-            except (OSError, ValueError) as exc:
-                out.append(NtpAnswer(server, None, getattr(exc, "strerror", None) or str(exc)))
-        return out
+        # Servers are asked in parallel so that several dead ones cost one timeout, not many.
+        servers = ctx.settings.ntp_servers
+        answers: dict[int, NtpAnswer] = {}
+
+        def run(i: int, server: str) -> None:
+            answers[i] = one(server)
+
+        threads = [
+            threading.Thread(target=run, args=(i, srv), daemon=True)
+            for i, srv in enumerate(servers)
+        ]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(ctx.settings.peer_timeout + 1.0)
+        return [answers.get(i, NtpAnswer(srv, None, "no answer")) for i, srv in enumerate(servers)]
 
     return ctx.memo("ntp", compute)
 

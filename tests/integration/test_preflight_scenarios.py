@@ -499,3 +499,13 @@ sec = ["krb5p", "sys"]
     assert preflight_main(["--config", str(bad)]) == 3
     err = capsys.readouterr().err
     assert "bad.toml" in err and "Traceback" not in err
+
+
+def test_one_dead_ntp_server_among_good_ones(env: Env) -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as silent:
+        silent.bind(("127.0.0.1", 0))
+        dead = f"127.0.0.1:{silent.getsockname()[1]}"
+        report = run_checks(env.settings(ntp_servers=[dead, env.ntp.address], peer_timeout=0.5))
+    assert problems(report) == {"TIME-003": Severity.WARNING}
+    assert "1 of 2" in report.by_id("TIME-003")[0].summary
+    assert report.by_id("TIME-001")[0].status == "OK"

@@ -208,3 +208,10 @@ def test_settings_from_server_config() -> None:
         and s.probe_user == "alice"
     )
     assert s.exports[0].kerberos and s.exports[0].auth_sys
+
+
+def test_run_preflight_selects_by_prefix() -> None:
+    from preflight import run_preflight
+
+    rep = run_preflight(PreflightSettings(lease_time=20, grace_time=90), only=["LEASE"])
+    assert [(r.id, r.status) for r in rep.results] == [("LEASE-001", "WARNING"), ("LEASE-002", "OK")]
