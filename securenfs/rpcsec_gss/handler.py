@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import gssapi
+from gssapi.raw.misc import GSSError
 
 from securenfs.rpc.auth import (
     Authenticated,
@@ -62,6 +63,7 @@ from securenfs.rpcsec_gss.gsserrors import Cause, GssFailure, translate, transla
 from securenfs.rpcsec_gss.protection import Protection, ProtectionError, protection_for
 from securenfs.rpcsec_gss.seqwindow import SeqVerdict
 from securenfs.rpcsec_gss.table import ContextTable, TableLimits
+from securenfs.xdr import XdrError
 
 log = logging.getLogger("securenfs.rpcsec_gss")
 
@@ -143,7 +145,7 @@ class RpcsecGssHandler:
         except wire.BadVersion as exc:
             # RFC 2203 §5.3.3.1: an unsupported version is AUTH_BADCRED.
             raise AuthReject(AuthStat.AUTH_BADCRED, str(exc)) from None
-        except wire.XdrError as exc:
+        except XdrError as exc:
             raise AuthReject(AuthStat.AUTH_BADCRED, f"malformed RPCSEC_GSS credential: {exc}") from None
         proc = cred.gss_proc
         if proc == GssProc.DATA:
@@ -174,7 +176,7 @@ class RpcsecGssHandler:
             raise AuthReject(AuthStat.AUTH_BADVERF, "RPCSEC_GSS INIT with a verifier other than AUTH_NONE")
         try:
             token = wire.decode_init_arg(call.args, self.settings.max_init_token)
-        except wire.XdrError as exc:
+        except XdrError as exc:
             if ctx is not None:
                 self.table.remove(ctx)
             raise GarbageArgs(f"malformed rpc_gss_init_arg (tokens up to {self.settings.max_init_token} "
@@ -195,7 +197,7 @@ class RpcsecGssHandler:
         try:
             out = await self._run(gctx.step, token)
             complete = bool(gctx.complete)
-        except gssapi.exceptions.GSSError as exc:
+        except GSSError as exc:
             failure = translate_exception(exc)
             self.table.remove(ctx)
             self._log_accept_failure(peer, call, failure)
@@ -231,7 +233,7 @@ class RpcsecGssHandler:
             client = str(gctx.initiator_name.canonicalize(gssapi.MechType.kerberos))
             target = str(gctx.target_name.canonicalize(gssapi.MechType.kerberos)) if gctx.target_name else ""
             lifetime = float(gctx.lifetime)
-        except gssapi.exceptions.GSSError as exc:
+        except GSSError as exc:
             f = translate_exception(exc)
             log.warning("peer=%s: cannot inquire the new GSS context: %s", peer, f.describe())
             raise AuthReject(AuthStat.RPCSEC_GSS_CREDPROBLEM, f.describe()) from None
@@ -345,7 +347,7 @@ class RpcsecGssHandler:
                 token = wire.split_priv(body, self.settings.max_body)
                 plain = prot.unwrap(token) if len(token) <= INLINE_MAX else await self._run(prot.unwrap, token)
             inner_seq, args = wire.take_seq(plain)
-        except wire.XdrError as exc:
+        except XdrError as exc:
             raise GarbageArgs(f"{ctx.label()}: malformed {service.name.lower()} body: {exc}",
                               AuthFlavor.RPCSEC_GSS, verf) from None
         except ProtectionError as exc:

@@ -21,6 +21,7 @@ import logging
 from typing import Protocol
 
 import gssapi
+from gssapi.raw.misc import GSSError
 import gssapi.raw as gssraw
 from gssapi.raw.exceptions import SupplementaryError
 
@@ -56,7 +57,7 @@ class Protection(Protocol):
         """The plaintext; raise :class:`ProtectionError` unless it was encrypted."""
 
 
-def _supplementary_only(exc: gssapi.exceptions.GSSError) -> bool:
+def _supplementary_only(exc: GSSError) -> bool:
     """True when the status carries only supplementary bits (duplicate/old/gap/unseq).
 
     Those mean the token is authentic but out of the GSS layer's order; RPCSEC_GSS has its
@@ -81,13 +82,13 @@ class GssapiProtection:
     def get_mic(self, data: Data) -> bytes:
         try:
             return gssraw.get_mic(self.ctx, _b(data))  # type: ignore[no-any-return]
-        except gssapi.exceptions.GSSError as exc:
+        except GSSError as exc:
             raise ProtectionError("get_mic", translate_exception(exc, per_message=True)) from None
 
     def verify_mic(self, data: Data, mic: Data) -> None:
         try:
             gssraw.verify_mic(self.ctx, _b(data), _b(mic))
-        except gssapi.exceptions.GSSError as exc:
+        except GSSError as exc:
             if _supplementary_only(exc):
                 return
             raise ProtectionError("verify_mic", translate_exception(exc, per_message=True)) from None
@@ -95,7 +96,7 @@ class GssapiProtection:
     def wrap(self, data: Data) -> bytes:
         try:
             res = gssraw.wrap(self.ctx, _b(data), True)
-        except gssapi.exceptions.GSSError as exc:
+        except GSSError as exc:
             raise ProtectionError("wrap", translate_exception(exc, per_message=True)) from None
         if not res.encrypted:
             raise ProtectionError("wrap", translate(0xD0000, 0, "confidentiality not available"))
@@ -104,7 +105,7 @@ class GssapiProtection:
     def unwrap(self, token: Data) -> bytes:
         try:
             res = gssraw.unwrap(self.ctx, _b(token))
-        except gssapi.exceptions.GSSError as exc:
+        except GSSError as exc:
             raise ProtectionError("unwrap", translate_exception(exc, per_message=True)) from None
         if not res.encrypted:
             # RFC 2203 §5.3.2.3: privacy means the body was encrypted, not merely signed.
@@ -136,14 +137,10 @@ def protection_for(ctx: gssapi.SecurityContext, fast_path: bool = False) -> Prot
 
 
 def _try_fast(ctx: gssapi.SecurityContext) -> Protection | None:
-    try:
-        from securenfs.gsscrypto import FastContext  # type: ignore[attr-defined]
-    except ImportError:
-        return None
-    try:
-        from securenfs.rpcsec_gss.fastpath import FastProtection
+    """Hook for the OpenSSL fast path (``securenfs.gsscrypto``).
 
-        return FastProtection(FastContext.from_gss(ctx))
-    except Exception as exc:  # unsupported enctype etc.: the library path still works
-        log.debug("fast path not available for this context (%s); using python-gssapi", exc)
-        return None
+    Not wired yet: it returns None, so every context uses the MIT library.  When wired, it
+    must return an object with the four methods of :class:`Protection` built from ``ctx``
+    (``FastContext.from_gss(ctx)``), or None to fall back.
+    """
+    return None
