@@ -151,18 +151,18 @@ class Nfs4Client:
         await self.create_session()
 
     async def seq_raw(self, ops: Ops, *, cachethis: bool = False, auth: ClientAuth | None = None,
-                      slot: int | None = None, seqid: int | None = None) -> CompoundReply:
+                      slot: int | None = None, seqid: int | None = None, tag: bytes = b"") -> CompoundReply:
         """A COMPOUND behind SEQUENCE on a free slot (or the given slot/seqid, for tests)."""
         assert self._free is not None, "no session: call establish() first"
         if slot is not None:
             seq = seqid if seqid is not None else self._seq[slot] + 1
             return await self.compound([(Op.SEQUENCE, SequenceArgs(self.sessionid, seq, slot, len(self._seq) - 1,
-                                                                    cachethis)), *ops], auth=auth)
+                                                                    cachethis)), *ops], auth=auth, tag=tag)
         s = await self._free.get()
         try:
             seq = (self._seq[s] + 1) & 0xFFFFFFFF
             rep = await self.compound([(Op.SEQUENCE, SequenceArgs(self.sessionid, seq, s, len(self._seq) - 1,
-                                                                  cachethis)), *ops], auth=auth)
+                                                                  cachethis)), *ops], auth=auth, tag=tag)
             if rep.results and rep.results[0][0] == Op.SEQUENCE and getattr(rep.results[0][1], "status", 1) == 0:
                 self._seq[s] = seq
             return rep
