@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import gssapi
+from gssapi.raw.misc import GSSError
 
 from keytabs.enctypes import Strength, enctype_name, strength
 from keytabs.keytab import Keytab, KeytabError, read_keytab
@@ -116,14 +117,14 @@ class Acceptor:
                 if strength(e.enctype) is Strength.WEAK:
                     log.warning("keytab %s: %s kvno %d has a weak %s key; re-key with AES", path,
                                 e.principal, e.kvno, enctype_name(e.enctype))
-        store = {"keytab": f"FILE:{path.resolve()}"}
+        store: dict[bytes | str, bytes | str] = {"keytab": f"FILE:{path.resolve()}"}
         # Check each present principal has a key the library can use, naming it on failure.
         for n in names:
             for e in present[str(n)][:1]:
                 try:
                     gssapi.Credentials(usage="accept", store=store,
                                        name=gssapi.Name(str(e.principal), gssapi.NameType.kerberos_principal))
-                except gssapi.exceptions.GSSError as exc:
+                except GSSError as exc:
                     f = translate_exception(exc)
                     kvnos = sorted({x.kvno for x in present[str(n)]})
                     encs = sorted({enctype_name(x.enctype) for x in present[str(n)]})
@@ -133,7 +134,7 @@ class Acceptor:
         try:
             # Kerberos V5 only: without this, an empty or odd token would start SPNEGO.
             creds = gssapi.Credentials(usage="accept", store=store, mechs=[gssapi.MechType.kerberos])
-        except gssapi.exceptions.GSSError as exc:
+        except GSSError as exc:
             raise KeytabProblem(f"keytab {path}: cannot acquire acceptor credentials: "
                                 f"{translate_exception(exc).describe()}") from None
         acc = cls(path, creds, names, kt)

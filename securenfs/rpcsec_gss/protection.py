@@ -81,7 +81,7 @@ class GssapiProtection:
 
     def get_mic(self, data: Data) -> bytes:
         try:
-            return gssraw.get_mic(self.ctx, _b(data))  # type: ignore[no-any-return]
+            return gssraw.get_mic(self.ctx, _b(data))
         except GSSError as exc:
             raise ProtectionError("get_mic", translate_exception(exc, per_message=True)) from None
 
@@ -100,7 +100,7 @@ class GssapiProtection:
             raise ProtectionError("wrap", translate_exception(exc, per_message=True)) from None
         if not res.encrypted:
             raise ProtectionError("wrap", translate(0xD0000, 0, "confidentiality not available"))
-        return res.message  # type: ignore[no-any-return]
+        return res.message
 
     def unwrap(self, token: Data) -> bytes:
         try:
@@ -110,7 +110,7 @@ class GssapiProtection:
         if not res.encrypted:
             # RFC 2203 §5.3.2.3: privacy means the body was encrypted, not merely signed.
             raise ProtectionError("unwrap", translate(0xD0000, 0, "token was not encrypted"))
-        return res.message  # type: ignore[no-any-return]
+        return res.message
 
 
 def needs_libgss(ctx: gssapi.SecurityContext) -> bool:
