@@ -54,11 +54,44 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     setup_logging(args.log_level)
     cfg = _load(args)
+    if args.strict:
+        cfg.preflight.strict = True
+    if args.no_preflight:
+        cfg.preflight.enabled = False
     if not cfg.exports:
         print("securenfs: no exports configured; add [[exports]] to the config or pass --export "
               "(see securenfs serve --help)", file=sys.stderr)
         return 2
     return serve(cfg, Path(args.ready_file) if args.ready_file else None)
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    import json
+
+    from securenfs.admin.socket import query, render
+    from securenfs.server import admin_socket_path
+
+    if args.socket:
+        path = Path(args.socket)
+    else:
+        cfg = cfgmod.load(args.config, required=args.config is not None)
+        if args.state_dir:
+            cfg.server.state_dir = Path(args.state_dir)
+        path = admin_socket_path(cfg)
+    try:
+        status = query(path)
+    except (FileNotFoundError, ConnectionRefusedError):
+        print(f"securenfs status: no server answers on {path} (is it running? pass --state-dir or --socket)",
+              file=sys.stderr)
+        return 3
+    except OSError as exc:
+        print(f"securenfs status: {path}: {exc}", file=sys.stderr)
+        return 3
+    if args.json:
+        print(json.dumps(status, indent=2, default=str))
+    else:
+        sys.stdout.write(render(status))
+    return 0
 
 
 def cmd_check_config(args: argparse.Namespace) -> int:
@@ -121,7 +154,17 @@ def build_parser() -> argparse.ArgumentParser:
     _add_config_options(p)
     p.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING or ERROR (default INFO)")
     p.add_argument("--ready-file", metavar="FILE", help="write the bound addresses here once listening")
+    p.add_argument("--strict", action="store_true",
+                   help="refuse to start when a Kerberos export's preflight checks fail")
+    p.add_argument("--no-preflight", action="store_true", help="skip the start-up preflight gate")
     p.set_defaults(func=cmd_serve)
+
+    p = sub.add_parser("status", help="show a running server's state (grace, exports, contexts)")
+    p.add_argument("--config", metavar="PATH", help="config file, to find the admin socket")
+    p.add_argument("--state-dir", metavar="DIR", help="state directory of the server")
+    p.add_argument("--socket", metavar="PATH", help="admin socket path")
+    p.add_argument("--json", action="store_true", help="print the JSON document")
+    p.set_defaults(func=cmd_status)
 
     p = sub.add_parser("check-config", help="validate the configuration and print the effective one",
                        epilog=SERVE_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)

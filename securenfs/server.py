@@ -7,11 +7,14 @@ import contextlib
 import logging
 import os
 import signal
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from securenfs.config import Config
+from securenfs import __version__
+from securenfs.admin.socket import AdminSocket
+from securenfs.config import Config, ExportConfig
 from securenfs.identity import IdentityError, ServerIdentity, load_identity
 from securenfs.nfs4.program import Nfs4Program
 from securenfs.rpc.constants import AuthFlavor
@@ -60,6 +63,13 @@ class Server:
         self.identity: ServerIdentity | None = None
         self._stop = asyncio.Event()
         self.gss: RpcsecGssHandler | None = None
+        self.started_at = time.time()
+        self.admin = AdminSocket(admin_socket_path(cfg))
+        self.admin.add_provider("server", self._status_server)
+        self.admin.add_provider("exports", self._status_exports)
+        #: Exports switched off or restricted at start by the preflight gate: pseudo -> reasons.
+        self.disabled_exports: dict[str, list[str]] = {}
+        self.switched_off: list[ExportConfig] = []
 
     async def start(self) -> None:
         prepare_state_dir(self.cfg.server.state_dir)
@@ -83,6 +93,13 @@ class Server:
             except OSError as exc:
                 raise StartupError(f"cannot listen on {addr}: {exc.strerror}; "
                                    "is another NFS server running? choose another address with --listen") from None
+        try:
+            await self.admin.start()
+        except OSError as exc:
+            raise StartupError(f"admin socket {self.admin.path}: {exc.strerror}; "
+                               "set server.admin_socket to a writable path") from None
+        if self.gss is not None:
+            self.admin.add_provider("gss", self._status_gss)
         log.info("serving NFSv4.1 on %s (%d export(s))",
                  ", ".join(f"{h}:{p}" for h, p in self.bound), len(self.cfg.exports))
 
@@ -114,9 +131,39 @@ class Server:
     def request_stop(self) -> None:
         self._stop.set()
 
+    def _status_server(self) -> dict[str, object]:
+        ident = self.identity
+        return {
+            "version": __version__,
+            "pid": os.getpid(),
+            "uptime_seconds": round(time.time() - self.started_at, 1),
+            "listen": [f"{h}:{p}" for h, p in self.bound],
+            "server_owner": ident.server_owner if ident else None,
+            "server_scope": ident.server_scope if ident else None,
+            "boot_epoch": ident.boot_epoch if ident else None,
+            "connections": len(self.rpc.connections),
+            "calls_in_flight": self.rpc.inflight(),
+        }
+
+    def _status_exports(self) -> list[dict[str, object]]:
+        out: list[dict[str, object]] = []
+        for e in self.cfg.exports:
+            out.append({"pseudo": e.pseudo, "path": str(e.path), "flavors": list(e.sec),
+                        "enabled": True, "disabled_because": self.disabled_exports.get(e.pseudo, [])})
+        for e in self.switched_off:
+            out.append({"pseudo": e.pseudo, "path": str(e.path), "flavors": list(e.sec),
+                        "enabled": False, "disabled_because": self.disabled_exports.get(e.pseudo, [])})
+        return out
+
+    def _status_gss(self) -> dict[str, object]:
+        assert self.gss is not None
+        contexts = self.gss.contexts()
+        return {"contexts": len(contexts), "details": contexts[:100]}
+
     async def stop(self) -> None:
         log.info("stopping: no new connections; finishing calls in flight")
         await self.rpc.stop()
+        await self.admin.stop()
         if self.nfs.service is not None:
             self.nfs.service.ns.close()
         if self.gss is not None:
@@ -133,6 +180,10 @@ class Server:
         await self.stop()
 
 
+def admin_socket_path(cfg: Config) -> Path:
+    return cfg.server.admin_socket or cfg.server.state_dir / "admin.sock"
+
+
 def new_event_loop() -> asyncio.AbstractEventLoop:
     """uvloop when installed (measurably faster for small calls), asyncio otherwise."""
     if os.environ.get("SECURENFS_NO_UVLOOP") != "1":
@@ -146,9 +197,21 @@ def new_event_loop() -> asyncio.AbstractEventLoop:
 
 
 def serve(cfg: Config, ready_file: Path | None = None) -> int:
+    from securenfs.gate import run_gate
+
+    outcome = run_gate(cfg)
+    if outcome.restricted and cfg.preflight.strict:
+        log.error("refusing to start (preflight.strict / --strict): fix the problems above, "
+                  "or start without --strict to serve the other exports")
+        return 2
+    if not cfg.exports:
+        log.error("no export can be served; fix the problems above")
+        return 2
     loop = new_event_loop()
     asyncio.set_event_loop(loop)
     server = Server(cfg)
+    server.disabled_exports = outcome.restricted
+    server.switched_off = outcome.disabled
     try:
         loop.run_until_complete(server.start())
     except StartupError as exc:

@@ -1,0 +1,137 @@
+"""The admin socket: a Unix-domain socket in the state directory answering ``status``.
+
+A request is one line (``status``); the answer is one JSON document, then the server closes the
+connection.  Each part of the server registers a *provider*, a function returning a JSON-ready
+dict, under a name (``server``, ``exports``, ``gss``, ``grace`` ...).  The socket is created
+mode 0600: the status names clients and principals.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger("securenfs.admin")
+
+Provider = Callable[[], Any]
+MAX_REQUEST = 1024
+
+
+class AdminSocket:
+    def __init__(self, path: Path):
+        self.path = path
+        self.providers: dict[str, Provider] = {}
+        self._server: asyncio.AbstractServer | None = None
+
+    def add_provider(self, name: str, fn: Provider) -> None:
+        self.providers[name] = fn
+
+    def snapshot(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"schema": "securenfs-status/1"}
+        for name, fn in self.providers.items():
+            try:
+                out[name] = fn()
+            except Exception as exc:  # one broken provider must not hide the others
+                log.exception("status provider %r failed", name)
+                out[name] = {"error": f"{type(exc).__name__}: {exc}"}
+        return out
+
+    async def start(self) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            self.path.unlink()
+        old_umask = os.umask(0o177)
+        try:
+            self._server = await asyncio.start_unix_server(self._handle, path=str(self.path))
+        finally:
+            os.umask(old_umask)
+        os.chmod(self.path, 0o600)
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            line = await asyncio.wait_for(reader.readline(), 5)
+            cmd = line[:MAX_REQUEST].decode("ascii", "replace").strip()
+            if cmd in ("", "status"):
+                body = self.snapshot()
+            else:
+                body = {"error": f"unknown request {cmd[:40]!r}; the only request is 'status'"}
+            writer.write(json.dumps(body, default=str).encode() + b"\n")
+            await writer.drain()
+        except (asyncio.TimeoutError, ConnectionError):
+            pass
+        finally:
+            writer.close()
+            with contextlib.suppress(Exception):
+                await writer.wait_closed()
+
+    async def stop(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self._server.wait_closed(), 2)
+            self._server = None
+        with contextlib.suppress(FileNotFoundError):
+            self.path.unlink()
+
+
+def query(path: Path, timeout: float = 5.0) -> dict[str, Any]:
+    """Ask a running server for its status (blocking; for the CLI)."""
+    import socket
+
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+        s.settimeout(timeout)
+        s.connect(str(path))
+        s.sendall(b"status\n")
+        chunks = []
+        while True:
+            b = s.recv(65536)
+            if not b:
+                break
+            chunks.append(b)
+    result: dict[str, Any] = json.loads(b"".join(chunks))
+    return result
+
+
+def render(status: dict[str, Any]) -> str:
+    """The human view of a status document."""
+    lines: list[str] = []
+    srv = status.get("server", {})
+    if srv:
+        lines.append(f"securenfs {srv.get('version', '')}  pid {srv.get('pid')}  up {srv.get('uptime_seconds', 0):.0f} s")
+        lines.append(f"  server_owner {srv.get('server_owner')!r}  scope {srv.get('server_scope')!r}  "
+                     f"boot epoch {srv.get('boot_epoch')}")
+        lines.append(f"  listening on {', '.join(srv.get('listen', []))}")
+    grace = status.get("grace")
+    if isinstance(grace, dict) and grace:
+        state = grace.get("state", "?")
+        extra = ""
+        if grace.get("seconds_left") is not None:
+            extra = f", {grace['seconds_left']:.0f} s left"
+        lines.append(f"grace: {state}{extra}")
+        missing = grace.get("clients_to_reclaim") or grace.get("missing") or []
+        if missing:
+            lines.append(f"  clients still to reclaim: {len(missing)}")
+            lines += [f"    {c}" for c in missing[:20]]
+    exports = status.get("exports")
+    if isinstance(exports, list):
+        lines.append("exports:")
+        for e in exports:
+            flag = "on " if e.get("enabled") else "OFF"
+            lines.append(f"  [{flag}] {e.get('pseudo')} -> {e.get('path')}  sec={','.join(e.get('flavors', []))}")
+            for r in e.get("disabled_because", []):
+                lines.append(f"        {r}")
+    for name, value in status.items():
+        if name in ("schema", "server", "grace", "exports"):
+            continue
+        lines.append(f"{name}:")
+        if isinstance(value, dict):
+            for k, v in value.items():
+                lines.append(f"  {k}: {v}")
+        else:
+            lines.append(f"  {value}")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,108 @@
+"""The start-up gate and `securenfs status` against the real server process and a real KDC."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.support.kdc import KdcRealm, kdc_realm  # noqa: F401  (fixture)
+
+
+def serve(tmp_path: Path, realm: KdcRealm, keytab: Path, *extra: str) -> subprocess.Popen[str]:
+    krb = tmp_path / "krb"
+    pub = tmp_path / "pub"
+    krb.mkdir(exist_ok=True)
+    pub.mkdir(exist_ok=True)
+    env = dict(os.environ, KRB5_CONFIG=str(realm.krb5_conf), KRB5RCACHEDIR=str(realm.tmpdir))
+    return subprocess.Popen(
+        [sys.executable, "-m", "securenfs", "serve", "--listen", "127.0.0.1:0",
+         "--state-dir", str(tmp_path / "state"), "--hostname", realm.hostname, "--keytab", str(keytab),
+         "--export", f"{krb}:/secure:sec=krb5p", "--export", f"{pub}:/public:sec=sys",
+         "--ready-file", str(tmp_path / "ready"), *extra],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+
+
+def wait_ready(proc: subprocess.Popen[str], ready: Path) -> None:
+    deadline = time.monotonic() + 60
+    while not (ready.exists() and ready.read_text().strip()):
+        if proc.poll() is not None:
+            raise AssertionError(f"server exited: {proc.stderr.read() if proc.stderr else ''}")
+        if time.monotonic() > deadline:
+            proc.kill()
+            raise AssertionError("server did not start")
+        time.sleep(0.05)
+
+
+def status(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "securenfs", "status", "--state-dir", str(tmp_path / "state"), *args],
+                          capture_output=True, text=True, timeout=30)
+
+
+def stop(proc: subprocess.Popen[str]) -> str:
+    proc.send_signal(signal.SIGTERM)
+    proc.wait(30)
+    return proc.stderr.read() if proc.stderr else ""
+
+
+@pytest.fixture
+def bad_keytab(kdc_realm: KdcRealm, tmp_path: Path) -> Path:
+    """A keytab that exists but holds no nfs/ principal."""
+    name = "someone-" + tmp_path.name[-12:].replace("_", "-")
+    kdc_realm.add_principal(name)
+    return kdc_realm.extract_keytab(name, tmp_path / "wrong.keytab")
+
+
+def test_good_keytab_serves_both_and_status_shows_them(kdc_realm: KdcRealm, tmp_path: Path) -> None:
+    proc = serve(tmp_path, kdc_realm, kdc_realm.service_keytab)
+    try:
+        wait_ready(proc, tmp_path / "ready")
+        out = status(tmp_path, "--json")
+        assert out.returncode == 0, out.stderr
+        doc = json.loads(out.stdout)
+        exports = {e["pseudo"]: e for e in doc["exports"]}
+        assert exports["/secure"]["enabled"] and exports["/secure"]["flavors"] == ["krb5p"]
+        assert exports["/public"]["enabled"]
+        assert doc["server"]["boot_epoch"] >= 1
+        human = status(tmp_path)
+        assert "[on ] /secure" in human.stdout and "[on ] /public" in human.stdout
+    finally:
+        stop(proc)
+
+
+def test_broken_keytab_switches_krb5p_export_off_sys_serves(kdc_realm: KdcRealm, tmp_path: Path,
+                                                             bad_keytab: Path) -> None:
+    proc = serve(tmp_path, kdc_realm, bad_keytab)
+    try:
+        wait_ready(proc, tmp_path / "ready")
+        doc = json.loads(status(tmp_path, "--json").stdout)
+        exports = {e["pseudo"]: e for e in doc["exports"]}
+        assert exports["/public"]["enabled"] is True
+        assert exports["/secure"]["enabled"] is False
+        reasons = " ".join(exports["/secure"]["disabled_because"])
+        assert "KT-002" in reasons and "fix:" in reasons
+        assert "[OFF] /secure" in status(tmp_path).stdout
+    finally:
+        err = stop(proc)
+    assert "export /secure (krb5p) is switched off because" in err
+    assert "KT-002" in err
+
+
+def test_strict_refuses_to_start_with_the_remedy(kdc_realm: KdcRealm, tmp_path: Path, bad_keytab: Path) -> None:
+    proc = serve(tmp_path, kdc_realm, bad_keytab, "--strict")
+    rc = proc.wait(60)
+    err = proc.stderr.read() if proc.stderr else ""
+    assert rc == 2
+    assert "KT-002" in err and "fix:" in err and "refusing to start" in err
+    assert not (tmp_path / "ready").exists()
+
+
+def test_status_without_server_is_clear(tmp_path: Path) -> None:
+    out = status(tmp_path)
+    assert out.returncode == 3 and "no server answers" in out.stderr
