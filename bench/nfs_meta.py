@@ -15,10 +15,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from securenfs.client.nfs4 import LINUX_GETATTR, Nfs4Client  # noqa: E402
-from securenfs.nfs4.constants import Op  # noqa: E402
-from securenfs.nfs4.xdr4 import BitmapArgs, FhArgs, NameArgs  # noqa: E402
-from tests.support.nfsserver import NfsServer  # noqa: E402
+from securenfs.client.nfs4 import LINUX_GETATTR, Nfs4Client
+from securenfs.nfs4.constants import Op
+from securenfs.nfs4.xdr4 import BitmapArgs, FhArgs, NameArgs
+from tests.support.nfsserver import NfsServer
 
 MAX_CALLS = 2_000_000
 
@@ -61,8 +61,8 @@ def main() -> None:
         (srv.paths["/data"] / "file").write_text("x")
         srv.start()
         try:
-            getattr_ops = lambda fh: [(Op.PUTFH, FhArgs(fh)), (Op.GETATTR, BitmapArgs(LINUX_GETATTR))]  # noqa: E731
-            lookup_ops = lambda fh: [(Op.PUTFH, FhArgs(fh)), (Op.LOOKUP, NameArgs(b"file")),  # noqa: E731
+            getattr_ops = lambda fh: [(Op.PUTFH, FhArgs(fh)), (Op.GETATTR, BitmapArgs(LINUX_GETATTR))]
+            lookup_ops = lambda fh: [(Op.PUTFH, FhArgs(fh)), (Op.LOOKUP, NameArgs(b"file")),
                                      (Op.GETATTR, BitmapArgs(LINUX_GETATTR))]
             asyncio.run(measure(srv.port, "PUTFH+GETATTR", getattr_ops, a.seconds, a.slots, a.clients))
             asyncio.run(measure(srv.port, "PUTFH+LOOKUP+GETATTR", lookup_ops, a.seconds, a.slots, a.clients))

@@ -18,6 +18,7 @@ from securenfs.nfs4.constants import NFS4_MINOR_VERSION, Attr, Op, SecinfoStyle,
 from securenfs.nfs4.xdr4 import (
     BitmapArgs,
     ChannelAttrs,
+    ClientIdArgs,
     CompoundReply,
     CreateSessionArgs,
     CreateSessionRes,
@@ -34,9 +35,7 @@ from securenfs.nfs4.xdr4 import (
     SecinfoNoNameArgs,
     SecinfoRes,
     SequenceArgs,
-
     SessionIdArgs,
-    ClientIdArgs,
     VoidArgs,
     pack_compound_args,
     unpack_compound_reply,

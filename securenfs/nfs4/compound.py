@@ -12,7 +12,6 @@ from __future__ import annotations
 import logging
 import struct
 
-
 from securenfs.nfs4.constants import NFS4_MINOR_VERSION, Op, SeqStatus, Stat, StateProtect
 from securenfs.nfs4.context import CompoundContext
 from securenfs.nfs4.errors import Nfs4Error

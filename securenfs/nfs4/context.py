@@ -26,8 +26,23 @@ R = TypeVar("R")
 
 
 class CompoundContext:
-    __slots__ = ("svc", "cred", "peer", "conn_id", "conn", "session", "client", "cfh", "sfh",
-                 "cfh_checked", "sfh_checked", "stateid", "_access", "opindex", "numops")
+    __slots__ = (
+        "_access",
+        "cfh",
+        "cfh_checked",
+        "client",
+        "conn",
+        "conn_id",
+        "cred",
+        "numops",
+        "opindex",
+        "peer",
+        "session",
+        "sfh",
+        "sfh_checked",
+        "stateid",
+        "svc",
+    )
 
     def __init__(self, svc: Nfs4Service, cred: Credential, peer: str, conn: Any):
         self.svc = svc

@@ -231,7 +231,7 @@ def _u_locations(u: Unpacker) -> tuple[tuple[str, ...], list[Any]]:
 
 
 Getter = Callable[[ObjInfo], Any]
-_KINDS = {
+_KINDS: dict[str, tuple[Callable[[Packer, Any], None], Callable[[Unpacker], Any]]] = {
     "u32": (_p_u32, _u_u32), "u64": (_p_u64, _u_u64), "bool": (_p_bool, _u_bool),
     "fsid": (_p_pair64, _u_pair64), "time": (_p_time, _u_time), "str": (_p_str, _u_str),
     "opaque": (_p_opaque, _u_opaque), "bitmap": (_p_bitmap, _u_bitmap), "spec": (_p_spec, _u_spec),
@@ -301,7 +301,7 @@ SUPPORTED: Final[dict[int, AttrDef]] = {d.attr: d for d in (
     _def(Attr.MOUNTED_ON_FILEID, "u64", lambda o: o.mounted_on_fileid),
     _def(Attr.SUPPATTR_EXCLCREAT, "bitmap", lambda o: set_to_bitmap(list(EXCLCREAT_ATTRS))),
 )}
-SUPPORTED_BITMAP: Final = set_to_bitmap(list(SUPPORTED))
+SUPPORTED_BITMAP: Final[list[int]] = set_to_bitmap(list(SUPPORTED))
 #: Write-only attributes (SETATTR/OPEN); GETATTR of them is NFS4ERR_INVAL (RFC 8881 §5.5).
 WRITE_ONLY: Final = frozenset({Attr.TIME_ACCESS_SET, Attr.TIME_MODIFY_SET})
 #: Attributes that need the owner mapper.
@@ -325,7 +325,7 @@ def encode(obj: ObjInfo, attrs: list[int]) -> Fattr:
     p = Packer()
     for a in attrs:
         d = SUPPORTED[a]
-        _KINDS[d.kind][0](p, d.get(obj))  # type: ignore[misc]
+        _KINDS[d.kind][0](p, d.get(obj))  # type: ignore[misc,operator]
     return Fattr(set_to_bitmap(attrs), p.getvalue())
 
 

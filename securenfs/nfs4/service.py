@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-
 import logging
 import os
 from concurrent.futures import Executor
 from typing import Any
 
 from securenfs.exports.table import Export
-
 from securenfs.nfs4.constants import Attr, Stat
 from securenfs.nfs4.context import CompoundContext
 from securenfs.nfs4.errors import status_from_errno

@@ -16,7 +16,6 @@ from typing import Protocol, TypeVar
 from securenfs.nfs4.constants import (
     MAX_BITMAP_WORDS,
     NFS4_FHSIZE,
-    NFS4_MAXNAME,
     NFS4_MAXPATH,
     NFS4_OPAQUE_LIMIT,
     NFS4_SESSIONID_SIZE,
@@ -722,7 +721,7 @@ class SecinfoNoNameArgs:
 
     @classmethod
     def unpack(cls, u: Unpacker) -> SecinfoNoNameArgs:
-        return cls(u.enum(range(0, 2)))
+        return cls(u.enum(range(2)))
 
 
 # -- op -> types ----------------------------------------------------------------------------------

@@ -11,7 +11,13 @@ import pytest
 from securenfs.client.nfs4 import Nfs4Client
 from securenfs.client.rpc import RpcError
 from securenfs.nfs4.constants import Op, Stat
-from securenfs.nfs4.xdr4 import NameArgs, SecinfoNoNameArgs, SequenceArgs, VoidArgs, unpack_compound_reply
+from securenfs.nfs4.xdr4 import (
+    NameArgs,
+    SecinfoNoNameArgs,
+    SequenceArgs,
+    VoidArgs,
+    unpack_compound_reply,
+)
 from securenfs.xdr import Packer, Unpacker
 from tests.support.nfsserver import NfsServer, nfs_server  # noqa: F401
 

@@ -7,7 +7,14 @@ from securenfs.nfs4.constants import Attr, Stat
 from securenfs.nfs4.context import CompoundContext
 from securenfs.nfs4.errors import Nfs4Error, status_from_errno
 from securenfs.nfs4.fattr import ObjInfo
-from securenfs.nfs4.xdr4 import Fattr, ReaddirArgs, ReaddirRes, ReadlinkRes, VoidArgs, pack_dir_entry
+from securenfs.nfs4.xdr4 import (
+    Fattr,
+    ReaddirArgs,
+    ReaddirRes,
+    ReadlinkRes,
+    VoidArgs,
+    pack_dir_entry,
+)
 from securenfs.xdr import Packer
 
 _ZERO_VERF = b"\0" * 8

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import logging
 
-from securenfs.nfs4.constants import ChannelDirFromClient, ChannelDirFromServer, CreateSessionFlag, Op, Stat, StateProtect
+from securenfs.nfs4.constants import (
+    ChannelDirFromClient,
+    ChannelDirFromServer,
+    CreateSessionFlag,
+    Op,
+    Stat,
+    StateProtect,
+)
 from securenfs.nfs4.context import CompoundContext
 from securenfs.nfs4.errors import Nfs4Error
 from securenfs.nfs4.xdr4 import (
