@@ -325,7 +325,7 @@ def encode(obj: ObjInfo, attrs: list[int]) -> Fattr:
     p = Packer()
     for a in attrs:
         d = SUPPORTED[a]
-        _KINDS[d.kind][0](p, d.get(obj))  # type: ignore[misc,operator]
+        _KINDS[d.kind][0](p, d.get(obj))  # type: ignore[misc]
     return Fattr(set_to_bitmap(attrs), p.getvalue())
 
 
