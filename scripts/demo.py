@@ -45,6 +45,7 @@ def run(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--keep", action="store_true", help="keep serving until Ctrl-C")
+    ap.add_argument("--no-kerberos", action="store_true", help="skip the Kerberos part")
     args = ap.parse_args()
 
     base = Path(tempfile.mkdtemp(prefix="securenfs-demo-"))
@@ -91,6 +92,12 @@ squash = "root"
 
         step("asking it: NULL calls to NFSv4 (program 100003 version 4)")
         run(PY, "-m", "securenfs", "ping", f"127.0.0.1:{port}", "-c", "3")
+
+        if not args.no_kerberos:
+            sys.path.insert(0, str(ROOT / "scripts"))
+            import demo_krb5
+
+            demo_krb5.run(base)
 
         if args.keep:
             step(f"serving until Ctrl-C (state in {base})")
