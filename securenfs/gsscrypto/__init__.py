@@ -7,7 +7,21 @@ using gss_wrap/gss_get_mic: :meth:`FastContext.from_gss` returns None for them.
 """
 
 from securenfs.gsscrypto.enctypes import Enctype
-from securenfs.gsscrypto.errors import BadToken
+from securenfs.gsscrypto.errors import BadChecksum, BadToken
+from securenfs.gsscrypto.keysource import FastPathChoice, choose_fast_path, session_enctype
+from securenfs.gsscrypto.malloctune import MallocTuning, tune_malloc_for_large_buffers
 from securenfs.gsscrypto.tokens import FastContext, KeyUsage, TokenFlags
 
-__all__ = ["BadToken", "Enctype", "FastContext", "KeyUsage", "TokenFlags"]
+__all__ = [
+    "BadChecksum",
+    "BadToken",
+    "Enctype",
+    "FastContext",
+    "FastPathChoice",
+    "KeyUsage",
+    "MallocTuning",
+    "TokenFlags",
+    "choose_fast_path",
+    "session_enctype",
+    "tune_malloc_for_large_buffers",
+]

@@ -10,3 +10,11 @@ class BadToken(Exception):
     GSS_S_DEFECTIVE_TOKEN or GSS_S_BAD_SIG; callers treat it exactly like that
     failure (RFC 2203 §5.3.3.4: the request is dropped).
     """
+
+
+class BadChecksum(BadToken):
+    """The token is well formed but its checksum (MIC, Wrap HMAC or header copy) is wrong.
+
+    gss_verify_mic/gss_unwrap report this case as GSS_S_BAD_SIG; other BadTokens are
+    GSS_S_DEFECTIVE_TOKEN.
+    """

@@ -17,6 +17,8 @@ acceptor subkey, so one MIC over the empty string is made through the GSS librar
 "probe"): its header gives the flags and the sequence number, and recomputing its
 checksum proves the key is right before the fast path is used.  The probe spends one
 sequence number of the GSS context; from then on this side sends with the fast path only.
+A caller with a MIC to send anyway has the probe made over that message and sends it, so
+the peer sees no gap in the sequence numbers (``choose_fast_path(ctx, probe_message)``).
 """
 
 from __future__ import annotations
@@ -39,7 +41,16 @@ ENCTYPE_OID_PREFIX = "1.2.840.113554.1.2.2.4."
 
 
 class KeyUnavailable(Exception):
-    """The context's key could not be obtained; the reason is the message."""
+    """The context's key could not be obtained; the reason is the message.
+
+    ``probe`` is the probe MIC when the GSS library already made it: it is a valid token
+    of the context and the caller may still send it.
+    """
+
+    def __init__(self, reason: str, enctype: int | None = None, probe: bytes | None = None) -> None:
+        super().__init__(reason)
+        self.enctype = enctype
+        self.probe = probe
 
 
 @dataclass(slots=True, frozen=True)
@@ -71,16 +82,58 @@ def inquire_session_key(ctx: SecurityContext) -> SessionKey:
     return SessionKey(enctype, bytes(res[0]))
 
 
-def fast_context_from_gss(ctx: SecurityContext) -> FastContext | None:
-    """Build a :class:`FastContext` for ``ctx`` or return None, logging why not."""
+@dataclass(slots=True, frozen=True)
+class FastPathChoice:
+    """What :func:`choose_fast_path` decided for one context.
+
+    ``fast`` is None when the context must stay on the GSS library; ``reason`` then says
+    why.  ``enctype`` is the context's IANA enctype number when the key inquiry told it.
+    """
+
+    fast: FastContext | None
+    enctype: int | None
+    reason: str
+    #: The probe: the GSS library's MIC over the probe message, if it was made (also when
+    #: the fast path was refused afterwards).  Sending it as the context's next token keeps
+    #: the peer's view of this side's sequence numbers free of gaps.
+    probe: bytes | None = None
+
+
+def choose_fast_path(ctx: SecurityContext, probe_message: bytes = b"") -> FastPathChoice:
+    """Try to build a :class:`FastContext` for ``ctx``; never raises for a usable context.
+
+    The probe MIC is made over ``probe_message``.  A caller that has a MIC to send anyway
+    (RPCSEC_GSS: the verifier over seq_window ending context creation, RFC 2203 §5.2.3.1)
+    passes that message and sends ``probe``; then no sequence number is skipped, which
+    matters to peers that asked for GSS sequence detection.  Whenever ``probe`` is set,
+    the context's send sequence has moved on; with ``fast`` set, every later token this
+    side sends must come from it.
+    """
     try:
-        return _build(ctx)
+        fast, probe = _build(ctx, probe_message)
     except KeyUnavailable as exc:
         log.info("GSS fast path not used for this context: %s", exc)
+        return FastPathChoice(None, exc.enctype, str(exc), exc.probe)
+    return FastPathChoice(fast, fast.enctype_number, "", probe)
+
+
+def session_enctype(ctx: SecurityContext) -> int | None:
+    """The enctype of ``ctx``'s message key, or None if the inquiry fails.
+
+    Only the enctype is kept; the key the inquiry returns is dropped at once.
+    """
+    try:
+        return inquire_session_key(ctx).enctype
+    except KeyUnavailable:
         return None
 
 
-def _build(ctx: SecurityContext) -> FastContext:
+def fast_context_from_gss(ctx: SecurityContext) -> FastContext | None:
+    """Build a :class:`FastContext` for ``ctx`` or return None, logging why not."""
+    return choose_fast_path(ctx).fast
+
+
+def _build(ctx: SecurityContext, probe_message: bytes) -> tuple[FastContext, bytes]:
     from gssapi.raw import get_mic
     from gssapi.raw.misc import GSSError
 
@@ -94,19 +147,21 @@ def _build(ctx: SecurityContext) -> FastContext:
     profile = profile_for(sk.enctype)
     if profile is None:
         supported = ", ".join(p.name for p in PROFILES.values())
-        raise KeyUnavailable(f"enctype {sk.enctype} is not one of {supported}")
+        raise KeyUnavailable(f"enctype {sk.enctype} is not one of {supported}", sk.enctype)
     if len(sk.key) != profile.key_bytes:
-        raise KeyUnavailable(f"{profile.name} key has {len(sk.key)} octets")
+        raise KeyUnavailable(f"{profile.name} key has {len(sk.key)} octets", sk.enctype)
     initiator = bool(ctx.locally_initiated)
     try:
-        probe = bytes(get_mic(ctx, b""))
+        probe = bytes(get_mic(ctx, probe_message))
     except GSSError as exc:
-        raise KeyUnavailable(f"probe MIC failed: {exc.gen_message()}") from exc
+        raise KeyUnavailable(f"probe MIC failed: {exc.gen_message()}", sk.enctype) from exc
     if len(probe) != HEADER_BYTES + profile.mac_bytes or probe[:2] != TOK_ID_MIC:
-        raise KeyUnavailable("probe MIC is not an RFC 4121 MIC token")
+        raise KeyUnavailable("probe MIC is not an RFC 4121 MIC token", sk.enctype, probe)
     flags = probe[2]
     if bool(flags & TokenFlags.SENT_BY_ACCEPTOR) == initiator:
-        raise KeyUnavailable("probe MIC's SentByAcceptor flag contradicts the context role")
+        raise KeyUnavailable(
+            "probe MIC's SentByAcceptor flag contradicts the context role", sk.enctype, probe
+        )
     seq = int.from_bytes(probe[8:16], "big")
     fast = FastContext(
         sk.enctype,
@@ -115,7 +170,9 @@ def _build(ctx: SecurityContext) -> FastContext:
         acceptor_subkey=bool(flags & TokenFlags.ACCEPTOR_SUBKEY),
         send_seq=seq + 1,
     )
-    if not fast.is_own_mic(b"", probe):
-        raise KeyUnavailable("keys from the session key inquiry do not reproduce the probe MIC")
+    if not fast.is_own_mic(probe_message, probe):
+        raise KeyUnavailable(
+            "keys from the session key inquiry do not reproduce the probe MIC", sk.enctype, probe
+        )
     log.debug("GSS fast path enabled: %r", fast)
-    return fast
+    return fast, probe

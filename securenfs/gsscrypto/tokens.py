@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 
 from securenfs.gsscrypto.cts import SLACK, Buffer
 from securenfs.gsscrypto.enctypes import profile_for
-from securenfs.gsscrypto.errors import BadToken
+from securenfs.gsscrypto.errors import BadChecksum, BadToken
 from securenfs.gsscrypto.usagecrypto import UsageCrypto
 
 if TYPE_CHECKING:
@@ -222,7 +222,7 @@ class FastContext:
         self._check_role(t[2])
         expected = self._recv_sign.checksum((message, t[:HEADER_BYTES]))
         if not hmac.compare_digest(expected, t[HEADER_BYTES:]):
-            raise BadToken("MIC does not verify")
+            raise BadChecksum("MIC does not verify")
 
     def unwrap(self, token: Buffer) -> tuple[bytes, bool]:
         """Verify (and decrypt) a Wrap token; return (message, was_confidential)."""
@@ -249,7 +249,7 @@ class FastContext:
             # RFC 4121 §4.2.4: the encrypted copy is the header with RRC = 0.  EC is
             # compared too (MIT skips it), so a changed EC cannot shorten the message.
             if copy[:6] != t[:6] or copy[8:16] != t[8:16]:
-                raise BadToken("encrypted header does not match the token header")
+                raise BadChecksum("encrypted header does not match the token header")
             return bytes(plain[: end - ec]), True
         if ec != self._mac or len(body) < ec:
             raise BadToken("Wrap token checksum length is wrong")
@@ -258,5 +258,5 @@ class FastContext:
         header0 = b"".join((t[:4], b"\0\0\0\0", t[8:16]))
         expected = self._recv_seal.checksum((message, header0))
         if not hmac.compare_digest(expected, body[split:]):
-            raise BadToken("Wrap token checksum does not verify")
+            raise BadChecksum("Wrap token checksum does not verify")
         return bytes(message), False

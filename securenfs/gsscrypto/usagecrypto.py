@@ -13,7 +13,7 @@ from collections.abc import Sequence
 
 from securenfs.gsscrypto.cts import BLOCK, SLACK, ZERO_IV, AesCts, Buffer
 from securenfs.gsscrypto.enctypes import EnctypeProfile, KdfKind
-from securenfs.gsscrypto.errors import BadToken
+from securenfs.gsscrypto.errors import BadChecksum, BadToken
 from securenfs.gsscrypto.kdf import derive_usage_keys
 
 CONFOUNDER_BYTES = BLOCK  # RFC 3962 §6 and RFC 8009 §5: one cipher block
@@ -95,13 +95,13 @@ class UsageCrypto:
             h.update(ZERO_IV)
             h.update(ct)
             if not hmac.compare_digest(h.digest()[:h_len], mac):
-                raise BadToken("integrity check failed")
+                raise BadChecksum("integrity check failed")
             got = self.cts.decrypt_into(ct, mv, skip_first=True)
             return mv[:got]
         got = self.cts.decrypt_into(ct, mv)
         h.update(mv[:got])
         if not hmac.compare_digest(h.digest()[:h_len], mac):
-            raise BadToken("integrity check failed")
+            raise BadChecksum("integrity check failed")
         return mv[CONFOUNDER_BYTES:got]
 
     def decrypt(self, data: Buffer) -> bytes:

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from securenfs.rpc.auth import Principal
-from securenfs.rpcsec_gss.protection import Protection
+from securenfs.rpcsec_gss.protection import Protection, ProtectionInfo
 from securenfs.rpcsec_gss.seqwindow import SeqWindow
 
 
@@ -34,6 +34,8 @@ class GssContext:
     #: The python-gssapi acceptor context while PENDING (and for inquiries afterwards).
     gss: Any = None
     protection: Protection | None = None
+    #: Which engine protects this context's messages and why (set with ``protection``).
+    protection_info: ProtectionInfo | None = None
     principal: Principal | None = None
     #: The service principal the client's ticket was for (which keytab key was used).
     acceptor_name: str = ""
@@ -54,6 +56,7 @@ class GssContext:
 
     def describe(self) -> dict[str, Any]:
         """A JSON-able summary for the admin interface (no key material)."""
+        info = self.protection_info
         return {
             "handle": self.handle.hex(),
             "peer": self.peer,
@@ -63,5 +66,9 @@ class GssContext:
             "expires": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self.expires_wall)) if self.expires_wall else None,
             "calls": self.calls,
             "seq_top": self.window.top,
-            "protection": self.protection.kind if self.protection else None,
+            # "openssl" (the fast path) or "mit"; "implementation" tells the MIT variants apart.
+            "protection": info.engine.value if info else None,
+            "implementation": self.protection.kind if self.protection else None,
+            "enctype": info.enctype if info else None,
+            "fast_path_not_used_because": info.reason if info and info.reason else None,
         }

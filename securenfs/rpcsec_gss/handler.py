@@ -28,7 +28,7 @@ import logging
 import time
 from collections.abc import Callable
 from concurrent.futures import Executor
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any, TypeVar
 
 import gssapi
@@ -60,7 +60,7 @@ from securenfs.rpcsec_gss.constants import (
 from securenfs.rpcsec_gss.context import CtxState, GssContext
 from securenfs.rpcsec_gss.flavors import KRB5_OID_DOTTED, pseudo_flavor_for_service
 from securenfs.rpcsec_gss.gsserrors import Cause, GssFailure, translate, translate_exception
-from securenfs.rpcsec_gss.protection import Protection, ProtectionError, protection_for
+from securenfs.rpcsec_gss.protection import Engine, Protection, ProtectionError, choose_protection
 from securenfs.rpcsec_gss.seqwindow import SeqVerdict
 from securenfs.rpcsec_gss.table import ContextTable, TableLimits
 from securenfs.xdr import XdrError
@@ -78,11 +78,39 @@ DEFAULT_CLOCK_SKEW = 300.0
 
 @dataclass(slots=True)
 class GssSettings:
-    fast_path: bool = False
+    #: ``kerberos.fast_path``: compute per-message tokens with OpenSSL where possible.
+    fast_path: bool = True
     clock_skew: float = DEFAULT_CLOCK_SKEW
     max_init_token: int = MAX_INIT_TOKEN
     max_body: int = 64 * 1024 * 1024
     reap_interval: float = 30.0
+
+
+@dataclass(slots=True)
+class ProtectionStats:
+    """How many contexts got each engine, and per-message checks that failed."""
+
+    contexts_openssl: int = 0
+    contexts_mit: int = 0
+    #: MIT contexts by reason the fast path was not used (including "kerberos.fast_path is off").
+    mit_reasons: dict[str, int] = field(default_factory=dict)
+    #: Bodies (integrity or privacy) that failed their check: GARBAGE_ARGS.
+    bad_bodies: int = 0
+    #: Call headers whose MIC failed: RPCSEC_GSS_CREDPROBLEM.
+    bad_headers: int = 0
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "contexts_openssl": self.contexts_openssl,
+            "contexts_mit": self.contexts_mit,
+            "mit_reasons": dict(self.mit_reasons),
+            "bad_bodies": self.bad_bodies,
+            "bad_headers": self.bad_headers,
+        }
+
+
+#: Distinct reasons kept in ProtectionStats.mit_reasons; the rest count under "other".
+MAX_REASONS = 32
 
 
 class RpcsecGssHandler:
@@ -102,6 +130,7 @@ class RpcsecGssHandler:
         self.table = ContextTable(limits, clock)
         self._clock = clock
         self._reaper: asyncio.Task[None] | None = None
+        self.protection_stats = ProtectionStats()
 
     @classmethod
     def from_config(cls, kc: Any, hostname: str, executor: Executor | None = None) -> RpcsecGssHandler:
@@ -214,17 +243,19 @@ class RpcsecGssHandler:
             self.table.touch(ctx)
             res = wire.InitRes(ctx.handle, GSS_S_CONTINUE_NEEDED, 0, window, out)
             return ControlReply(wire.encode_init_res(res))
+        # RFC 2203 §5.2.3.1: the verifier of the final leg is a MIC over seq_window.
+        window_bytes = wire.seq_bytes(window)
         try:
-            protection = await self._finish(ctx, gctx, peer)
+            protection, first_mic = await self._finish(ctx, gctx, peer, window_bytes)
         except AuthReject:
             self.table.remove(ctx)
             raise
-        # RFC 2203 §5.2.3.1: the verifier of the final leg is a MIC over seq_window.
-        verf = protection.get_mic(wire.seq_bytes(window))
+        verf = first_mic if first_mic is not None else protection.get_mic(window_bytes)
         res = wire.InitRes(ctx.handle, GSS_S_COMPLETE, 0, window, out)
         return ControlReply(wire.encode_init_res(res), AuthFlavor.RPCSEC_GSS, verf)
 
-    async def _finish(self, ctx: GssContext, gctx: gssapi.SecurityContext, peer: str) -> Protection:
+    async def _finish(self, ctx: GssContext, gctx: gssapi.SecurityContext, peer: str,
+                      window_bytes: bytes) -> tuple[Protection, bytes | None]:
         if gctx.mech is None or gctx.mech.dotted_form != KRB5_OID_DOTTED:
             log.warning("peer=%s: GSS context with mechanism %s refused: only Kerberos V5 (%s) is served",
                         peer, gctx.mech.dotted_form if gctx.mech else "?", KRB5_OID_DOTTED)
@@ -248,15 +279,31 @@ class RpcsecGssHandler:
         # The context ends with the ticket; MIT's acceptor lifetime includes the clock skew.
         ticket_left = max(0.0, lifetime - self.settings.clock_skew)
         try:
-            protection = protection_for(gctx, self.settings.fast_path)
+            chosen = choose_protection(gctx, self.settings.fast_path, window_bytes)
         except ProtectionError as exc:
             log.warning("peer=%s %s: cannot set up message protection: %s", peer, client, exc)
             raise AuthReject(AuthStat.RPCSEC_GSS_CREDPROBLEM, str(exc)) from None
+        protection, info = chosen.protection, chosen.info
         ctx.protection = protection
+        ctx.protection_info = info
+        self._count_protection(info.engine, info.reason)
         self.table.established(ctx, ticket_left)
-        log.info("peer=%s %s: GSS context established with %s (protection %s; ends in %.0f s)",
-                 peer, ctx.label(), target or "?", protection.kind, ticket_left)
-        return protection
+        why = f"; fast path not used: {info.reason}" if info.reason else ""
+        log.info("peer=%s %s: GSS context established with %s (protection %s/%s, %s%s; ends in %.0f s)",
+                 peer, ctx.label(), target or "?", info.engine.value, protection.kind,
+                 info.enctype or "enctype unknown", why, ticket_left)
+        return protection, chosen.first_mic
+
+    def _count_protection(self, engine: Engine, reason: str) -> None:
+        st = self.protection_stats
+        if engine is Engine.OPENSSL:
+            st.contexts_openssl += 1
+            return
+        st.contexts_mit += 1
+        key = reason or "unknown"
+        if key not in st.mit_reasons and len(st.mit_reasons) >= MAX_REASONS:
+            key = "other"
+        st.mit_reasons[key] = st.mit_reasons.get(key, 0) + 1
 
     def _log_accept_failure(self, peer: str, call: RpcCall, f: GssFailure) -> None:
         extra = ""
@@ -297,6 +344,7 @@ class RpcsecGssHandler:
         try:
             prot.verify_mic(call.header_for_verifier, call.verf_body)
         except ProtectionError as exc:
+            self.protection_stats.bad_headers += 1
             raise AuthReject(AuthStat.RPCSEC_GSS_CREDPROBLEM, f"{ctx.label()}: header checksum: {exc}") from None
         if seq >= MAXSEQ:
             # RFC 2203 §5.3.3.1: the sequence space is exhausted; the context must go.
@@ -351,6 +399,7 @@ class RpcsecGssHandler:
             raise GarbageArgs(f"{ctx.label()}: malformed {service.name.lower()} body: {exc}",
                               AuthFlavor.RPCSEC_GSS, verf) from None
         except ProtectionError as exc:
+            self.protection_stats.bad_bodies += 1
             log.warning("peer=%s %s xid=%#010x: %s body rejected: %s", self._peer(call), ctx.label(), call.xid,
                         service.name.lower(), exc)
             raise GarbageArgs(f"{ctx.label()}: {service.name.lower()} check failed",
@@ -379,4 +428,12 @@ class RpcsecGssHandler:
 
     # -- admin ------------------------------------------------------------------------------
     def contexts(self) -> list[dict[str, Any]]:
+        """JSON-ready summaries of every context, including its protection engine."""
         return [c.describe() for c in self.table]
+
+    def stats(self) -> dict[str, Any]:
+        """JSON-ready counters: the context table's and the protection engines'."""
+        out: dict[str, Any] = {"fast_path": self.settings.fast_path, "contexts": len(self.table)}
+        out["table"] = asdict(self.table.stats)
+        out["protection"] = self.protection_stats.as_dict()
+        return out

@@ -8,16 +8,20 @@ implementations exist:
   ctypes, used for contexts whose initiator asked for replay or sequence detection, because
   python-gssapi turns the resulting supplementary statuses into exceptions and loses the
   unwrapped message (RFC 2203 keeps its own window, §5.3.3.1, and reorders tokens freely);
-* a fast path (``securenfs.gsscrypto``) building the same RFC 4121 tokens with OpenSSL,
-  chosen per context when ``kerberos.fast_path`` is on and it is installed.
+* :class:`OpenSslProtection` -- the fast path (``securenfs.gsscrypto``): the same RFC 4121
+  tokens computed with OpenSSL from the context's session key, chosen per context when
+  ``kerberos.fast_path`` is on and the context uses an AES enctype whose key can be had.
 
-All of them may be called from several threads at once without a lock (no lock is held
-across crypto), and release the GIL while they compute.
+:func:`choose_protection` makes the choice once, when the context is established, and says
+why in a :class:`ProtectionInfo` (shown by ``securenfs status``).  All implementations may be
+called from several threads at once; no lock is held across crypto.
 """
 
 from __future__ import annotations
 
+import enum
 import logging
+from dataclasses import dataclass
 from typing import Protocol
 
 import gssapi
@@ -25,6 +29,9 @@ from gssapi.raw.misc import GSSError
 import gssapi.raw as gssraw
 from gssapi.raw.exceptions import SupplementaryError
 
+from keytabs.enctypes import enctype_name
+from securenfs.gsscrypto import BadChecksum, BadToken, FastContext, choose_fast_path, session_enctype
+from securenfs.rpcsec_gss.constants import GSS_S_BAD_SIG, GSS_S_DEFECTIVE_TOKEN
 from securenfs.rpcsec_gss.gsserrors import GssFailure, translate, translate_exception
 
 log = logging.getLogger("securenfs.rpcsec_gss")
@@ -42,7 +49,7 @@ class ProtectionError(Exception):
 
 
 class Protection(Protocol):
-    #: A short name for logs and the admin view ("gssapi", "libgss", "fast").
+    #: A short name for logs and the admin view ("gssapi", "libgss", "openssl").
     kind: str
 
     def get_mic(self, data: Data) -> bytes: ...
@@ -113,22 +120,83 @@ class GssapiProtection:
         return res.message
 
 
+class OpenSslProtection:
+    """The OpenSSL fast path on a :class:`securenfs.gsscrypto.FastContext`.
+
+    Every token this side sends comes from the FastContext (its send sequence numbers
+    continue after the probe MIC the GSS library made), so the python-gssapi context is not
+    used for sending again.  A token that fails to parse or verify raises
+    :class:`ProtectionError` with the same GSS status the library would have reported
+    (GSS_S_BAD_SIG for a checksum, GSS_S_DEFECTIVE_TOKEN for a broken token), so callers
+    reject it exactly as before.  Received sequence numbers are not checked here, as with
+    the library paths: RPCSEC_GSS's window does that (RFC 2203 §5.3.3.1).
+    """
+
+    kind = "openssl"
+    __slots__ = ("fast",)
+
+    def __init__(self, fast: FastContext):
+        self.fast = fast
+
+    @staticmethod
+    def _failure(what: str, exc: BadToken) -> ProtectionError:
+        # A checksum that does not match is BAD_SIG in gss_verify_mic/gss_unwrap; anything
+        # wrong with the token's shape is DEFECTIVE_TOKEN (RFC 2744 §3.9.1).
+        major = GSS_S_BAD_SIG if isinstance(exc, BadChecksum) else GSS_S_DEFECTIVE_TOKEN
+        return ProtectionError(what, translate(major, 0, str(exc), per_message=True))
+
+    def get_mic(self, data: Data) -> bytes:
+        return self.fast.get_mic(data)
+
+    def verify_mic(self, data: Data, mic: Data) -> None:
+        try:
+            self.fast.verify_mic(data, mic)
+        except BadToken as exc:
+            raise self._failure("verify_mic", exc) from None
+
+    def wrap(self, data: Data) -> bytes:
+        return self.fast.wrap(data, True)
+
+    def unwrap(self, token: Data) -> bytes:
+        try:
+            message, sealed = self.fast.unwrap(token)
+        except BadToken as exc:
+            raise self._failure("unwrap", exc) from None
+        if not sealed:
+            # RFC 2203 §5.3.2.3: privacy means the body was encrypted, not merely signed.
+            raise ProtectionError("unwrap", translate(0xD0000, 0, "token was not encrypted"))
+        return message
+
+
+class Engine(enum.Enum):
+    """Which code computes a context's per-message tokens."""
+
+    OPENSSL = "openssl"
+    MIT = "mit"
+
+
+@dataclass(slots=True, frozen=True)
+class ProtectionInfo:
+    """Why a context got the protection it has (for logs, stats and ``securenfs status``)."""
+
+    engine: Engine
+    #: The enctype name of the context's message key ("aes256-cts-hmac-sha1-96"), or None.
+    enctype: str | None
+    #: For MIT: why the fast path was not used; empty for OpenSSL.
+    reason: str = ""
+
+
+#: The reason shown for contexts when ``kerberos.fast_path`` is false.
+FAST_PATH_OFF = "kerberos.fast_path is off"
+
+
 def needs_libgss(ctx: gssapi.SecurityContext) -> bool:
     flags = ctx.actual_flags
     F = gssapi.RequirementFlag
     return F.replay_detection in flags or F.out_of_sequence_detection in flags
 
 
-def protection_for(ctx: gssapi.SecurityContext, fast_path: bool = False) -> Protection:
-    """Choose the implementation for a freshly established acceptor context.
-
-    The context must not be used through python-gssapi afterwards when the result is not a
-    :class:`GssapiProtection` (the context may have been exported).
-    """
-    if fast_path:
-        fast = _try_fast(ctx)
-        if fast is not None:
-            return fast
+def _mit_protection(ctx: gssapi.SecurityContext) -> Protection:
     if needs_libgss(ctx):
         from securenfs.rpcsec_gss.libgss import LibGssProtection
 
@@ -136,11 +204,45 @@ def protection_for(ctx: gssapi.SecurityContext, fast_path: bool = False) -> Prot
     return GssapiProtection(ctx)
 
 
-def _try_fast(ctx: gssapi.SecurityContext) -> Protection | None:
-    """Hook for the OpenSSL fast path (``securenfs.gsscrypto``).
+def _name(enctype: int | None) -> str | None:
+    return None if enctype is None else enctype_name(enctype)
 
-    Not wired yet: it returns None, so every context uses the MIT library.  When wired, it
-    must return an object with the four methods of :class:`Protection` built from ``ctx``
-    (``FastContext.from_gss(ctx)``), or None to fall back.
+
+@dataclass(slots=True)
+class ChosenProtection:
+    """The outcome of :func:`choose_protection`."""
+
+    protection: Protection
+    info: ProtectionInfo
+    #: The MIC over ``first_mic_message`` when it was made while choosing (the fast path's
+    #: probe); the caller sends it instead of computing it again.
+    first_mic: bytes | None = None
+
+
+def choose_protection(ctx: gssapi.SecurityContext, fast_path: bool,
+                      first_mic_message: bytes = b"") -> ChosenProtection:
+    """Choose the implementation for a freshly established context, and say why.
+
+    With ``fast_path`` the OpenSSL path is tried first (:func:`choose_fast_path`); contexts
+    with other enctypes, or whose key cannot be obtained, keep MIT's library.  Trying costs
+    one MIC made by the library, over ``first_mic_message``: pass the message of the first
+    MIC the caller will send (RFC 2203 §5.2.3.1: seq_window) and send ``first_mic``, so the
+    peer sees no gap in this side's sequence numbers.  The context must not be used through
+    python-gssapi afterwards unless the result is a :class:`GssapiProtection` (it may have
+    been exported, or its send sequence taken over).
     """
-    return None
+    if not fast_path:
+        # The enctype only, for the admin view; the inquiry leaves the context as it was.
+        info = ProtectionInfo(Engine.MIT, _name(session_enctype(ctx)), FAST_PATH_OFF)
+        return ChosenProtection(_mit_protection(ctx), info)
+    choice = choose_fast_path(ctx, bytes(first_mic_message))
+    if choice.fast is not None:
+        info = ProtectionInfo(Engine.OPENSSL, choice.fast.enctype)
+        return ChosenProtection(OpenSslProtection(choice.fast), info, choice.probe)
+    info = ProtectionInfo(Engine.MIT, _name(choice.enctype), choice.reason)
+    return ChosenProtection(_mit_protection(ctx), info, choice.probe)
+
+
+def protection_for(ctx: gssapi.SecurityContext, fast_path: bool = False) -> Protection:
+    """:func:`choose_protection` without the explanation."""
+    return choose_protection(ctx, fast_path).protection

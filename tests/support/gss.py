@@ -4,11 +4,17 @@
 thread (127.0.0.1, port 0).  A small test-only program (``ECHO_PROG``) returns its
 arguments (proc 1) or the caller's identity as the server saw it (proc 2), so integrity and
 privacy are proven on real bodies in both directions.
+
+``kerberos.fast_path`` (the OpenSSL per-message path) follows ``SECURENFS_TEST_FAST_PATH``
+(``1``, the default, or ``0``) unless a test passes it explicitly: :func:`test_fast_path`
+reads it, :func:`apply_test_fast_path` sets it on any Config, so other suites' fixtures can
+run under either path with one environment variable.
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
 import threading
 from collections.abc import Coroutine
 from concurrent.futures import Future
@@ -51,8 +57,33 @@ class EchoProgram:
         raise ProcUnavail(call.proc)
 
 
-def gss_config(tmp: Path, keytab: Path, hostname: str, principals: list[str] | None = None) -> Config:
+#: Environment variable choosing kerberos.fast_path for test servers: "1" (default) or "0".
+FAST_PATH_ENV = "SECURENFS_TEST_FAST_PATH"
+
+
+def test_fast_path() -> bool:
+    """kerberos.fast_path for test servers, from ``SECURENFS_TEST_FAST_PATH`` (default on)."""
+    value = os.environ.get(FAST_PATH_ENV, "1").strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(f"{FAST_PATH_ENV}={value!r}: use 1 or 0")
+
+
+test_fast_path.__test__ = False  # type: ignore[attr-defined]  # a helper, not a test
+
+
+def apply_test_fast_path(cfg: Config, fast_path: bool | None = None) -> Config:
+    """Set ``cfg.kerberos.fast_path`` to ``fast_path``, or to :func:`test_fast_path`."""
+    cfg.kerberos.fast_path = test_fast_path() if fast_path is None else fast_path
+    return cfg
+
+
+def gss_config(tmp: Path, keytab: Path, hostname: str, principals: list[str] | None = None,
+               fast_path: bool | None = None) -> Config:
     cfg = Config()
+    apply_test_fast_path(cfg, fast_path)
     cfg.server.listen = [ListenAddress("127.0.0.1", 0)]
     cfg.server.state_dir = tmp / "state"
     cfg.server.hostname = hostname
