@@ -331,11 +331,23 @@ def parse(data: dict[str, Any], source: str = "<config>") -> Config:
     p.finish()
 
     cfg.idmap_raw = dict(top.get("idmap", dict, {}))
+    if cfg.idmap_raw:
+        _check_idmap(cfg.idmap_raw, source)
     exports = top.get("exports", list, [])
     cfg.exports = [_parse_export(source, i, e) for i, e in enumerate(exports)]
     top.finish()
     validate(cfg)
     return cfg
+
+
+def _check_idmap(table: dict[str, Any], source: str) -> None:
+    """Validate the [idmap] table with the idmap package's own parser (one definition)."""
+    from idmap.config import IdmapConfig, IdmapConfigError
+
+    try:
+        IdmapConfig.from_mapping(dict(table))
+    except IdmapConfigError as exc:
+        raise ConfigError(source, exc.key, exc.message, exc.fix) from None
 
 
 def validate(cfg: Config) -> None:

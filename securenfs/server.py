@@ -70,6 +70,7 @@ class Server:
         #: Exports switched off or restricted at start by the preflight gate: pseudo -> reasons.
         self.disabled_exports: dict[str, list[str]] = {}
         self.switched_off: list[ExportConfig] = []
+        self.owners: object | None = None
 
     async def start(self) -> None:
         prepare_state_dir(self.cfg.server.state_dir)
@@ -121,12 +122,22 @@ class Server:
         """The NFSv4.1 service: export table, security policy, handles, protocol state."""
         from securenfs.nfs4.wiring import ExportError, build_service
 
+        from securenfs.nfs4.owners import build_owner_mapper
+
         assert self.identity is not None
         try:
+            owners = build_owner_mapper(self.cfg.idmap_raw)
+        except Exception as exc:  # idmap.IdmapConfigError; parse() normally caught it already
+            raise StartupError(f"idmap: {exc}") from None
+        self.owners = owners
+        try:
             self.nfs.service = build_service(self.cfg, self.identity.server_owner, self.identity.server_scope,
-                                             self.executor, kerberos=self.gss is not None)
+                                             self.executor, kerberos=self.gss is not None, owners=owners)
         except ExportError as exc:
             raise StartupError(f"exports: {exc}") from None
+        mapper = getattr(owners, "mapper", None)
+        if mapper is not None:
+            self.admin.add_provider("idmap", mapper.stats)
 
     def request_stop(self) -> None:
         self._stop.set()
@@ -166,6 +177,9 @@ class Server:
         await self.admin.stop()
         if self.nfs.service is not None:
             self.nfs.service.ns.close()
+        close = getattr(self.owners, "close", None)
+        if close is not None:
+            close()
         if self.gss is not None:
             await self.gss.stop()
         self.executor.shutdown(wait=True, cancel_futures=True)

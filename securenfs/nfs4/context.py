@@ -112,12 +112,16 @@ class CompoundContext:
             self.cfh_checked = True
 
     async def creds_for(self, export: Export) -> FsCreds:
-        """The identity file-system work runs as: AUTH_SYS ids after the export's squash
-        rule; Kerberos callers run as the export's anonymous id until the idmap principal
-        mapping is wired in (see docs/nfs4.md)."""
+        """The identity file-system work runs as, after the export's squash rule: the
+        AUTH_SYS ids, or for a Kerberos principal the uid, gid and groups the ID mapper
+        gives (the anonymous id when it has none; NFS4ERR_DELAY while it cannot answer)."""
         acc = await self.access_for(export)
         c = self.cred
-        if c.principal is None and c.uid is not None and c.gid is not None:
+        if c.principal is not None:
+            ident = await self.svc.owners.principal_identity(str(c.principal))
+            if ident is not None:
+                return apply_squash(acc, ident[0], ident[1], ident[2])
+        elif c.uid is not None and c.gid is not None:
             return apply_squash(acc, c.uid, c.gid, c.gids)
         return FsCreds(acc.anonuid, acc.anongid, ())
 

@@ -1,10 +1,25 @@
-"""Owner strings <-> ids (RFC 8881 §5.9).  The idmap package plugs in behind OwnerMapper;
-until then :class:`NumericOwners` answers with decimal ids ("1000"), which Linux clients
-accept when their idmapd is in numeric mode (the default for AUTH_SYS)."""
+"""Owner strings <-> ids (RFC 8881 §5.9) and Kerberos principals -> credentials.
+
+Two implementations sit behind :class:`OwnerMapper`:
+
+* :class:`NumericOwners` when no ``[idmap]`` table is configured: decimal ids both ways
+  ("1000"), which Linux clients accept in numeric mode; Kerberos callers run as the export's
+  anonymous id.
+* :class:`IdmapOwners` over the ``idmap`` package (LDAP, static file, nsswitch): names both
+  ways, principals mapped to uid, primary gid and supplementary gids.  A name the directory
+  does not know is NFS4ERR_BADOWNER; a directory that cannot answer is NFS4ERR_DELAY (the
+  client retries) until the outage window of the idmap configuration ends.
+"""
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
+
+from securenfs.nfs4.constants import Stat
+from securenfs.nfs4.errors import Nfs4Error
+
+if TYPE_CHECKING:
+    from idmap import IdmapConfig, IdMapper
 
 
 class OwnerMapper(Protocol):
@@ -12,9 +27,13 @@ class OwnerMapper(Protocol):
 
     async def gid_to_group(self, gid: int) -> str: ...
 
-    async def owner_to_uid(self, owner: str) -> int | None: ...
+    async def owner_to_uid(self, owner: str, *, kerberos: bool = False) -> int | None: ...
 
-    async def group_to_gid(self, group: str) -> int | None: ...
+    async def group_to_gid(self, group: str, *, kerberos: bool = False) -> int | None: ...
+
+    async def principal_identity(self, principal: str) -> tuple[int, int, tuple[int, ...]] | None:
+        """(uid, gid, supplementary gids) for a Kerberos principal; None: the anonymous id."""
+        ...
 
 
 def _numeric(text: str) -> int | None:
@@ -33,8 +52,74 @@ class NumericOwners:
     async def gid_to_group(self, gid: int) -> str:
         return str(gid)
 
-    async def owner_to_uid(self, owner: str) -> int | None:
+    async def owner_to_uid(self, owner: str, *, kerberos: bool = False) -> int | None:
         return _numeric(owner)
 
-    async def group_to_gid(self, group: str) -> int | None:
+    async def group_to_gid(self, group: str, *, kerberos: bool = False) -> int | None:
         return _numeric(group)
+
+    async def principal_identity(self, principal: str) -> tuple[int, int, tuple[int, ...]] | None:
+        return None
+
+
+class IdmapOwners:
+    """The ``idmap`` package behind :class:`OwnerMapper`."""
+
+    def __init__(self, mapper: IdMapper, config: IdmapConfig):
+        self.mapper = mapper
+        self.config = config
+
+    async def uid_to_owner(self, uid: int) -> str:
+        return (await self.mapper.uid_to_owner(uid)).name
+
+    async def gid_to_group(self, gid: int) -> str:
+        return (await self.mapper.gid_to_group(gid)).name
+
+    async def owner_to_uid(self, owner: str, *, kerberos: bool = False) -> int | None:
+        from idmap import IdmapNotFound, IdmapUnavailable
+
+        try:
+            m = await self.mapper.owner_to_uid(owner, allow_numeric=self.config.numeric.accept(kerberos=kerberos))
+        except IdmapNotFound:
+            return None
+        except IdmapUnavailable as exc:
+            raise Nfs4Error(Stat.DELAY, f"owner {owner!r}: {exc}") from None
+        return m.id
+
+    async def group_to_gid(self, group: str, *, kerberos: bool = False) -> int | None:
+        from idmap import IdmapNotFound, IdmapUnavailable
+
+        try:
+            m = await self.mapper.group_to_gid(group, allow_numeric=self.config.numeric.accept(kerberos=kerberos))
+        except IdmapNotFound:
+            return None
+        except IdmapUnavailable as exc:
+            raise Nfs4Error(Stat.DELAY, f"group {group!r}: {exc}") from None
+        return m.id
+
+    async def principal_identity(self, principal: str) -> tuple[int, int, tuple[int, ...]] | None:
+        from idmap import IdmapNotFound, IdmapUnavailable
+
+        try:
+            ident = await self.mapper.principal_to_identity(principal)
+        except IdmapUnavailable as exc:
+            raise Nfs4Error(Stat.DELAY, f"principal {principal}: {exc}") from None
+        except IdmapNotFound:
+            return None
+        return ident.uid, ident.gid, tuple(ident.groups)
+
+    def close(self) -> None:
+        self.mapper.close()
+
+
+def build_owner_mapper(idmap_table: dict[str, object]) -> OwnerMapper:
+    """From the raw ``[idmap]`` table: numeric when empty, the idmap package otherwise.
+
+    Raises ``idmap.IdmapConfigError`` for a bad table.
+    """
+    if not idmap_table:
+        return NumericOwners()
+    from idmap import IdmapConfig, build_mapper
+
+    config = IdmapConfig.from_mapping(dict(idmap_table))
+    return IdmapOwners(build_mapper(config), config)
