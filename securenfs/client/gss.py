@@ -9,6 +9,13 @@ By default the initiator requests only mutual authentication, integrity and conf
 replay and sequence detection at the GSS layer reject valid out-of-order tokens, and
 RPCSEC_GSS has its own window.  ``extra_flags`` lets tests behave like clients that ask for
 them anyway.
+
+``fast_path=True`` computes this side's per-message tokens with OpenSSL
+(:mod:`securenfs.gsscrypto`) once the context is established, as the server does with
+``kerberos.fast_path``; contexts it cannot serve stay on python-gssapi.  The switch to it
+happens at the first call, whose header MIC is the probe that hands the sequence number
+over (so the server sees no gap).  Benchmarks use it to measure both ends on the fast path,
+and tests to mix the two paths across client and server.
 """
 
 from __future__ import annotations
@@ -19,8 +26,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import gssapi
+from gssapi.raw.misc import GSSError
 
 from securenfs.client.rpc import RpcClient, RpcError, check_reply
+from securenfs.gsscrypto import BadToken, FastContext, choose_fast_path
 from securenfs.rpc import message as msg
 from securenfs.rpc.constants import AuthFlavor
 from securenfs.rpcsec_gss import wire
@@ -31,6 +40,7 @@ from securenfs.rpcsec_gss.constants import (
     GssService,
 )
 from securenfs.rpcsec_gss.gsserrors import translate
+from securenfs.xdr import XdrError
 
 
 class GssClientError(Exception):
@@ -54,11 +64,16 @@ class GssClientAuth:
     """An established RPCSEC_GSS context, usable as ``auth=`` for ``RpcClient.call``."""
 
     def __init__(self, ctx: gssapi.SecurityContext, handle: bytes, window: int,
-                 service: GssService = GssService.NONE):
+                 service: GssService = GssService.NONE, fast_path: bool = False):
         self.ctx = ctx
         self.handle = handle
         self.window = window
         self.service = service
+        #: Set at the first call when ``fast_path`` and the context allows it.
+        self.fast: FastContext | None = None
+        self._fast_pending = fast_path
+        #: Why the fast path is not used ("" while it is, or before the first call).
+        self.fast_path_reason = "" if fast_path else "fast path not requested"
         self._seq = itertools.count(1)
         #: Test hooks: the next credential uses this seq_num / service instead.
         self.force_seq: int | None = None
@@ -78,16 +93,19 @@ class GssClientAuth:
         service: GssService = GssService.NONE,
         extra_flags: Iterable[gssapi.RequirementFlag] = (),
         timeout: float = 30.0,
+        fast_path: bool = False,
     ) -> GssClientAuth:
         """``target``: ``nfs@host`` (host-based service) or ``nfs/host@REALM``."""
         if creds is None:
-            store = {"ccache": ccache} if ccache else None
+            store: dict[bytes | str, bytes | str] | None = {"ccache": ccache} if ccache else None
             creds = gssapi.Credentials(usage="initiate", store=store) if store else gssapi.Credentials(usage="initiate")
         if "/" in target:
             name = gssapi.Name(target, gssapi.NameType.kerberos_principal)
         else:
             name = gssapi.Name(target, gssapi.NameType.hostbased_service)
-        flags = list(DEFAULT_FLAGS) + list(extra_flags)
+        flags = 0
+        for flag in (*DEFAULT_FLAGS, *extra_flags):
+            flags |= int(flag)
         ctx = gssapi.SecurityContext(name=name, creds=creds, usage="initiate", flags=flags,
                                      mech=gssapi.MechType.kerberos)
         token = ctx.step()
@@ -108,9 +126,9 @@ class GssClientAuth:
                     raise GssClientError("final INIT reply has no RPCSEC_GSS verifier")
                 try:
                     ctx.verify_signature(wire.seq_bytes(res.seq_window), reply.verf_body)
-                except gssapi.exceptions.GSSError as exc:
+                except GSSError as exc:
                     raise GssClientError(f"INIT reply verifier does not match: {exc}") from None
-                return cls(ctx, handle, res.seq_window, service)
+                return cls(ctx, handle, res.seq_window, service, fast_path)
             proc = GssProc.CONTINUE_INIT
         raise GssClientError("context establishment did not finish in 8 legs")
 
@@ -128,8 +146,45 @@ class GssClientAuth:
         body = wire.encode_cred(wire.GssCred(GssProc.DESTROY, seq, int(self.service), self.handle))
         return AuthFlavor.RPCSEC_GSS, body, _CallState(seq, self.service)
 
+    @property
+    def protection(self) -> str:
+        """``openssl`` once the fast path is in use, else ``mit``."""
+        return "openssl" if self.fast is not None else "mit"
+
     def verifier(self, header: bytes, state: Any) -> tuple[int, bytes]:
-        return AuthFlavor.RPCSEC_GSS, self.ctx.get_signature(header)
+        if self._fast_pending:
+            # The first token this side sends: made by the library as the fast path's probe.
+            self._fast_pending = False
+            choice = choose_fast_path(self.ctx, header)
+            self.fast = choice.fast
+            self.fast_path_reason = choice.reason
+            if choice.probe is not None:
+                return AuthFlavor.RPCSEC_GSS, choice.probe
+        return AuthFlavor.RPCSEC_GSS, self._get_mic(header)
+
+    # -- per-message tokens on whichever engine this context uses --------------------------------
+    def _get_mic(self, data: bytes) -> bytes:
+        if self.fast is not None:
+            return self.fast.get_mic(data)
+        return bytes(self.ctx.get_signature(data))
+
+    def _verify_mic(self, data: bytes | memoryview, mic: bytes | memoryview) -> None:
+        """Raise GSSError or BadToken unless ``mic`` is a valid MIC of ``data``."""
+        if self.fast is not None:
+            self.fast.verify_mic(data, mic)
+        else:
+            self.ctx.verify_signature(bytes(data), bytes(mic))
+
+    def _wrap(self, data: bytes) -> bytes:
+        if self.fast is not None:
+            return self.fast.wrap(data, True)
+        return bytes(self.ctx.wrap(data, True).message)
+
+    def _unwrap(self, token: bytes | memoryview) -> tuple[bytes, bool]:
+        if self.fast is not None:
+            return self.fast.unwrap(token)
+        res = self.ctx.unwrap(bytes(token))
+        return bytes(res.message), bool(res.encrypted)
 
     def wrap_args(self, args: bytes, state: Any) -> bytes:
         st: _CallState = state
@@ -137,9 +192,9 @@ class GssClientAuth:
             return args
         data = wire.seq_bytes(st.seq) + args
         if st.service is GssService.INTEGRITY:
-            mic = self.ctx.get_signature(data)
+            mic = self._get_mic(data)
             return b"".join(bytes(p) for p in (*wire.opaque_parts(data), *wire.opaque_parts(mic)))
-        token = self.ctx.wrap(data, True).message
+        token = self._wrap(data)
         return b"".join(bytes(p) for p in wire.opaque_parts(token))
 
     def unwrap_results(self, reply: msg.Reply, state: Any) -> bytes | memoryview:
@@ -148,8 +203,8 @@ class GssClientAuth:
             raise GssClientError(f"reply verifier flavor {reply.verf_flavor}, not RPCSEC_GSS")
         try:
             # RFC 2203 §5.3.3.2: the reply verifier is a MIC over the call's seq_num.
-            self.ctx.verify_signature(wire.seq_bytes(st.seq), reply.verf_body)
-        except gssapi.exceptions.GSSError as exc:
+            self._verify_mic(wire.seq_bytes(st.seq), reply.verf_body)
+        except (GSSError, BadToken) as exc:
             raise GssClientError(f"reply verifier does not match seq_num {st.seq}: {exc}") from None
         assert reply.body is not None
         body = reply.body
@@ -158,16 +213,15 @@ class GssClientAuth:
         try:
             if st.service is GssService.INTEGRITY:
                 data, checksum = wire.split_integ(body, 1 << 30)
-                self.ctx.verify_signature(bytes(data), bytes(checksum))
+                self._verify_mic(data, checksum)
                 plain: bytes | memoryview = data
             else:
                 token = wire.split_priv(body, 1 << 30)
-                res = self.ctx.unwrap(bytes(token))
-                if not res.encrypted:
+                plain, encrypted = self._unwrap(token)
+                if not encrypted:
                     raise GssClientError("privacy reply was not encrypted")
-                plain = res.message
             seq, results = wire.take_seq(plain)
-        except (gssapi.exceptions.GSSError, wire.XdrError) as exc:
+        except (GSSError, BadToken, XdrError) as exc:
             raise GssClientError(f"reply body check failed: {exc}") from None
         if seq != st.seq:
             raise GssClientError(f"reply body carries seq_num {seq}, expected {st.seq}")
@@ -197,5 +251,5 @@ async def init_call(client: RpcClient, prog: int, vers: int, proc: GssProc, hand
     assert reply.body is not None
     try:
         return wire.decode_init_res(reply.body), reply
-    except wire.XdrError as exc:
+    except XdrError as exc:
         raise RpcError(reply, f"malformed rpc_gss_init_res: {exc}") from None

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 
 import pytest
@@ -71,6 +71,19 @@ class EnctypeRealm:
             )
             self._made.add(enctype)
         return service, keytab, conf, ccache
+
+    def service_for(self, enctype: int) -> tuple[str, Path, Path, Path]:
+        """(service principal, its keytab, a krb5.conf limited to ``enctype``, a user ccache).
+
+        A client whose ``KRB5_CONFIG`` is that krb5.conf while it establishes a context with
+        the service gets a context of ``enctype``.
+        """
+        return self._prepare(enctype)
+
+    def client_env(self, enctype: int) -> AbstractContextManager[None]:
+        """Switch ``KRB5_CONFIG`` (and the replay cache directory) to the variant of ``enctype``."""
+        _service, _keytab, conf, _ccache = self._prepare(enctype)
+        return _env(KRB5_CONFIG=str(conf), KRB5RCACHEDIR=str(self.tmpdir))
 
     def context_pair(self, enctype: int, mutual: bool = True) -> tuple[object, object]:
         """A fresh (initiator, acceptor) pair of established python-gssapi contexts."""
