@@ -169,7 +169,7 @@ class Server:
     def _status_gss(self) -> dict[str, object]:
         assert self.gss is not None
         contexts = self.gss.contexts()
-        return {"contexts": len(contexts), "details": contexts[:100]}
+        return {"contexts": len(contexts), "stats": self.gss.stats(), "details": contexts[:100]}
 
     async def stop(self) -> None:
         log.info("stopping: no new connections; finishing calls in flight")
@@ -221,6 +221,11 @@ def serve(cfg: Config, ready_file: Path | None = None) -> int:
     if not cfg.exports:
         log.error("no export can be served; fix the problems above")
         return 2
+    if cfg.uses_kerberos and cfg.kerberos.fast_path:
+        # Keep megabyte-sized krb5p buffers in the heap for reuse (docs/gsscrypto.md).
+        from securenfs.gsscrypto.malloctune import tune_malloc_for_large_buffers
+
+        tune_malloc_for_large_buffers()
     loop = new_event_loop()
     asyncio.set_event_loop(loop)
     server = Server(cfg)
