@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
+import signal
+import subprocess
 import sys
 import tempfile
 import time
@@ -18,7 +21,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from securenfs.client.nfs4 import LINUX_GETATTR, Nfs4Client
 from securenfs.nfs4.constants import Op
 from securenfs.nfs4.xdr4 import BitmapArgs, FhArgs, NameArgs
-from tests.support.nfsserver import NfsServer
 
 MAX_CALLS = 2_000_000
 
@@ -50,24 +52,48 @@ async def measure(port: int, name: str, make_ops, seconds: float, slots: int, cl
     return rate
 
 
+def start_server(tmp: Path) -> tuple[subprocess.Popen[bytes], int]:
+    """The real server as its own process (so client and server do not share one GIL)."""
+    data = tmp / "data"
+    data.mkdir()
+    (data / "file").write_text("x")
+    ready = tmp / "ready"
+    proc = subprocess.Popen([sys.executable, "-m", "securenfs", "serve", "--listen", "127.0.0.1:0",
+                             "--state-dir", str(tmp / "state"), "--export", f"{data}:/data:sec=sys:no_root_squash",
+                             "--ready-file", str(ready), "--log-level", "WARNING"],
+                            cwd=Path(__file__).resolve().parents[1])
+    deadline = time.monotonic() + 30
+    while not (ready.exists() and ready.read_text().strip()):
+        if proc.poll() is not None or time.monotonic() > deadline:
+            raise SystemExit("the server did not start")
+        time.sleep(0.05)
+    return proc, int(ready.read_text().split()[1])
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--seconds", type=float, default=5.0)
     ap.add_argument("--slots", type=int, default=32)
     ap.add_argument("--clients", type=int, default=2)
     a = ap.parse_args()
+    try:
+        import uvloop
+
+        run = uvloop.run
+    except ImportError:
+        run = asyncio.run
+    print(f"server: its own process; load generator: this process; {os.cpu_count()} CPUs")
     with tempfile.TemporaryDirectory() as tmp:
-        srv = NfsServer(Path(tmp), [("/data", ["sys"])])
-        (srv.paths["/data"] / "file").write_text("x")
-        srv.start()
+        proc, port = start_server(Path(tmp))
         try:
             getattr_ops = lambda fh: [(Op.PUTFH, FhArgs(fh)), (Op.GETATTR, BitmapArgs(LINUX_GETATTR))]
             lookup_ops = lambda fh: [(Op.PUTFH, FhArgs(fh)), (Op.LOOKUP, NameArgs(b"file")),
                                      (Op.GETATTR, BitmapArgs(LINUX_GETATTR))]
-            asyncio.run(measure(srv.port, "PUTFH+GETATTR", getattr_ops, a.seconds, a.slots, a.clients))
-            asyncio.run(measure(srv.port, "PUTFH+LOOKUP+GETATTR", lookup_ops, a.seconds, a.slots, a.clients))
+            run(measure(port, "PUTFH+GETATTR", getattr_ops, a.seconds, a.slots, a.clients))
+            run(measure(port, "PUTFH+LOOKUP+GETATTR", lookup_ops, a.seconds, a.slots, a.clients))
         finally:
-            srv.stop()
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(30)
 
 
 if __name__ == "__main__":

@@ -78,6 +78,10 @@ def _held() -> FsCreds:
 
 def _switch(creds: FsCreds) -> None:
     held: FsCreds | None = getattr(_local, "creds", None)
+    if held == creds:
+        # Already verified to hold exactly this identity: nothing to change (the common case
+        # of nested or repeated switches, e.g. as_server() on a thread that holds root).
+        return
     _local.creds = None  # unknown until verified below
     if held is None or held.groups != creds.groups:
         kernel.setgroups_thread(creds.groups)
