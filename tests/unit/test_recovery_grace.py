@@ -3,7 +3,13 @@
 from __future__ import annotations
 
 from securenfs.nfs4.constants import Stat
-from securenfs.recovery.grace import Decision, GraceManager, GraceState, format_status, grace_warnings
+from securenfs.recovery.grace import (
+    Decision,
+    GraceManager,
+    GraceState,
+    format_status,
+    grace_warnings,
+)
 
 A, B, C = b"Linux NFSv4.1 alpha", b"Linux NFSv4.1 beta", b"\x00\xffnew-client"
 
