@@ -10,7 +10,7 @@ mount -t tmpfs tmpfs /dev/shm
 mount -t tmpfs tmpfs /run
 mount -t tmpfs tmpfs /tmp
 mkdir -p /run/lock /var/lib/nfs
-ln -sf /proc/self/fd /dev/fd
+[ -e /dev/fd ] || ln -s /proc/self/fd /dev/fd
 . /interop/meta.env
 hostname "$INTEROP_HOSTNAME"
 echo "$INTEROP_HOSTNAME" > /etc/hostname

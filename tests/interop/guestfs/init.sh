@@ -3,9 +3,9 @@
 # on purpose: it only mounts the host's 9p share and hands over to the share's boot.sh, so the
 # guest-side logic can change without rebuilding the image.
 export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin HOME=/root LANG=C.UTF-8
-mount -t proc proc /proc
-mount -t sysfs sysfs /sys
-mount -t devtmpfs devtmpfs /dev 2>/dev/null
+mountpoint -q /proc || mount -t proc proc /proc
+mountpoint -q /sys || mount -t sysfs sysfs /sys
+mountpoint -q /dev || mount -t devtmpfs devtmpfs /dev
 halt_now() { echo "securenfs-interop-init: $*" > /dev/ttyS0; sync; echo o > /proc/sysrq-trigger; sleep 60; }
 modprobe 9pnet_virtio && modprobe 9p || halt_now "9p modules missing"
 mkdir -p /interop
