@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from itertools import pairwise
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -151,7 +153,7 @@ def _expand(ranges: list[tuple[int, int, LockType]]) -> dict[int, LockType]:
 
 
 def _check_canonical(ranges: list[tuple[int, int, LockType]]) -> None:
-    for (a1, b1, t1), (a2, b2, t2) in zip(ranges, ranges[1:]):
+    for (a1, b1, t1), (a2, b2, t2) in pairwise(ranges):
         assert a1 < b1 <= a2 < b2
         assert not (b1 == a2 and t1 is t2), "touching ranges of one type were not merged"
 

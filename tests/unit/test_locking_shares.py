@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from securenfs.locking import ExistLockOwner, LockingState, LockType, OpenToLockOwner, ShareAccess, ShareDeny
+from securenfs.locking import (
+    ExistLockOwner,
+    LockingState,
+    LockType,
+    OpenToLockOwner,
+    ShareAccess,
+    ShareDeny,
+)
 from securenfs.locking.shares import achievable, validate_share
 from securenfs.nfs4.constants import Stat
 from securenfs.nfs4.errors import Nfs4Error
