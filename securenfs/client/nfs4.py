@@ -10,12 +10,48 @@ from __future__ import annotations
 import asyncio
 import os
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from securenfs.client.rpc import AuthSys, ClientAuth, RpcClient
 from securenfs.nfs4 import fattr
 from securenfs.nfs4.constants import NFS4_MINOR_VERSION, Attr, Op, SecinfoStyle, stat_text
 from securenfs.nfs4.xdr4 import (
+    CLAIM_FH,
+    CLAIM_NULL,
+    FILE_SYNC4,
+    OPEN4_CREATE,
+    READ_LT,
+    READW_LT,
+    UNCHECKED4,
+    WRITE_LT,
+    WRITEW_LT,
+    CinfoRes,
+    CloseArgs,
+    CommitArgs,
+    CommitRes,
+    CreateArgs,
+    CreateRes,
+    Fattr,
+    LockArgs,
+    LockRes,
+    LocktArgs,
+    LockuArgs,
+    OpenArgs,
+    OpenDowngradeArgs,
+    OpenRes,
+    ReadArgs,
+    ReadRes,
+    RenameArgs,
+    RenameRes,
+    SetattrArgs,
+    SetattrRes,
+    StateidArgs,
+    StateidRes,
+    StateOwner,
+    TestStateidArgs,
+    WriteArgs,
+    WriteRes,
     BitmapArgs,
     ChannelAttrs,
     ClientIdArgs,
@@ -69,7 +105,180 @@ class Nfs4Error(Exception):
 Ops = Sequence[tuple[int, Packable]]
 
 
-class Nfs4Client:
+# -- state, I/O and namespace changes (core II) --------------------------------------------------
+
+ANON_STATEID = bytes(16)
+BYPASS_STATEID = b"\xff" * 16
+
+
+@dataclass(slots=True)
+class OpenFile:
+    """What OPEN returned: the file handle and the open stateid (kept current by the helpers)."""
+
+    fh: bytes
+    stateid: bytes
+    created: bool = False
+    cinfo: Any = None
+    attrset: list[int] = field(default_factory=list)
+
+
+def stateid_seqid(sid: bytes) -> int:
+    return int.from_bytes(sid[:4], "big")
+
+
+class StateOps:
+    """OPEN/CLOSE/READ/WRITE/LOCK/... helpers with stateid bookkeeping; mixed into Nfs4Client."""
+
+    async def seq(self, ops: Ops, **kw: Any) -> CompoundReply:  # provided by Nfs4Client
+        raise NotImplementedError
+
+    clientid: int
+
+    def _owner(self, owner: bytes | None) -> StateOwner:
+        return StateOwner(self.clientid, owner or b"open-owner")
+
+    async def open(self, dir_fh: bytes | None, name: str | None = None, *, access: int = 3, deny: int = 0,
+                   create: bool = False, mode: int = UNCHECKED4, attrs: dict[int, Any] | None = None,
+                   verifier: bytes = b"", owner: bytes | None = None, fh: bytes | None = None) -> OpenFile:
+        """OPEN by name in ``dir_fh`` (CLAIM_NULL) or of ``fh`` (CLAIM_FH)."""
+        a = OpenArgs(0, access, deny, self._owner(owner))
+        if create:
+            a.opentype, a.createmode = OPEN4_CREATE, mode
+            a.createattrs = fattr_of(attrs or {})
+            a.verifier = verifier or os.urandom(8)
+        if fh is not None:
+            a.claim = CLAIM_FH
+            first: tuple[int, Packable] = (Op.PUTFH, FhArgs(fh))
+        else:
+            assert dir_fh is not None and name is not None
+            a.claim, a.name = CLAIM_NULL, name.encode()
+            first = (Op.PUTFH, FhArgs(dir_fh))
+        rep = await self.seq([first, (Op.OPEN, a), (Op.GETFH, VOID)])
+        res = rep.results[2][1]
+        g = rep.results[3][1]
+        assert isinstance(res, OpenRes) and isinstance(g, GetFhRes)
+        return OpenFile(g.fh, res.stateid, create, res.cinfo, fattr.bitmap_to_set(res.attrset))
+
+    async def close_file(self, f: OpenFile) -> bytes:
+        rep = await self.seq([(Op.PUTFH, FhArgs(f.fh)), (Op.CLOSE, CloseArgs(0, f.stateid))])
+        res = rep.results[-1][1]
+        assert isinstance(res, StateidRes)
+        return res.stateid
+
+    async def open_downgrade(self, f: OpenFile, access: int, deny: int = 0) -> bytes:
+        rep = await self.seq([(Op.PUTFH, FhArgs(f.fh)), (Op.OPEN_DOWNGRADE, OpenDowngradeArgs(f.stateid, 0, access, deny))])
+        res = rep.results[-1][1]
+        assert isinstance(res, StateidRes)
+        f.stateid = res.stateid
+        return res.stateid
+
+    async def read(self, fh: bytes, offset: int, count: int, stateid: bytes = ANON_STATEID) -> ReadRes:
+        rep = await self.seq([(Op.PUTFH, FhArgs(fh)), (Op.READ, ReadArgs(stateid, offset, count))])
+        res = rep.results[-1][1]
+        assert isinstance(res, ReadRes)
+        return res
+
+    async def write(self, fh: bytes, offset: int, data: bytes, stateid: bytes = ANON_STATEID,
+                    stable: int = FILE_SYNC4) -> WriteRes:
+        rep = await self.seq([(Op.PUTFH, FhArgs(fh)), (Op.WRITE, WriteArgs(stateid, offset, stable, data))])
+        res = rep.results[-1][1]
+        assert isinstance(res, WriteRes)
+        return res
+
+    async def commit(self, fh: bytes, offset: int = 0, count: int = 0) -> bytes:
+        rep = await self.seq([(Op.PUTFH, FhArgs(fh)), (Op.COMMIT, CommitArgs(offset, count))])
+        res = rep.results[-1][1]
+        assert isinstance(res, CommitRes)
+        return res.verifier
+
+    async def lock(self, f: OpenFile, offset: int, length: int, *, write: bool = True,
+                   lock_owner: bytes | None = None, lock_stateid: bytes | None = None, wait: bool = False) -> bytes:
+        """LOCK; the first call for a lock-owner passes ``lock_owner`` (new lock-owner from the
+        open stateid), later ones ``lock_stateid``.  Returns the lock stateid."""
+        lt = (WRITEW_LT if wait else WRITE_LT) if write else (READW_LT if wait else READ_LT)
+        if lock_stateid is None:
+            a = LockArgs(lt, False, offset, length, True, 0, f.stateid, 0,
+                         StateOwner(self.clientid, lock_owner or b"lock-owner"))
+        else:
+            a = LockArgs(lt, False, offset, length, False, lock_stateid=lock_stateid)
+        rep = await self.seq([(Op.PUTFH, FhArgs(f.fh)), (Op.LOCK, a)])
+        res = rep.results[-1][1]
+        assert isinstance(res, LockRes)
+        return res.stateid
+
+    async def lockt(self, fh: bytes, offset: int, length: int, *, write: bool = True,
+                    lock_owner: bytes = b"lock-owner") -> LockRes:
+        rep = await self.seq_raw([(Op.PUTFH, FhArgs(fh)),  # type: ignore[attr-defined]
+                                  (Op.LOCKT, LocktArgs(WRITE_LT if write else READ_LT, offset, length,
+                                                       StateOwner(self.clientid, lock_owner)))])
+        res = rep.results[-1][1]
+        assert isinstance(res, LockRes)
+        return res
+
+    async def locku(self, fh: bytes, lock_stateid: bytes, offset: int, length: int) -> bytes:
+        rep = await self.seq([(Op.PUTFH, FhArgs(fh)), (Op.LOCKU, LockuArgs(WRITE_LT, 0, lock_stateid, offset, length))])
+        res = rep.results[-1][1]
+        assert isinstance(res, StateidRes)
+        return res.stateid
+
+    async def setattr(self, fh: bytes, attrs: dict[int, Any], stateid: bytes = ANON_STATEID) -> list[int]:
+        rep = await self.seq([(Op.PUTFH, FhArgs(fh)), (Op.SETATTR, SetattrArgs(stateid, fattr_of(attrs)))])
+        res = rep.results[-1][1]
+        assert isinstance(res, SetattrRes)
+        return fattr.bitmap_to_set(res.attrsset)
+
+    async def create(self, dir_fh: bytes, name: str, objtype: int = 2, *, link: bytes = b"",
+                     attrs: dict[int, Any] | None = None) -> tuple[bytes, CreateRes]:
+        rep = await self.seq([(Op.PUTFH, FhArgs(dir_fh)),
+                              (Op.CREATE, CreateArgs(objtype, name.encode(), fattr_of(attrs or {}), link)),
+                              (Op.GETFH, VOID)])
+        return rep.results[-1][1].fh, rep.results[-2][1]  # type: ignore[attr-defined,return-value]
+
+    async def remove(self, dir_fh: bytes, name: str) -> CinfoRes:
+        rep = await self.seq([(Op.PUTFH, FhArgs(dir_fh)), (Op.REMOVE, NameArgs(name.encode()))])
+        return rep.results[-1][1]  # type: ignore[return-value]
+
+    async def rename(self, src_dir: bytes, old: str, dst_dir: bytes, new: str) -> RenameRes:
+        rep = await self.seq([(Op.PUTFH, FhArgs(src_dir)), (Op.SAVEFH, VOID), (Op.PUTFH, FhArgs(dst_dir)),
+                              (Op.RENAME, RenameArgs(old.encode(), new.encode()))])
+        return rep.results[-1][1]  # type: ignore[return-value]
+
+    async def link(self, src: bytes, dst_dir: bytes, name: str) -> CinfoRes:
+        rep = await self.seq([(Op.PUTFH, FhArgs(src)), (Op.SAVEFH, VOID), (Op.PUTFH, FhArgs(dst_dir)),
+                              (Op.LINK, NameArgs(name.encode()))])
+        return rep.results[-1][1]  # type: ignore[return-value]
+
+    async def test_stateids(self, stateids: list[bytes]) -> list[int]:
+        rep = await self.seq([(Op.TEST_STATEID, TestStateidArgs(stateids))])
+        return rep.results[-1][1].codes  # type: ignore[attr-defined,no-any-return]
+
+    async def free_stateid(self, stateid: bytes) -> None:
+        await self.seq([(Op.FREE_STATEID, StateidArgs(stateid))])
+
+
+def fattr_of(attrs: dict[int, Any]) -> Fattr:
+    """Encode settable attributes (SETATTR/CREATE/OPEN): mode, size, owner, owner_group, and
+    time_access_set / time_modify_set (None: the server's time, (sec, nsec): this time)."""
+    p = Packer()
+    for a in sorted(attrs):
+        v = attrs[a]
+        if a in (Attr.TIME_ACCESS_SET, Attr.TIME_MODIFY_SET):
+            if v is None:
+                p.u32(0)
+            else:
+                p.u32(1)
+                p.i64(v[0])
+                p.u32(v[1])
+        elif a in (Attr.OWNER, Attr.OWNER_GROUP):
+            p.opaque(v.encode() if isinstance(v, str) else v)
+        elif a == Attr.SIZE:
+            p.u64(v)
+        else:
+            p.u32(v)
+    return Fattr(fattr.set_to_bitmap(list(attrs)), p.getvalue())
+
+
+class Nfs4Client(StateOps):
     def __init__(self, rpc: RpcClient, auth: ClientAuth | None = None, *, owner: bytes | None = None,
                  slots: int = 16):
         self.rpc = rpc
@@ -248,5 +457,6 @@ class Nfs4Client:
             if not page.entries:
                 raise RuntimeError("READDIR returned no entries and no eof")
         raise RuntimeError("READDIR did not finish")
+
 
 

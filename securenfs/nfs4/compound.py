@@ -19,6 +19,7 @@ from securenfs.nfs4.optable import DEFERS_CHECK, OPTABLE, Sec
 from securenfs.nfs4.service import Nfs4Service
 from securenfs.nfs4.xdr4 import SequenceArgs, SequenceRes, unpack_compound_header
 from securenfs.rpc.auth import Credential, GarbageArgs
+from securenfs.state.clients import Client
 from securenfs.state.sessions import Replay, Session, Slot
 from securenfs.xdr import Packer, Unpacker, XdrError
 
@@ -104,10 +105,14 @@ async def compound(svc: Nfs4Service, cred: Credential, peer: str, conn: object, 
     except BaseException:
         Session.finish(slot, None)
         raise
+    size = sum(len(x) for x in reply)
+    if size > session.fore.maxresponsesize_cached:
+        Session.finish(slot, None)
+        return reply
     data = b"".join(reply)
     # Cache every reply that fits ca_maxresponsesize_cached (not only sa_cachethis ones), so
     # a retry after a lost reply gets the same answer instead of a re-execution.
-    Session.finish(slot, data if len(data) <= session.fore.maxresponsesize_cached else None)
+    Session.finish(slot, data)
     return [data]
 
 
@@ -136,14 +141,19 @@ def _sequence(ctx: CompoundContext, sa: SequenceArgs, numops: int, request: memo
             session.conns.add(cid)
             svc.watch_connection(ctx.conn)
         client.renew()
+        svc.ensure_laundromat()
     res = SequenceRes(0, session.sessionid, sa.sequenceid, sa.slotid, session.highest_slotid,
-                      session.highest_slotid, _status_flags(client))
+                      session.highest_slotid, _status_flags(svc, client))
     return session, slot, kind, res
 
 
-def _status_flags(client: object) -> int:
-    """sr_status_flags (RFC 8881 §18.46.3); revocation and callback bits come with core II."""
-    return int(SeqStatus(0))
+def _status_flags(svc: Nfs4Service, client: Client) -> int:
+    """sr_status_flags (RFC 8881 §18.46.3): EXPIRED_ALL_STATE_REVOKED while the client has
+    revoked stateids it has not freed (the courteous server revokes all of an expired
+    client's state at once).  Callback bits come with the backchannel."""
+    if svc.state.revoked_pending(client.clientid):
+        return int(SeqStatus.EXPIRED_ALL_STATE_REVOKED)
+    return 0
 
 
 async def _evaluate(ctx: CompoundContext, u: Unpacker, n: int, session: Session | None, used: int = 0,
@@ -199,7 +209,8 @@ async def _evaluate(ctx: CompoundContext, u: Unpacker, n: int, session: Session 
                 if not ctx.cfh_checked:
                     await ctx.check_cfh()
         except Nfs4Error as exc:
-            res = None
+            # Some errors carry a result body (LOCK4denied with NFS4ERR_DENIED).
+            res = getattr(exc, "result", None)
             status = exc.status
             _log_status(ctx, spec.op, exc)
         except Exception:
@@ -207,13 +218,29 @@ async def _evaluate(ctx: CompoundContext, u: Unpacker, n: int, session: Session 
             res = None
             status = Stat.SERVERFAULT
         if res is None:
-            part = _status_only(opnum, status)
+            part = _status_only(opnum, status) + _ERROR_TAIL.get(opnum, b"")
         else:
             p = Packer()
             p.u32(opnum)
             res.pack(p)
-            part = p.getvalue()
-            status = 0
+            # Big buffers (READ data) stay separate chunks: no copy on the way out.
+            chunks = p.chunks()
+            part = chunks[0] if len(chunks) == 1 else None  # type: ignore[assignment]
+            status = getattr(res, "status", 0)
+            if part is None:
+                size = len(p)
+                if total + size > max_reply:
+                    parts.append(_status_only(opnum, Stat.REP_TOO_BIG))
+                    return Stat.REP_TOO_BIG, parts, count + 1
+                if cachethis and total + size > max_cached:
+                    parts.append(_status_only(opnum, Stat.REP_TOO_BIG_TO_CACHE))
+                    return Stat.REP_TOO_BIG_TO_CACHE, parts, count + 1
+                total += size
+                parts.extend(chunks)
+                count += 1
+                if status:
+                    return status, parts, count
+                continue
         size = len(part)
         if total + size > max_reply:
             parts.append(_status_only(opnum, Stat.REP_TOO_BIG))
@@ -229,7 +256,9 @@ async def _evaluate(ctx: CompoundContext, u: Unpacker, n: int, session: Session 
     return status, parts, count
 
 
-_QUIET = frozenset({Stat.NOENT, Stat.NOT_SAME, Stat.SAME, Stat.EXIST})
+_QUIET = frozenset({Stat.NOENT, Stat.NOT_SAME, Stat.SAME, Stat.EXIST, Stat.DENIED, Stat.SHARE_DENIED})
+#: Results whose XDR carries more than the status on error: SETATTR4res always has attrsset.
+_ERROR_TAIL: dict[int, bytes] = {Op.SETATTR: _U32.pack(0)}
 
 
 def _log_status(ctx: CompoundContext, op: Op, exc: Nfs4Error) -> None:

@@ -8,6 +8,7 @@ export: new fsid, RFC 8881 §7.7).
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from securenfs.exports.secpolicy import SecPolicy
@@ -49,6 +50,8 @@ class Namespace:
         self.lease_time = lease_time
         self.fs: dict[int, LocalFs] = {e.export_id: LocalFs(e, codec) for e in table.exports}
         self.boot_ns = time.time_ns()
+        #: Called by close() first (the protocol state closes its descriptors).
+        self.on_close: list[Callable[[], None]] = []
         self.pseudo_fs = FsInfo(PSEUDO_FSID, lease_time, FhExpire.PERSISTENT, None, ())
         self._fsinfo = {
             e.export_id: FsInfo(e.fsid, lease_time, FhExpire.PERSISTENT, None,
@@ -57,6 +60,9 @@ class Namespace:
         }
 
     def close(self) -> None:
+        for cb in self.on_close:
+            cb()
+        self.on_close.clear()
         for fs in self.fs.values():
             fs.close()
 

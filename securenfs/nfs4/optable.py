@@ -21,7 +21,7 @@ from typing import Any
 
 from securenfs.nfs4 import xdr4
 from securenfs.nfs4.constants import Op
-from securenfs.nfs4.ops import attrs, fh, readdir, secinfo, session
+from securenfs.nfs4.ops import attrs, fh, io, mutate, readdir, secinfo, session, state
 
 
 class Sec(enum.Enum):
@@ -85,6 +85,23 @@ _BUILT = [
     OpSpec(Op.SEQUENCE, None, xdr4.SequenceArgs),
     _spec(Op.DESTROY_CLIENTID, session.op_destroy_clientid, alone=True),
     _spec(Op.RECLAIM_COMPLETE, session.op_reclaim_complete),
+    # core II: state, I/O and namespace changes
+    _spec(Op.OPEN, state.op_open, needs_fh=True, sec=Sec.NONE),  # checks the directory itself
+    _spec(Op.CLOSE, state.op_close, needs_fh=True, sec=Sec.CHECK),
+    _spec(Op.OPEN_DOWNGRADE, state.op_open_downgrade, needs_fh=True, sec=Sec.CHECK),
+    _spec(Op.TEST_STATEID, state.op_test_stateid),
+    _spec(Op.FREE_STATEID, state.op_free_stateid),
+    _spec(Op.LOCK, state.op_lock, needs_fh=True, sec=Sec.CHECK),
+    _spec(Op.LOCKT, state.op_lockt, needs_fh=True, sec=Sec.CHECK),
+    _spec(Op.LOCKU, state.op_locku, needs_fh=True, sec=Sec.CHECK),
+    _spec(Op.READ, io.op_read, needs_fh=True, sec=Sec.CHECK),
+    _spec(Op.WRITE, io.op_write, needs_fh=True, sec=Sec.CHECK),
+    _spec(Op.COMMIT, io.op_commit, needs_fh=True, sec=Sec.CHECK),
+    _spec(Op.SETATTR, mutate.op_setattr, needs_fh=True, sec=Sec.CHECK),
+    _spec(Op.CREATE, mutate.op_create, needs_fh=True, sec=Sec.CHECK),
+    _spec(Op.REMOVE, mutate.op_remove, needs_fh=True, sec=Sec.CHECK),
+    _spec(Op.RENAME, mutate.op_rename, needs_fh=True, sec=Sec.CHECK),
+    _spec(Op.LINK, mutate.op_link, needs_fh=True, sec=Sec.CHECK),
 ]
 
 #: Every NFSv4.1 operation number; those not built answer NFS4ERR_NOTSUPP (docs/nfs4.md).

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
+import struct
+import time
 from concurrent.futures import Executor
 from typing import Any
 
@@ -16,6 +19,7 @@ from securenfs.nfs4.namespace import Namespace, Node
 from securenfs.nfs4.owners import NumericOwners, OwnerMapper
 from securenfs.nfs4.xdr4 import ImplId
 from securenfs.state.clients import Client, ClientTable
+from securenfs.state.opens import StateManager
 from securenfs.state.sessions import ServerLimits, SessionTable
 from securenfs.vfs.errors import BadCookie, BadName, CookieVerifierMismatch, FsError
 from securenfs.vfs.handles import BadHandle
@@ -29,17 +33,78 @@ IMPL_ID = ImplId(b"securenfs.org", b"securenfs NFSv4.1 server", 0, 0)
 
 class Nfs4Service:
     def __init__(self, ns: Namespace, executor: Executor, *, server_owner: bytes, server_scope: bytes,
-                 lease_time: int, owners: OwnerMapper | None = None, limits: ServerLimits | None = None):
+                 lease_time: int, owners: OwnerMapper | None = None, limits: ServerLimits | None = None,
+                 boot_epoch: int = 1, max_open_files: int = 1024, courtesy_max_age: float = 86400.0,
+                 courtesy_max_clients: int = 1000):
         self.ns = ns
         self.executor = executor
         self.owners: OwnerMapper = owners or NumericOwners()
         self.lease_time = lease_time
         self.clients = ClientTable(server_owner, server_scope, lease_time, IMPL_ID)
         self.sessions = SessionTable(limits)
-        self.clients.on_drop = self.sessions.forget_client
+        #: Opens, locks and stateids (core II); stateids carry the boot epoch.
+        self.state = StateManager(boot_epoch, max_open_files=max_open_files,
+                                  lease_expired=self._lease_expired)
+        self.clients.on_drop = self._client_dropped
+        self.clients.state_probe = lambda cid: bool(self.state.clients.get(cid))
+        #: WRITE/COMMIT verifier: changes at every start (RFC 8881 §18.32.3).
+        self.write_verifier = struct.pack(">Q", boot_epoch)
+        self.courtesy_max_age = courtesy_max_age
+        self.courtesy_max_clients = courtesy_max_clients
+        self._laundromat: asyncio.TimerHandle | None = None
+        ns.on_close.append(self.close)
         self._dns_exports = {e.export_id for e in ns.table.exports
                              if any(r.matches_address("127.0.0.1") is None for r in e.rules)}
         self.any_dns_rules = bool(self._dns_exports)
+
+    def _lease_expired(self, clientid: int) -> bool:
+        c = self.clients.get(clientid)
+        return c is None or c.lease_expired(self.lease_time)
+
+    def _client_dropped(self, client: Client) -> None:
+        self.sessions.forget_client(client)
+        self.state.drop_client(client.clientid)
+
+    # -- the laundromat (RFC 8881 §8.3) ----------------------------------------------------------
+    def ensure_laundromat(self) -> None:
+        """Start the periodic lease check on the running loop (once)."""
+        if self._laundromat is None:
+            loop = asyncio.get_running_loop()
+            self._laundromat = loop.call_later(self._laundromat_interval(), self._launder)
+
+    def _laundromat_interval(self) -> float:
+        return max(0.5, min(self.lease_time / 4, 15.0))
+
+    def _launder(self) -> None:
+        try:
+            self.launder()
+        except Exception:
+            log.exception("laundromat")
+        loop = asyncio.get_running_loop()
+        self._laundromat = loop.call_later(self._laundromat_interval(), self._launder)
+
+    def launder(self) -> None:
+        """Expired clients without state go; expired clients with state stay as courtesy
+        clients until their state conflicts with another client's request, they grow
+        older than ``courtesy_max_age``, or there are more than ``courtesy_max_clients``."""
+        self.clients.expire_idle()
+        courtesy = self.state.courtesy_clients()
+        now = time.monotonic()
+        courtesy.sort(key=lambda cs: cs.courtesy_since or now)
+        excess = len(courtesy) - self.courtesy_max_clients
+        for i, cs in enumerate(courtesy):
+            if i < excess or now - (cs.courtesy_since or now) > self.courtesy_max_age:
+                c = self.clients.get(cs.clientid)
+                if c is not None:
+                    self.clients.expire(c, "courtesy period over (lease expired long ago)")
+                else:
+                    self.state.drop_client(cs.clientid)
+
+    def close(self) -> None:
+        if self._laundromat is not None:
+            self._laundromat.cancel()
+            self._laundromat = None
+        self.state.close_all()
 
     def rules_need_dns(self, export: Export) -> bool:
         return export.export_id in self._dns_exports

@@ -6,6 +6,7 @@ from concurrent.futures import Executor
 
 from securenfs.config import Config
 from securenfs.exports.secpolicy import SecPolicy
+from securenfs.identity import load_identity
 from securenfs.exports.table import ExportError, ExportTable
 from securenfs.nfs4.namespace import Namespace
 from securenfs.nfs4.owners import OwnerMapper
@@ -14,15 +15,18 @@ from securenfs.vfs.handles import HandleCodec, load_or_create_key
 
 
 def build_service(cfg: Config, server_owner: str, server_scope: str, executor: Executor, *,
-                  kerberos: bool, owners: OwnerMapper | None = None) -> Nfs4Service:
+                  kerberos: bool, owners: OwnerMapper | None = None, boot_epoch: int | None = None) -> Nfs4Service:
     """Raises ExportError (readable) when the exports cannot be served."""
     table = ExportTable.from_config(cfg.exports)
     available = ("krb5p", "krb5i", "krb5", "sys") if kerberos else ("sys",)
     policy = SecPolicy(table, available)
     codec = HandleCodec(load_or_create_key(cfg.server.state_dir))
     ns = Namespace(table, policy, codec, cfg.server.lease_time)
+    if boot_epoch is None:
+        # The epoch the server advanced at this start (stateids and the write verifier).
+        boot_epoch = load_identity(cfg.server.state_dir, server_owner, server_scope, bump_epoch=False).boot_epoch
     return Nfs4Service(ns, executor, server_owner=server_owner.encode(), server_scope=server_scope.encode(),
-                       lease_time=cfg.server.lease_time, owners=owners)
+                       lease_time=cfg.server.lease_time, owners=owners, boot_epoch=boot_epoch)
 
 
 __all__ = ["ExportError", "build_service"]

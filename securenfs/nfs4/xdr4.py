@@ -724,6 +724,633 @@ class SecinfoNoNameArgs:
         return cls(u.enum(range(2)))
 
 
+# -- state operations (core II): stateids, OPEN/CLOSE, I/O, locks, namespace changes ------------
+
+STATEID_SIZE = 16
+
+
+def unpack_stateid(u: Unpacker) -> bytes:
+    return u.fixed(STATEID_SIZE)
+
+
+@dataclass(slots=True)
+class ChangeInfo:
+    """change_info4."""
+
+    atomic: bool = False
+    before: int = 0
+    after: int = 0
+
+    def pack(self, p: Packer) -> None:
+        p.bool(self.atomic)
+        p.u64(self.before)
+        p.u64(self.after)
+
+    @classmethod
+    def unpack(cls, u: Unpacker) -> ChangeInfo:
+        return cls(u.bool(), u.u64(), u.u64())
+
+
+@dataclass(slots=True)
+class StateOwner:
+    """open_owner4 / lock_owner4."""
+
+    clientid: int
+    owner: bytes
+
+    def pack(self, p: Packer) -> None:
+        p.u64(self.clientid)
+        p.opaque(self.owner)
+
+    @classmethod
+    def unpack(cls, u: Unpacker) -> StateOwner:
+        return cls(u.u64(), u.opaque(NFS4_OPAQUE_LIMIT))
+
+
+# createmode4 and open_claim_type4 (RFC 8881 §18.16.1)
+UNCHECKED4, GUARDED4, EXCLUSIVE4, EXCLUSIVE4_1 = 0, 1, 2, 3
+CLAIM_NULL, CLAIM_PREVIOUS, CLAIM_DELEGATE_CUR, CLAIM_DELEGATE_PREV = 0, 1, 2, 3
+CLAIM_FH, CLAIM_DELEG_PREV_FH, CLAIM_DELEG_CUR_FH = 4, 5, 6
+OPEN4_NOCREATE, OPEN4_CREATE = 0, 1
+OPEN4_RESULT_CONFIRM, OPEN4_RESULT_LOCKTYPE_POSIX = 0x2, 0x4
+OPEN4_RESULT_PRESERVE_UNLINKED, OPEN4_RESULT_MAY_NOTIFY_LOCK = 0x8, 0x20
+OPEN_DELEGATE_NONE, OPEN_DELEGATE_NONE_EXT = 0, 3
+WND4_NOT_WANTED = 0
+
+
+@dataclass(slots=True)
+class OpenArgs:
+    seqid: int
+    share_access: int
+    share_deny: int
+    owner: StateOwner
+    opentype: int = OPEN4_NOCREATE
+    createmode: int = UNCHECKED4
+    createattrs: Fattr = field(default_factory=Fattr)
+    verifier: bytes = b""
+    claim: int = CLAIM_NULL
+    name: bytes = b""
+    #: CLAIM_PREVIOUS: the delegation type; CLAIM_DELEGATE_CUR/DELEG_CUR_FH: the stateid.
+    claim_deleg_type: int = 0
+    claim_stateid: bytes = b""
+
+    def pack(self, p: Packer) -> None:
+        p.u32x3(self.seqid, self.share_access, self.share_deny)
+        self.owner.pack(p)
+        p.u32(self.opentype)
+        if self.opentype == OPEN4_CREATE:
+            p.u32(self.createmode)
+            if self.createmode in (UNCHECKED4, GUARDED4):
+                self.createattrs.pack(p)
+            elif self.createmode == EXCLUSIVE4:
+                p.fixed(self.verifier)
+            else:
+                p.fixed(self.verifier)
+                self.createattrs.pack(p)
+        p.u32(self.claim)
+        if self.claim in (CLAIM_NULL, CLAIM_DELEGATE_PREV):
+            p.opaque(self.name)
+        elif self.claim == CLAIM_PREVIOUS:
+            p.u32(self.claim_deleg_type)
+        elif self.claim == CLAIM_DELEGATE_CUR:
+            p.fixed(self.claim_stateid)
+            p.opaque(self.name)
+        elif self.claim == CLAIM_DELEG_CUR_FH:
+            p.fixed(self.claim_stateid)
+
+    @classmethod
+    def unpack(cls, u: Unpacker) -> OpenArgs:
+        a = cls(u.u32(), u.u32(), u.u32(), StateOwner.unpack(u))
+        a.opentype = u.enum(range(2))
+        if a.opentype == OPEN4_CREATE:
+            a.createmode = u.enum(range(4))
+            if a.createmode in (UNCHECKED4, GUARDED4):
+                a.createattrs = Fattr.unpack(u)
+            elif a.createmode == EXCLUSIVE4:
+                a.verifier = u.fixed(NFS4_VERIFIER_SIZE)
+            else:
+                a.verifier = u.fixed(NFS4_VERIFIER_SIZE)
+                a.createattrs = Fattr.unpack(u)
+        a.claim = u.enum(range(7))
+        if a.claim in (CLAIM_NULL, CLAIM_DELEGATE_PREV):
+            a.name = unpack_component(u)
+        elif a.claim == CLAIM_PREVIOUS:
+            a.claim_deleg_type = u.u32()
+        elif a.claim == CLAIM_DELEGATE_CUR:
+            a.claim_stateid = unpack_stateid(u)
+            a.name = unpack_component(u)
+        elif a.claim == CLAIM_DELEG_CUR_FH:
+            a.claim_stateid = unpack_stateid(u)
+        return a
+
+
+@dataclass(slots=True)
+class OpenRes:
+    status: int = 0
+    stateid: bytes = b""
+    cinfo: ChangeInfo = field(default_factory=ChangeInfo)
+    rflags: int = 0
+    attrset: list[int] = field(default_factory=list)
+    delegation: int = OPEN_DELEGATE_NONE
+
+    def pack(self, p: Packer) -> None:
+        p.u32(self.status)
+        if self.status:
+            return
+        p.fixed(self.stateid)
+        self.cinfo.pack(p)
+        p.u32(self.rflags)
+        p.u32_array(self.attrset)
+        p.u32(self.delegation)
+        if self.delegation == OPEN_DELEGATE_NONE_EXT:
+            p.u32(WND4_NOT_WANTED)
+
+    @classmethod
+    def unpack(cls, u: Unpacker) -> OpenRes:
+        status = u.u32()
+        if status:
+            return cls(status)
+        r = cls(0, unpack_stateid(u), ChangeInfo.unpack(u), u.u32(), unpack_bitmap(u), u.u32())
+        if r.delegation == OPEN_DELEGATE_NONE_EXT:
+            if u.u32() in (5, 6):  # WND4_CONTENTION / WND4_RESOURCE carry a bool
+                u.bool()
+        elif r.delegation != OPEN_DELEGATE_NONE:
+            raise XdrError("delegations are not decoded by this client")
+        return r
+
+
+@dataclass(slots=True)
+class StateidRes:
+    """CLOSE4res, OPEN_DOWNGRADE4res, LOCKU4res: a status and a stateid."""
+
+    status: int = 0
+    stateid: bytes = b""
+
+    def pack(self, p: Packer) -> None:
+        p.u32(self.status)
+        if not self.status:
+            p.fixed(self.stateid)
+
+    @classmethod
+    def unpack(cls, u: Unpacker) -> StateidRes:
+        status = u.u32()
+        return cls(status) if status else cls(0, unpack_stateid(u))
+
+
+@dataclass(slots=True)
+class CloseArgs:
+    seqid: int
+    stateid: bytes
+
+    def pack(self, p: Packer) -> None:
+        p.u32(self.seqid)
+        p.fixed(self.stateid)
+
+    @classmethod
+    def unpack(cls, u: Unpacker) -> CloseArgs:
+        return cls(u.u32(), unpack_stateid(u))
+
+
+@dataclass(slots=True)
+class OpenDowngradeArgs:
+    stateid: bytes
+    seqid: int
+    share_access: int
+    share_deny: int
+
+    def pack(self, p: Packer) -> None:
+        p.fixed(self.stateid)
+        p.u32x3(self.seqid, self.share_access, self.share_deny)
+
+    @classmethod
+    def unpack(cls, u: Unpacker) -> OpenDowngradeArgs:
+        return cls(unpack_stateid(u), u.u32(), u.u32(), u.u32())
+
+
+@dataclass(slots=True)
+class StateidArgs:
+    """FREE_STATEID4args."""
+
+    stateid: bytes
+
+    def pack(self, p: Packer) -> None:
+        p.fixed(self.stateid)
+
+    @classmethod
+    def unpack(cls, u: Unpacker) -> StateidArgs:
+        return cls(unpack_stateid(u))
+
+
+#: Most stateids one TEST_STATEID may carry (bounded decoding).
+MAX_TEST_STATEIDS = 1024
+
+
+@dataclass(slots=True)
+class TestStateidArgs:
+    stateids: list[bytes]
+
+    def pack(self, p: Packer) -> None:
+        p.u32(len(self.stateids))
+        for s in self.stateids:
+            p.fixed(s)
+
+    @classmethod
+    def unpack(cls, u: Unpacker) -> TestStateidArgs:
+        return cls([unpack_stateid(u) for _ in range(u.array_len(MAX_TEST_STATEIDS, STATEID_SIZE))])
+
+
+@dataclass(slots=True)
+class TestStateidRes:
+    status: int = 0
+    codes: list[int] = field(default_factory=list)
+
+    def pack(self, p: Packer) -> None:
+        p.u32(self.status)
+        if not self.status:
+            p.u32_array(self.codes)
+
+    @classmethod
+    def unpack(cls, u: Unpacker) -> TestStateidRes:
+        status = u.u32()
+        return cls(status) if status else cls(0, u.u32_array(MAX_TEST_STATEIDS))
+
+
+# stable_how4
+UNSTABLE4, DATA_SYNC4, FILE_SYNC4 = 0, 1, 2
+
+
+@dataclass(slots=True)
+class ReadArgs:
+    stateid: bytes
+    offset: int
+    count: int
+
+    def pack(self, p: Packer) -> None:
+        p.fixed(self.stateid)
+        p.u64(self.offset)
+        p.u32(self.count)
+
+    @classmethod
+    def unpack(cls, u: Unpacker) -> ReadArgs:
+        return cls(unpack_stateid(u), u.u64(), u.u32())
+
+
+@dataclass(slots=True)
+class ReadRes:
+    status: int = 0
+    eof: bool = False
+    data: bytes | bytearray | memoryview = b""
+
+    def pack(self, p: Packer) -> None:
+        p.u32(self.status)
+        if not self.status:
+            p.bool(self.eof)
+            p.opaque(self.data)  # large buffers stay separate chunks (no copy)
+
+    @classmethod
+    def unpack(cls, u: Unpacker) -> ReadRes:
+        status = u.u32()
+        return cls(status) if status else cls(0, u.bool(), u.opaque(1 << 30))
+
+
+@dataclass(slots=True)
+class WriteArgs:
+    stateid: bytes
+    offset: int
+    stable: int
+    data: bytes | memoryview
+
+    def pack(self, p: Packer) -> None:
+        p.fixed(self.stateid)
+        p.u64(self.offset)
+        p.u32(self.stable)
+        p.opaque(self.data)
+
+    @classmethod
+    def unpack(cls, u: Unpacker) -> WriteArgs:
+        # The data stays a view of the request buffer (no copy before the write).
+        return cls(unpack_stateid(u), u.u64(), u.enum(range(3)), u.opaque_view(1 << 30))
+
+
+@dataclass(slots=True)
+class WriteRes:
+    status: int = 0
+    count: int = 0
+    committed: int = FILE_SYNC4
+    verifier: bytes = b"\0" * 8
+
+    def pack(self, p: Packer) -> None:
+        p.u32(self.status)
+        if not self.status:
+            p.u32x2(self.count, self.committed)
+            p.fixed(self.verifier)
+
+    @classmethod
+    def unpack(cls, u: Unpacker) -> WriteRes:
+        status = u.u32()
+        return cls(status) if status else cls(0, u.u32(), u.u32(), u.fixed(NFS4_VERIFIER_SIZE))
+
+
+@dataclass(slots=True)
+class CommitArgs:
+    offset: int
+    count: int
+
+    def pack(self, p: Packer) -> None:
+        p.u64(self.offset)
+        p.u32(self.count)
+
+    @classmethod
+    def unpack(cls, u: Unpacker) -> CommitArgs:
+        return cls(u.u64(), u.u32())
+
+
+@dataclass(slots=True)
+class CommitRes:
+    status: int = 0
+    verifier: bytes = b"\0" * 8
+
+    def pack(self, p: Packer) -> None:
+        p.u32(self.status)
+        if not self.status:
+            p.fixed(self.verifier)
+
+    @classmethod
+    def unpack(cls, u: Unpacker) -> CommitRes:
+        status = u.u32()
+        return cls(status) if status else cls(0, u.fixed(NFS4_VERIFIER_SIZE))
+
+
+@dataclass(slots=True)
+class SetattrArgs:
+    stateid: bytes
+    attrs: Fattr
+
+    def pack(self, p: Packer) -> None:
+        p.fixed(self.stateid)
+        self.attrs.pack(p)
+
+    @classmethod
+    def unpack(cls, u: Unpacker) -> SetattrArgs:
+        return cls(unpack_stateid(u), Fattr.unpack(u))
+
+
+@dataclass(slots=True)
+class SetattrRes:
+    """SETATTR4res: attrsset is encoded whatever the status (RFC 5662)."""
+
+    status: int = 0
+    attrsset: list[int] = field(default_factory=list)
+
+    def pack(self, p: Packer) -> None:
+        p.u32(self.status)
+        p.u32_array(self.attrsset)
+
+    @classmethod
+    def unpack(cls, u: Unpacker) -> SetattrRes:
+        return cls(u.u32(), unpack_bitmap(u))
+
+
+@dataclass(slots=True)
+class CreateArgs:
+    objtype: int
+    name: bytes
+    attrs: Fattr = field(default_factory=Fattr)
+    linkdata: bytes = b""
+    spec: tuple[int, int] = (0, 0)
+
+    def pack(self, p: Packer) -> None:
+        p.u32(self.objtype)
+        if self.objtype == 5:  # NF4LNK
+            p.opaque(self.linkdata)
+        elif self.objtype in (3, 4):  # NF4BLK, NF4CHR
+            p.u32x2(*self.spec)
+        p.opaque(self.name)
+        self.attrs.pack(p)
+
+    @classmethod
+    def unpack(cls, u: Unpacker) -> CreateArgs:
+        t = u.u32()
+        link = b""
+        spec = (0, 0)
+        if t == 5:
+            link = u.opaque(NFS4_MAXPATH)
+        elif t in (3, 4):
+            spec = (u.u32(), u.u32())
+        name = unpack_component(u)
+        return cls(t, name, Fattr.unpack(u), link, spec)
+
+
+@dataclass(slots=True)
+class CreateRes:
+    status: int = 0
+    cinfo: ChangeInfo = field(default_factory=ChangeInfo)
+    attrset: list[int] = field(default_factory=list)
+
+    def pack(self, p: Packer) -> None:
+        p.u32(self.status)
+        if not self.status:
+            self.cinfo.pack(p)
+            p.u32_array(self.attrset)
+
+    @classmethod
+    def unpack(cls, u: Unpacker) -> CreateRes:
+        status = u.u32()
+        return cls(status) if status else cls(0, ChangeInfo.unpack(u), unpack_bitmap(u))
+
+
+@dataclass(slots=True)
+class CinfoRes:
+    """REMOVE4res / LINK4res."""
+
+    status: int = 0
+    cinfo: ChangeInfo = field(default_factory=ChangeInfo)
+
+    def pack(self, p: Packer) -> None:
+        p.u32(self.status)
+        if not self.status:
+            self.cinfo.pack(p)
+
+    @classmethod
+    def unpack(cls, u: Unpacker) -> CinfoRes:
+        status = u.u32()
+        return cls(status) if status else cls(0, ChangeInfo.unpack(u))
+
+
+@dataclass(slots=True)
+class RenameArgs:
+    oldname: bytes
+    newname: bytes
+
+    def pack(self, p: Packer) -> None:
+        p.opaque(self.oldname)
+        p.opaque(self.newname)
+
+    @classmethod
+    def unpack(cls, u: Unpacker) -> RenameArgs:
+        return cls(unpack_component(u), unpack_component(u))
+
+
+@dataclass(slots=True)
+class RenameRes:
+    status: int = 0
+    source: ChangeInfo = field(default_factory=ChangeInfo)
+    target: ChangeInfo = field(default_factory=ChangeInfo)
+
+    def pack(self, p: Packer) -> None:
+        p.u32(self.status)
+        if not self.status:
+            self.source.pack(p)
+            self.target.pack(p)
+
+    @classmethod
+    def unpack(cls, u: Unpacker) -> RenameRes:
+        status = u.u32()
+        return cls(status) if status else cls(0, ChangeInfo.unpack(u), ChangeInfo.unpack(u))
+
+
+# nfs_lock_type4
+READ_LT, WRITE_LT, READW_LT, WRITEW_LT = 1, 2, 3, 4
+
+
+@dataclass(slots=True)
+class LockArgs:
+    locktype: int
+    reclaim: bool
+    offset: int
+    length: int
+    new_lock_owner: bool
+    # new_lock_owner: open_to_lock_owner4
+    open_seqid: int = 0
+    open_stateid: bytes = b""
+    lock_seqid: int = 0
+    lock_owner: StateOwner | None = None
+    # existing lock owner: exist_lock_owner4
+    lock_stateid: bytes = b""
+
+    def pack(self, p: Packer) -> None:
+        p.u32(self.locktype)
+        p.bool(self.reclaim)
+        p.u64(self.offset)
+        p.u64(self.length)
+        p.bool(self.new_lock_owner)
+        if self.new_lock_owner:
+            assert self.lock_owner is not None
+            p.u32(self.open_seqid)
+            p.fixed(self.open_stateid)
+            p.u32(self.lock_seqid)
+            self.lock_owner.pack(p)
+        else:
+            p.fixed(self.lock_stateid)
+            p.u32(self.lock_seqid)
+
+    @classmethod
+    def unpack(cls, u: Unpacker) -> LockArgs:
+        a = cls(u.enum(range(1, 5)), u.bool(), u.u64(), u.u64(), u.bool())
+        if a.new_lock_owner:
+            a.open_seqid = u.u32()
+            a.open_stateid = unpack_stateid(u)
+            a.lock_seqid = u.u32()
+            a.lock_owner = StateOwner.unpack(u)
+        else:
+            a.lock_stateid = unpack_stateid(u)
+            a.lock_seqid = u.u32()
+        return a
+
+
+@dataclass(slots=True)
+class LockDenied:
+    offset: int
+    length: int
+    locktype: int
+    owner: StateOwner
+
+    def pack(self, p: Packer) -> None:
+        p.u64(self.offset)
+        p.u64(self.length)
+        p.u32(self.locktype)
+        self.owner.pack(p)
+
+    @classmethod
+    def unpack(cls, u: Unpacker) -> LockDenied:
+        return cls(u.u64(), u.u64(), u.u32(), StateOwner.unpack(u))
+
+
+@dataclass(slots=True)
+class LockRes:
+    """LOCK4res and LOCKT4res: a stateid on success (LOCK), LOCK4denied with DENIED."""
+
+    status: int = 0
+    stateid: bytes = b""
+    denied: LockDenied | None = None
+    has_stateid: bool = True
+
+    def pack(self, p: Packer) -> None:
+        p.u32(self.status)
+        if self.status == 0:
+            if self.has_stateid:
+                p.fixed(self.stateid)
+        elif self.status == 10010:  # NFS4ERR_DENIED
+            assert self.denied is not None
+            self.denied.pack(p)
+
+    @classmethod
+    def unpack(cls, u: Unpacker) -> LockRes:
+        status = u.u32()
+        if status == 0:
+            return cls(0, unpack_stateid(u))
+        if status == 10010:
+            return cls(status, denied=LockDenied.unpack(u))
+        return cls(status)
+
+
+@dataclass(slots=True)
+class LocktRes(LockRes):
+    @classmethod
+    def unpack(cls, u: Unpacker) -> LocktRes:
+        status = u.u32()
+        if status == 10010:
+            return cls(status, denied=LockDenied.unpack(u), has_stateid=False)
+        return cls(status, has_stateid=False)
+
+
+@dataclass(slots=True)
+class LocktArgs:
+    locktype: int
+    offset: int
+    length: int
+    owner: StateOwner
+
+    def pack(self, p: Packer) -> None:
+        p.u32(self.locktype)
+        p.u64(self.offset)
+        p.u64(self.length)
+        self.owner.pack(p)
+
+    @classmethod
+    def unpack(cls, u: Unpacker) -> LocktArgs:
+        return cls(u.enum(range(1, 5)), u.u64(), u.u64(), StateOwner.unpack(u))
+
+
+@dataclass(slots=True)
+class LockuArgs:
+    locktype: int
+    seqid: int
+    stateid: bytes
+    offset: int
+    length: int
+
+    def pack(self, p: Packer) -> None:
+        p.u32x2(self.locktype, self.seqid)
+        p.fixed(self.stateid)
+        p.u64(self.offset)
+        p.u64(self.length)
+
+    @classmethod
+    def unpack(cls, u: Unpacker) -> LockuArgs:
+        return cls(u.enum(range(1, 5)), u.u32(), unpack_stateid(u), u.u64(), u.u64())
+
+
 # -- op -> types ----------------------------------------------------------------------------------
 
 #: Argument type of every operation this module can decode.
@@ -751,6 +1378,22 @@ ARGS: dict[int, type] = {
     Op.SEQUENCE: SequenceArgs,
     Op.DESTROY_CLIENTID: ClientIdArgs,
     Op.RECLAIM_COMPLETE: ReclaimCompleteArgs,
+    Op.OPEN: OpenArgs,
+    Op.CLOSE: CloseArgs,
+    Op.OPEN_DOWNGRADE: OpenDowngradeArgs,
+    Op.TEST_STATEID: TestStateidArgs,
+    Op.FREE_STATEID: StateidArgs,
+    Op.READ: ReadArgs,
+    Op.WRITE: WriteArgs,
+    Op.COMMIT: CommitArgs,
+    Op.SETATTR: SetattrArgs,
+    Op.CREATE: CreateArgs,
+    Op.REMOVE: NameArgs,
+    Op.RENAME: RenameArgs,
+    Op.LINK: NameArgs,
+    Op.LOCK: LockArgs,
+    Op.LOCKT: LocktArgs,
+    Op.LOCKU: LockuArgs,
 }
 
 #: Result type of every operation (anything not listed here is status-only).
@@ -766,6 +1409,21 @@ RESULTS: dict[int, type] = {
     Op.EXCHANGE_ID: ExchangeIdRes,
     Op.CREATE_SESSION: CreateSessionRes,
     Op.SEQUENCE: SequenceRes,
+    Op.OPEN: OpenRes,
+    Op.CLOSE: StateidRes,
+    Op.OPEN_DOWNGRADE: StateidRes,
+    Op.TEST_STATEID: TestStateidRes,
+    Op.READ: ReadRes,
+    Op.WRITE: WriteRes,
+    Op.COMMIT: CommitRes,
+    Op.SETATTR: SetattrRes,
+    Op.CREATE: CreateRes,
+    Op.REMOVE: CinfoRes,
+    Op.RENAME: RenameRes,
+    Op.LINK: CinfoRes,
+    Op.LOCK: LockRes,
+    Op.LOCKT: LocktRes,
+    Op.LOCKU: StateidRes,
 }
 
 

@@ -72,6 +72,7 @@ class Client:
     created: float = field(default_factory=time.monotonic)
     last_renew: float = field(default_factory=time.monotonic)
     peer: str = ""
+    state_probe: Callable[[int], bool] | None = None
 
     def renew(self) -> None:
         self.last_renew = time.monotonic()
@@ -80,9 +81,9 @@ class Client:
         return time.monotonic() - self.last_renew > lease_time
 
     def has_state(self) -> bool:
-        """Whether the client holds anything a newcomer must not take over (sessions now;
-        opens, locks and delegations join here with core II)."""
-        return bool(self.sessions)
+        """Whether the client holds anything a newcomer must not take over: sessions, or
+        opens and locks (``state_probe``, set by the protocol state)."""
+        return bool(self.sessions) or (self.state_probe is not None and self.state_probe(self.clientid))
 
     def describe(self) -> str:
         return f"client {self.clientid:#018x} owner={self.ownerid[:48]!r} principal={self.principal} peer={self.peer}"
@@ -103,6 +104,8 @@ class ClientTable:
         self.impl = impl
         self._owners: dict[bytes, _Owner] = {}
         self._by_id: dict[int, Client] = {}
+        #: Whether a client id holds opens or locks (set by the protocol state).
+        self.state_probe: Callable[[int], bool] | None = None
         #: Called when a record goes away (the session table forgets its sessions).
         self.on_drop: Callable[[Client], None] | None = None
 
@@ -130,7 +133,7 @@ class ClientTable:
                 return cid
 
     def _new_record(self, args: ExchangeIdArgs, principal: str, peer: str) -> Client:
-        c = Client(self._new_id(), args.ownerid, args.verifier, principal, peer=peer)
+        c = Client(self._new_id(), args.ownerid, args.verifier, principal, peer=peer, state_probe=self.state_probe)
         # The sequence id CREATE_SESSION must use is the one after the slot's "last" value.
         c.cs_seq = secrets.randbits(32)
         self._by_id[c.clientid] = c
@@ -242,6 +245,9 @@ class ClientTable:
             rec.unconfirmed = None
         c.confirmed = True
         log.info("%s confirmed", c.describe())
+
+    def expire(self, c: Client, why: str) -> None:
+        self._drop(c, why)
 
     def destroy(self, c: Client) -> None:
         self._drop(c, "DESTROY_CLIENTID")
