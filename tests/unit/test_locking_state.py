@@ -20,6 +20,7 @@ from securenfs.locking import (
     ShareAccess,
     ShareDeny,
     Stateid,
+    next_seqid,
 )
 from securenfs.nfs4.constants import SeqStatus, Stat
 from securenfs.nfs4.errors import Nfs4Error
@@ -319,6 +320,13 @@ def _check_invariants(ls: LockingState) -> None:
 async def _client(ls: LockingState, cid: int, rng: random.Random, files: list[bytes]) -> None:
     opens: dict[bytes, Stateid] = {}
     locks: dict[bytes, Stateid] = {}
+    last: dict[bytes, int] = {}
+
+    def seen(sid: Stateid) -> Stateid:
+        # Each change of one stateid moves its seqid by exactly one; a new one starts at 1.
+        assert sid.seqid == (next_seqid(last[sid.other]) if sid.other in last else 1)
+        last[sid.other] = sid.seqid
+        return sid
     for _ in range(40):
         f = rng.choice(files)
         what = rng.random()
@@ -329,19 +337,20 @@ async def _client(ls: LockingState, cid: int, rng: random.Random, files: list[by
                     deny = rng.choice([0, 0, 0, 1, 2])
                     ls.check_open(cid, b"oo", f, access, deny)
                     await asyncio.sleep(0)  # the file-system step of OPEN
-                    opens[f] = ls.open(cid, b"oo", f, access, deny).stateid
+                    opens[f] = seen(ls.open(cid, b"oo", f, access, deny).stateid)
             elif what < 0.6:
                 lt = rng.choice([RL, WL])
                 off, ln = rng.randrange(0, 50), rng.randrange(1, 20)
                 await asyncio.sleep(0)
                 if f in locks:
-                    locks[f] = ls.lock(cid, f, lt, off, ln, ExistLockOwner(Stateid(0, locks[f].other)))
+                    locks[f] = seen(ls.lock(cid, f, lt, off, ln, ExistLockOwner(Stateid(0, locks[f].other))))
                 else:
-                    locks[f] = ls.lock(cid, f, lt, off, ln, OpenToLockOwner(Stateid(0, opens[f].other), b"lo"))
+                    locks[f] = seen(ls.lock(cid, f, lt, off, ln,
+                                             OpenToLockOwner(Stateid(0, opens[f].other), b"lo")))
             elif what < 0.85 and f in locks:
                 await asyncio.sleep(0)
-                locks[f] = ls.locku(cid, Stateid(0, locks[f].other), f, RL, rng.randrange(0, 50),
-                                    rng.choice([5, NFS4_UINT64_MAX]))
+                locks[f] = seen(ls.locku(cid, Stateid(0, locks[f].other), f, RL, rng.randrange(0, 50),
+                                         rng.choice([5, NFS4_UINT64_MAX])))
             elif what < 0.95:
                 await asyncio.sleep(0)
                 ls.close(cid, Stateid(0, opens.pop(f).other), f)
