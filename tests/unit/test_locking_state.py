@@ -399,3 +399,19 @@ def test_serialized_orders_check_and_record_across_awaits() -> None:
         return sorted(out)
 
     assert asyncio.run(main()) == [Stat.OK, Stat.SHARE_DENIED]
+
+
+def test_courteous_expiry_with_a_short_real_lease() -> None:
+    import time
+
+    ls = LockingState(3, lease_time=0.05)
+    o1 = _opened(ls, C1)
+    ls.lock(C1, F, WL, 0, 10, OpenToLockOwner(o1, b"a"))
+    o2 = _opened(ls, C2)
+    assert _err(ls.lock, C2, F, WL, 0, 10, OpenToLockOwner(o2, b"b")) == Stat.DENIED
+    time.sleep(0.12)
+    ls.renew(C2)
+    assert ls.test_stateids(C1, [o1]) == [Stat.OK]  # expired but uncontested: kept
+    ls.lock(C2, F, WL, 0, 10, OpenToLockOwner(o2, b"b"))
+    assert ls.test_stateids(C1, [o1]) == [Stat.EXPIRED]
+    assert ls.status_flags(C1) == SeqStatus.EXPIRED_ALL_STATE_REVOKED
