@@ -404,12 +404,12 @@ def test_serialized_orders_check_and_record_across_awaits() -> None:
 def test_courteous_expiry_with_a_short_real_lease() -> None:
     import time
 
-    ls = LockingState(3, lease_time=0.05)
+    ls = LockingState(3, lease_time=0.5)
     o1 = _opened(ls, C1)
     ls.lock(C1, F, WL, 0, 10, OpenToLockOwner(o1, b"a"))
     o2 = _opened(ls, C2)
     assert _err(ls.lock, C2, F, WL, 0, 10, OpenToLockOwner(o2, b"b")) == Stat.DENIED
-    time.sleep(0.12)
+    time.sleep(0.7)
     ls.renew(C2)
     assert ls.test_stateids(C1, [o1]) == [Stat.OK]  # expired but uncontested: kept
     ls.lock(C2, F, WL, 0, 10, OpenToLockOwner(o2, b"b"))
