@@ -60,17 +60,14 @@ def open_name(fs: LocalFs, dir_fh: bytes, name: str, creds: FsCreds, *, create: 
         fd: int | None = None
         with as_caller(creds):
             if create:
-                flags = accflags | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NOCTTY
-                if exclusive:
-                    flags |= os.O_EXCL
+                # Always O_EXCL, so "created" is known; UNCHECKED4 then uses the existing file.
+                flags = accflags | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NOCTTY
                 try:
                     fd = os.open(name, flags, mode & 0o7777, dir_fd=dfd)
                     created = True
                 except FileExistsError:
-                    if not exclusive:
-                        raise FsError(errno.EEXIST, name) from None
                     fd = None
-                    if verifier_ns is None:
+                    if exclusive and verifier_ns is None:
                         raise FsError(errno.EEXIST, name) from None
                 except OSError as exc:
                     raise _oserr(exc, name) from None

@@ -8,7 +8,11 @@ same state directory (the handle key survives, so file handles do too).
 from __future__ import annotations
 
 import asyncio
+import signal
+import subprocess
+import sys
 import threading
+import time
 from collections.abc import Coroutine, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
@@ -102,3 +106,60 @@ def nfs_server(tmp_path: Path) -> Iterator[NfsServer]:
         yield srv
     finally:
         srv.stop()
+
+
+async def mounted_client(srv: NfsServer, path: str = "/a", **kw: Any) -> tuple[Any, bytes]:
+    """A client of ``srv`` after the mount sequence, and the file handle of ``path``."""
+    from securenfs.client.nfs4 import Nfs4Client
+
+    c = await Nfs4Client.connect("127.0.0.1", srv.port, **kw)
+    return c, await c.mount(path)
+
+
+@pytest.fixture
+def state_server(tmp_path: Path) -> Iterator[NfsServer]:
+    """One sys export /a (squash none) for the state tests."""
+    srv = NfsServer(tmp_path, [("/a", ["sys"])])
+    srv.start()
+    try:
+        yield srv
+    finally:
+        srv.stop()
+
+
+class ProcessServer:
+    """``securenfs serve`` in its own process (for kill -9): one sys export /share (no squash)."""
+
+    def __init__(self, tmp: Path):
+        self.tmp = tmp
+        self.share = tmp / "share"
+        self.share.mkdir(exist_ok=True)
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.port = 0
+
+    def start(self) -> int:
+        ready = self.tmp / "ready"
+        ready.unlink(missing_ok=True)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "securenfs", "serve", "--listen", "127.0.0.1:0",
+             "--state-dir", str(self.tmp / "state"), "--export", f"{self.share}:/share:sec=sys:no_root_squash",
+             "--ready-file", str(ready)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if ready.exists() and ready.read_text().strip():
+                self.port = int(ready.read_text().split()[1])
+                return self.port
+            if self.proc.poll() is not None:
+                err = self.proc.stderr.read().decode() if self.proc.stderr else ""
+                raise AssertionError(f"server exited early: {err}")
+            time.sleep(0.05)
+        self.kill()
+        raise AssertionError("server did not become ready")
+
+    def kill(self) -> None:
+        """SIGKILL: no clean shutdown, nothing flushed by the server."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait(10)
+        self.proc = None
