@@ -34,7 +34,7 @@ mark() {
     MARK_SEQ=$(( ${MARK_SEQ:-0} + 1 ))
     f=/interop/req/mark-$(printf %04d "$MARK_SEQ")-$1
     # Retried: a 9p create right after the host renamed a neighbour can fail with ENOENT.
-    : > "$f.req" 2>/dev/null || { sleep 0.1; : > "$f.req" 2>/dev/null; } || return 0
+    { : > "$f.req"; } 2>/dev/null || { sleep 0.2; { : > "$f.req"; } 2>/dev/null; } || return 0
     while [ ! -e "$f.done" ] && [ $i -lt 200 ]; do sleep 0.05; i=$((i + 1)); done
     rm -f "$f.done"
 }
