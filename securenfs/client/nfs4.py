@@ -339,7 +339,8 @@ class Nfs4Client(StateOps):
     async def create_session(self, auth: ClientAuth | None = None, *, max_ops: int = 16,
                              cached: int = 16384) -> CreateSessionRes:
         assert self.exchange is not None
-        fore = ChannelAttrs(0, 1 << 20, 1 << 20, cached, max_ops, self.want_slots)
+        # 1 MiB of READ/WRITE data plus the COMPOUND around it.
+        fore = ChannelAttrs(0, (1 << 20) + 1024, (1 << 20) + 1024, cached, max_ops, self.want_slots)
         back = ChannelAttrs(0, 4096, 4096, 0, 2, 1)
         rep = self.check(await self.compound(
             [(Op.CREATE_SESSION, CreateSessionArgs(self.clientid, self.exchange.sequenceid, 0, fore, back))], auth=auth))

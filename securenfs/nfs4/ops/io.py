@@ -74,10 +74,10 @@ async def _io_fd(ctx: CompoundContext, raw: bytes, write: bool) -> tuple[Any, tu
 
 async def op_read(ctx: CompoundContext, a: ReadArgs) -> ReadRes:
     node, key, opener = await _io_fd(ctx, a.stateid, False)
-    count = min(a.count, fattr.MAX_READ)
-    if a.offset > _MAX_OFFSET or count == 0:
-        if a.offset > _MAX_OFFSET:
-            return ReadRes(0, True, b"")
+    if a.offset > _MAX_OFFSET:
+        return ReadRes(0, True, b"")  # past any possible end of file
+    # Over maxread is capped, not refused (§18.22.3); so is a range passing off_t's end.
+    count = min(a.count, fattr.MAX_READ, _MAX_OFFSET - a.offset)
     data, eof = await ctx.run(_read, ctx.svc.state.fds, key, opener, count, a.offset)
     return ReadRes(0, eof, data)
 
