@@ -14,7 +14,7 @@ import pytest
 from securenfs.client.nfs4 import Nfs4Client
 from securenfs.client.rpc import AuthSys, RpcClient
 from securenfs.nfs4.constants import RPCSEC_GSS_FLAVOR, Op, SecinfoStyle, Stat
-from securenfs.nfs4.xdr4 import BitmapArgs, FhArgs, NameArgs, SecinfoNoNameArgs, VoidArgs
+from securenfs.nfs4.xdr4 import OpenArgs, StateOwner, BitmapArgs, FhArgs, NameArgs, SecinfoNoNameArgs, VoidArgs
 from securenfs.rpc.constants import NFS_PROGRAM, NFS_V4
 from securenfs.rpcsec_gss.flavors import KRB5_OID_DER
 from tests.support.kdc import kdc_realm  # noqa: F401
@@ -122,8 +122,9 @@ def test_wrongsec_matrix(matrix_server: NfsServer, flavor: str) -> None:
         # Pseudo directories allow every flavor some export below them allows.
         assert await status([(Op.PUTFH, FhArgs(top)), gattr]) == (want(ok_pseudo), Op.GETATTR if ok_pseudo else Op.PUTFH)
         assert (await status([(Op.PUTROOTFH, V), (Op.LOOKUP, NameArgs(b"top"))]))[0] == want(ok_pseudo)
-        # OPEN by name is not built yet (core II): NOTSUPP, never data.
-        assert (await status([(Op.PUTFH, FhArgs(fa)), (Op.OPEN, V)]))[0] in (Stat.NOTSUPP, Stat.WRONGSEC)
+        # put + OPEN: OPEN decides (RFC 8881 §2.6.3.1.1), before looking at the name.
+        oa = OpenArgs(0, 1, 0, StateOwner(c.clientid, b"w"), name=b"no-such-file")
+        assert (await status([(Op.PUTFH, FhArgs(fa)), (Op.OPEN, oa)]))[0] == (Stat.NOENT if ok_a else Stat.WRONGSEC)
         await c.close()
 
     asyncio.run(asyncio.wait_for(main(), 60))
