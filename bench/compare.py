@@ -1,0 +1,173 @@
+"""The bench/nfs_io.py load against securenfs and, in the same run, against Debian's
+nfs-ganesha (FSAL VFS, NFSv4.1 only, loopback port, no rpcbind) with an equivalent export;
+prints both and the ratio securenfs / ganesha per row.
+
+    .venv/bin/python bench/compare.py [--seconds 3] [--kerberos]
+
+When ganesha is not installed (``apt-get install nfs-ganesha nfs-ganesha-vfs``) or cannot run
+here, this says so and prints the securenfs figures alone.  ganesha's log lines about rpcbind
+and dbus are expected and harmless.  With ``--kerberos`` both servers get the same private KDC
+and keytab; a flavor ganesha refuses is reported as n/a.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.nfs_io import Results, run_load, start_kdc, start_securenfs  # noqa: E402
+
+GANESHA = "/usr/bin/ganesha.nfsd"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def ganesha_config(tmp: Path, data: Path, port: int, kdc: Any) -> Path:
+    sec = "sys, krb5, krb5i, krb5p" if kdc is not None else "sys"
+    krb = (f"""
+NFS_KRB5 {{
+    PrincipalName = nfs;
+    KeytabPath = {kdc.service_keytab};
+    Active_krb5 = true;
+}}""" if kdc is not None else "NFS_KRB5 { Active_krb5 = false; }")
+    conf = tmp / "ganesha.conf"
+    conf.write_text(f"""
+NFS_CORE_PARAM {{
+    NFS_Port = {port};
+    Bind_addr = 127.0.0.1;
+    Protocols = 4;
+    Enable_NLM = false;
+    Enable_RQUOTA = false;
+    Enable_UDP = false;
+}}
+NFSV4 {{
+    Minor_Versions = 1;
+    Graceless = true;
+    RecoveryBackend = fs;
+    RecoveryRoot = {tmp}/recovery;
+}}
+{krb}
+EXPORT {{
+    Export_Id = 77;
+    Path = {data};
+    Pseudo = /data;
+    Access_Type = RW;
+    Squash = No_Root_Squash;
+    SecType = {sec};
+    Protocols = 4;
+    Transports = TCP;
+    FSAL {{ Name = VFS; }}
+}}
+LOG {{ Default_Log_Level = WARN; }}
+""")
+    return conf
+
+
+def start_ganesha(tmp: Path, kdc: Any) -> tuple[subprocess.Popen[bytes] | None, int, str]:
+    if not os.path.exists(GANESHA):
+        return None, 0, "nfs-ganesha is not installed (apt-get install nfs-ganesha nfs-ganesha-vfs)"
+    data = tmp / "gdata"
+    data.mkdir()
+    data.chmod(0o777)
+    (tmp / "recovery").mkdir()
+    port = _free_port()
+    conf = ganesha_config(tmp, data, port, kdc)
+    env = dict(os.environ)
+    if kdc is not None:
+        env.update(kdc.env)
+        env["KRB5_KTNAME"] = str(kdc.service_keytab)
+    log = tmp / "ganesha.log"
+    proc = subprocess.Popen([GANESHA, "-F", "-f", str(conf), "-L", str(log), "-p", str(tmp / "ganesha.pid")],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            tail = log.read_text(errors="replace")[-800:] if log.exists() else ""
+            return None, 0, f"ganesha exited at start (status {proc.returncode}): {tail}"
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return proc, port, ""
+        except OSError:
+            time.sleep(0.2)
+    proc.kill()
+    return None, 0, "ganesha did not listen within 20 s"
+
+
+async def _try_load(port: int, seconds: float, flavors: list[str], kdc: Any, tag: str) -> tuple[Results, str]:
+    try:
+        return await run_load("127.0.0.1", port, "/data", seconds, flavors, kdc, tag), ""
+    except Exception as exc:  # a server that refuses part of the load: report, keep going
+        return Results(), f"{type(exc).__name__}: {exc}"
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--seconds", type=float, default=3.0)
+    ap.add_argument("--kerberos", action="store_true", help="also krb5, krb5i, krb5p (private KDC)")
+    a = ap.parse_args()
+    if a.seconds <= 0 or a.seconds > 60:
+        ap.error("--seconds must be in (0, 60]")
+    flavors = ["sys", "krb5", "krb5i", "krb5p"] if a.kerberos else ["sys"]
+    kdc = start_kdc() if a.kerberos else None
+    procs: list[subprocess.Popen[bytes]] = []
+    try:
+        with tempfile.TemporaryDirectory() as tmp_s:
+            tmp = Path(tmp_s)
+            (tmp / "ours").mkdir()
+            proc, port, _ = start_securenfs(tmp / "ours", kdc)
+            procs.append(proc)
+            print(f"securenfs on 127.0.0.1:{port}")
+            ours, err = asyncio.run(_try_load(port, a.seconds, flavors, kdc, "ours"))
+            if err:
+                print(f"securenfs load failed: {err}")
+            proc.terminate()
+            proc.wait(30)
+            gproc, gport, why = start_ganesha(tmp, kdc)
+            theirs = Results()
+            if gproc is None:
+                print(f"nfs-ganesha: not compared: {why}")
+            else:
+                procs.append(gproc)
+                print(f"nfs-ganesha on 127.0.0.1:{gport}")
+                theirs, gerr = asyncio.run(_try_load(gport, a.seconds, flavors, kdc, "ganesha"))
+                if gerr and not theirs.rows:
+                    # Retry the sys rows alone when the Kerberos part failed.
+                    theirs, gerr2 = asyncio.run(_try_load(gport, a.seconds, ["sys"], None, "ganesha"))
+                    gerr = f"{gerr}; sys only: {gerr2 or 'ok'}"
+                if gerr:
+                    print(f"nfs-ganesha load incomplete: {gerr}")
+            print()
+            print(f"{'row':42s} {'securenfs':>12s} {'ganesha':>12s} {'ratio':>8s}")
+            for row, v in ours.rows.items():
+                g = theirs.rows.get(row)
+                gs = f"{g:12.1f}" if g else f"{'n/a':>12s}"
+                rs = f"{v / g:7.2f}x" if g else f"{'':>8s}"
+                print(f"{row:42s} {v:12.1f} {gs} {rs}")
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait(10)
+        if kdc is not None:
+            kdc.stop()
+    _ = shutil
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
