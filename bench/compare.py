@@ -26,7 +26,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.nfs_io import Results, run_load, start_kdc, start_securenfs  # noqa: E402
+from bench.nfs_io import Results, run_load, start_kdc, start_securenfs
 
 GANESHA = "/usr/bin/ganesha.nfsd"
 
@@ -111,7 +111,7 @@ def start_ganesha(tmp: Path, kdc: Any) -> tuple[subprocess.Popen[bytes] | None, 
 async def _try_load(port: int, seconds: float, flavors: list[str], kdc: Any, tag: str) -> tuple[Results, str]:
     try:
         return await run_load("127.0.0.1", port, "/data", seconds, flavors, kdc, tag), ""
-    except Exception as exc:  # a server that refuses part of the load: report, keep going
+    except Exception as exc:  # noqa: BLE001 - a server refusing part of the load is reported
         return Results(), f"{type(exc).__name__}: {exc}"
 
 

@@ -25,10 +25,10 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from securenfs.client.nfs4 import Nfs4Client  # noqa: E402
-from securenfs.client.rpc import AuthSys, RpcClient  # noqa: E402
-from securenfs.nfs4.xdr4 import FILE_SYNC4, UNSTABLE4  # noqa: E402
-from securenfs.rpc.constants import NFS_PROGRAM, NFS_V4  # noqa: E402
+from securenfs.client.nfs4 import Nfs4Client
+from securenfs.client.rpc import AuthSys, RpcClient
+from securenfs.nfs4.xdr4 import FILE_SYNC4, UNSTABLE4
+from securenfs.rpc.constants import NFS_PROGRAM, NFS_V4
 
 MIB = 1 << 20
 MAX_OPS = 200_000
@@ -121,7 +121,7 @@ async def run_load(host: str, port: int, export: str, seconds: float, flavors: l
         sf = await fc.open(froot, f"{name}-seq-{flavor}", create=True)
         data = os.urandom(MIB)
 
-        async def swrite(k: int, i: int, fc: Nfs4Client = fc, sf: Any = sf) -> None:
+        async def swrite(k: int, i: int, fc: Nfs4Client = fc, sf: Any = sf, data: bytes = data) -> None:
             await fc.write(sf.fh, (i % SEQ_FILE_MIB) * MIB, data, sf.stateid, stable=UNSTABLE4)
 
         async def sread(k: int, i: int, fc: Nfs4Client = fc, sf: Any = sf) -> None:

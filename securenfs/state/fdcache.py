@@ -39,11 +39,12 @@ class FdCache:
         """Adopt an already open descriptor (e.g. the one that created the file)."""
         with self._lock:
             old = self._entries.get(key)
+            if old is not None and old.refs == 0:
+                os.close(fd)
+                self._entries.move_to_end(key)
+                return
             if old is not None:
-                if old.refs == 0:
-                    os.close(fd)
-                    self._entries.move_to_end(key)
-                    return
+                old.dead = True  # closed by its last user
             self._entries[key] = _Entry(fd)
             self._entries.move_to_end(key)
             self.opened += 1

@@ -39,7 +39,7 @@ async def status_of(coro: Any) -> int:
     return 0
 
 
-def test_stable_writes_commit_and_verifier_across_restart(state_server: NfsServer) -> None:
+def test_stable_writes_commit_and_verifier_across_restart(state_server: NfsServer) -> None:  # noqa: F811
     path = state_server.paths["/a"] / "data"
 
     async def first() -> tuple[bytes, bytes]:
@@ -89,7 +89,7 @@ def test_file_sync_data_survives_kill_9(tmp_path: Path) -> None:
         srv.kill()
 
 
-def test_hostile_offsets_counts_and_stateids(state_server: NfsServer) -> None:
+def test_hostile_offsets_counts_and_stateids(state_server: NfsServer) -> None:  # noqa: F811
     (state_server.paths["/a"] / "f").write_bytes(b"0123456789")
 
     async def main() -> None:
@@ -120,7 +120,7 @@ def test_hostile_offsets_counts_and_stateids(state_server: NfsServer) -> None:
     run(main())
 
 
-def test_setattr_size_mode_owner_times(state_server: NfsServer) -> None:
+def test_setattr_size_mode_owner_times(state_server: NfsServer) -> None:  # noqa: F811
     p = state_server.paths["/a"] / "s"
     p.write_bytes(b"x" * 100)
 
@@ -159,7 +159,7 @@ def test_setattr_size_mode_owner_times(state_server: NfsServer) -> None:
     run(main())
 
 
-def test_namespace_changes_and_change_info(state_server: NfsServer) -> None:
+def test_namespace_changes_and_change_info(state_server: NfsServer) -> None:  # noqa: F811
     base = state_server.paths["/a"]
 
     async def change(c: Nfs4Client, fh: bytes) -> int:

@@ -9,9 +9,18 @@ from typing import Any
 from securenfs.client.nfs4 import Nfs4Error, stateid_seqid
 from securenfs.nfs4.constants import Op, Stat
 from securenfs.nfs4.xdr4 import WRITE_LT, FhArgs, LockArgs, LockRes, StateOwner
+from securenfs.xdr import Packer
 from tests.support.nfsserver import NfsServer, mounted_client, state_server  # noqa: F401
 
 ALL = (1 << 64) - 1
+
+
+class _Raw:
+    def __init__(self, data: bytes):
+        self.data = data
+
+    def pack(self, p: Packer) -> None:
+        p.raw(self.data)
 
 
 def run(coro: Any) -> Any:
@@ -34,7 +43,7 @@ def ranges(srv: NfsServer, fh: bytes) -> list[tuple[bytes, int, int, bool]]:
     return sorted((r.owner.owner, r.start, r.end, r.write) for r in f.locks.ranges)
 
 
-def test_split_merge_upgrade_downgrade_and_denied(state_server: NfsServer) -> None:
+def test_split_merge_upgrade_downgrade_and_denied(state_server: NfsServer) -> None:  # noqa: F811
     (state_server.paths["/a"] / "db").write_bytes(b"\0" * 4096)
 
     async def main() -> None:
@@ -84,7 +93,7 @@ def test_split_merge_upgrade_downgrade_and_denied(state_server: NfsServer) -> No
     run(main())
 
 
-def test_lock_owners_are_separate_and_many_locks(state_server: NfsServer) -> None:
+def test_lock_owners_are_separate_and_many_locks(state_server: NfsServer) -> None:  # noqa: F811
     async def main() -> None:
         a, root = await mounted_client(state_server)
         files = [await a.open(root, f"f{i}", create=True) for i in range(20)]
@@ -117,7 +126,7 @@ def test_lock_owners_are_separate_and_many_locks(state_server: NfsServer) -> Non
     run(main())
 
 
-def test_bad_lock_ranges_and_reclaim(state_server: NfsServer) -> None:
+def test_bad_lock_ranges_and_reclaim(state_server: NfsServer) -> None:  # noqa: F811
     async def main() -> None:
         a, root = await mounted_client(state_server)
         f = await a.open(root, "r", create=True, access=1)
@@ -142,6 +151,13 @@ def test_bad_lock_ranges_and_reclaim(state_server: NfsServer) -> None:
                                                   StateOwner(a.clientid, b"r2")))])
         assert isinstance(rep.results[-1][1], LockRes) and rep.status == Stat.DENIED
         await b.locku(fb.fh, wl, 0, 10)
+        # RELEASE_LOCKOWNER is NFSv4.0 only: a 4.1 server answers NFS4ERR_NOTSUPP
+        # (RFC 8881 §15.2: operations that MUST NOT be implemented for 4.1).
+        rl = Packer()
+        rl.u64(a.clientid)
+        rl.opaque(b"o")
+        rep = await a.seq_raw([(Op.RELEASE_LOCKOWNER, _Raw(rl.getvalue()))])
+        assert rep.status == Stat.NOTSUPP
         # The server still serves.
         assert (await a.lockt(f.fh, 0, 10)).status == 0
 

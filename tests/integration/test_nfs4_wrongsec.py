@@ -14,7 +14,15 @@ import pytest
 from securenfs.client.nfs4 import Nfs4Client
 from securenfs.client.rpc import AuthSys, RpcClient
 from securenfs.nfs4.constants import RPCSEC_GSS_FLAVOR, Op, SecinfoStyle, Stat
-from securenfs.nfs4.xdr4 import OpenArgs, StateOwner, BitmapArgs, FhArgs, NameArgs, SecinfoNoNameArgs, VoidArgs
+from securenfs.nfs4.xdr4 import (
+    BitmapArgs,
+    FhArgs,
+    NameArgs,
+    OpenArgs,
+    SecinfoNoNameArgs,
+    StateOwner,
+    VoidArgs,
+)
 from securenfs.rpc.constants import NFS_PROGRAM, NFS_V4
 from securenfs.rpcsec_gss.flavors import KRB5_OID_DER
 from tests.support.kdc import kdc_realm  # noqa: F401

@@ -19,7 +19,15 @@ from securenfs.nfs4.constants import Stat
 from securenfs.nfs4.context import CompoundContext
 from securenfs.nfs4.errors import Nfs4Error
 from securenfs.nfs4.ops.state import client_id, same_file, stateid_of
-from securenfs.nfs4.xdr4 import UNSTABLE4, CommitArgs, CommitRes, ReadArgs, ReadRes, WriteArgs, WriteRes
+from securenfs.nfs4.xdr4 import (
+    UNSTABLE4,
+    CommitArgs,
+    CommitRes,
+    ReadArgs,
+    ReadRes,
+    WriteArgs,
+    WriteRes,
+)
 from securenfs.state.opens import LockState, OpenState
 from securenfs.vfs.creds import ROOT
 
@@ -73,7 +81,7 @@ async def _io_fd(ctx: CompoundContext, raw: bytes, write: bool) -> tuple[Any, tu
 
 
 async def op_read(ctx: CompoundContext, a: ReadArgs) -> ReadRes:
-    node, key, opener = await _io_fd(ctx, a.stateid, False)
+    _node, key, opener = await _io_fd(ctx, a.stateid, False)
     if a.offset > _MAX_OFFSET:
         return ReadRes(0, True, b"")  # past any possible end of file
     # Over maxread is capped, not refused (§18.22.3); so is a range passing off_t's end.
@@ -88,7 +96,7 @@ def _read(cache: Any, key: Any, opener: Any, count: int, offset: int) -> tuple[b
 
 
 async def op_write(ctx: CompoundContext, a: WriteArgs) -> WriteRes:
-    node, key, opener = await _io_fd(ctx, a.stateid, True)
+    _node, key, opener = await _io_fd(ctx, a.stateid, True)
     data = a.data
     if len(data) > fattr.MAX_WRITE:
         data = data[: fattr.MAX_WRITE]  # a short write the client continues (§18.32.3)

@@ -57,11 +57,11 @@ async def _owner_ids(ctx: CompoundContext, attrs: dict[int, Any]) -> tuple[int |
     kerberos = ctx.cred.principal is not None
     uid = gid = None
     if Attr.OWNER in attrs:
-        uid = await owners.owner_to_uid(attrs[Attr.OWNER], kerberos=kerberos)  # type: ignore[call-arg]
+        uid = await owners.owner_to_uid(attrs[Attr.OWNER], kerberos=kerberos)
         if uid is None:
             raise Nfs4Error(Stat.BADOWNER, f"owner {attrs[Attr.OWNER]!r} cannot be mapped")
     if Attr.OWNER_GROUP in attrs:
-        gid = await owners.group_to_gid(attrs[Attr.OWNER_GROUP], kerberos=kerberos)  # type: ignore[call-arg]
+        gid = await owners.group_to_gid(attrs[Attr.OWNER_GROUP], kerberos=kerberos)
         if gid is None:
             raise Nfs4Error(Stat.BADOWNER, f"group {attrs[Attr.OWNER_GROUP]!r} cannot be mapped")
     return uid, gid

@@ -15,8 +15,8 @@ from securenfs.locking.shares import achievable, check_open, validate_share
 from securenfs.locking.stateids import (
     INVALID,
     Special,
-    StateKind,
     Stateid,
+    StateKind,
     next_seqid,
     resolve_current,
     special_kind,
@@ -99,7 +99,6 @@ def same_file(ctx: CompoundContext, st: OpenState | LockState) -> None:
 # -- OPEN ---------------------------------------------------------------------------------------
 
 async def op_open(ctx: CompoundContext, a: OpenArgs) -> OpenRes:
-    svc = ctx.svc
     cid = client_id(ctx)
     if a.owner.clientid != cid:
         raise Nfs4Error(Stat.INVAL, "open_owner carries another client id than the session's")
@@ -224,7 +223,7 @@ async def _grant(ctx: CompoundContext, cid: int, owner_name: bytes, fnode: Node,
                 return existing
             return mgr.new_open(owner, f, fnode, creds, access, deny)
     finally:
-        mgr._release_file(f)  # noqa: SLF001
+        mgr._release_file(f)
 
 
 def _touch_fd(cache: Any, key: Any, fs: Any, fh: bytes, acc: int, creds: Any, size: int | None) -> bool:
@@ -382,4 +381,4 @@ async def op_locku(ctx: CompoundContext, a: LockuArgs) -> StateidRes:
     return StateidRes(0, ctx.stateid)
 
 
-__all__ = ["Special", "READW_LT"]
+__all__ = ["READW_LT", "Special"]
