@@ -95,8 +95,9 @@ async def op_destroy_clientid(ctx: CompoundContext, a: ClientIdArgs) -> StatusRe
     svc = ctx.svc
     c = svc.clients.require(a.clientid)
     check_mach_cred(ctx, c, Op.DESTROY_CLIENTID)
-    if c.sessions:
-        raise Nfs4Error(Stat.CLIENTID_BUSY, "the client id still has sessions")
+    if c.has_state():
+        # RFC 8881 §18.50.3: sessions, opens or locks still exist.
+        raise Nfs4Error(Stat.CLIENTID_BUSY, "the client id still has sessions, opens or locks")
     svc.clients.destroy(c)
     return _OK
 
