@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from securenfs.locking.shares import FileShares
-from securenfs.locking.stateids import Revoked, StateidTable, StateKind, Stateid, next_seqid
+from securenfs.locking.stateids import Revoked, Stateid, StateidTable, StateKind, next_seqid
 from securenfs.state.fdcache import FdCache
 from securenfs.state.locks import FileLocks
 
