@@ -104,16 +104,25 @@ class EtcdRecoveryStore:
         for _ in range(len(self.endpoints)):
             if self._client is None:
                 self._client = self._new_client()
+            client = self._client
             try:
-                return await asyncio.wait_for(fn(self._client), self.timeout + 1)
-            except _TRANSIENT as exc:
+                return await asyncio.wait_for(fn(client), self.timeout + 1)
+            except (*_TRANSIENT, asyncio.CancelledError) as exc:
+                if isinstance(exc, asyncio.CancelledError):
+                    task = asyncio.current_task()
+                    if task is None or task.cancelling():
+                        raise  # we are being cancelled ourselves
+                    # Another task closed the shared channel under this call (it saw the
+                    # endpoint fail): retry on the next endpoint.
                 last = exc
-                bad = self.endpoints[self._current]
-                with contextlib.suppress(Exception):
-                    await self._client.close()
-                self._client = None
-                self._current = (self._current + 1) % len(self.endpoints)
-                log.debug("etcd %s failed at %s (%s); trying %s", what, bad, exc, self.endpoints[self._current])
+                if self._client is client:
+                    bad = self.endpoints[self._current]
+                    self._client = None
+                    self._current = (self._current + 1) % len(self.endpoints)
+                    log.debug("etcd %s failed at %s (%s); trying %s", what, bad, exc,
+                              self.endpoints[self._current])
+                    with contextlib.suppress(Exception):
+                        await client.close()
             except aetcd.exceptions.ClientError as exc:
                 raise RecoveryUnavailable(f"etcd {what} failed: {exc}") from None
         raise RecoveryUnavailable(
