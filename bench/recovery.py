@@ -8,14 +8,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import sys
 import tempfile
 import time
-import sys
 import uuid
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from securenfs.recovery.sqlite import SqliteRecoveryStore  # noqa: E402
+from securenfs.recovery.sqlite import SqliteRecoveryStore
 
 
 async def rate(store, count: int, concurrent: bool) -> float:
