@@ -24,10 +24,10 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from securenfs.locking.locks import FileLocks, OwnerKey
 from securenfs.locking.shares import FileShares
 from securenfs.locking.stateids import Revoked, Stateid, StateidTable, StateKind, next_seqid
 from securenfs.state.fdcache import FdCache
-from securenfs.state.locks import FileLocks
 
 log = logging.getLogger("securenfs.state")
 
@@ -42,6 +42,11 @@ class OpenOwner:
 class LockOwner:
     clientid: int
     owner: bytes
+
+    @property
+    def key(self) -> OwnerKey:
+        """How the byte-range lock table (securenfs.locking.locks) names this owner."""
+        return (self.clientid, self.owner)
 
 
 @dataclass(slots=True, eq=False)
@@ -193,7 +198,7 @@ class StateManager:
         cs.locks.pop((id(ls.owner), ls.file.fh), None)
         if ls in ls.open.locks:
             ls.open.locks.remove(ls)
-        ls.file.locks.release(ls.owner)
+        ls.file.locks.drop_owner(ls.owner.key)
         self.table.remove(ls.other)
         self._release_file(ls.file)
 
@@ -211,7 +216,7 @@ class StateManager:
         self._forget_lock(ls)
 
     def holds_locks(self, st: OpenState) -> bool:
-        return any(st.file.locks.holds(ls.owner) for ls in st.locks)
+        return any(st.file.locks.has_locks(ls.owner.key) for ls in st.locks)
 
     # -- revocation and the courteous server ---------------------------------------------------
     def revoke_client(self, clientid: int, why: Revoked = Revoked.EXPIRED) -> int:
@@ -221,7 +226,7 @@ class StateManager:
             return 0
         n = 0
         for ls in list(cs.locks.values()):
-            ls.file.locks.release(ls.owner)
+            ls.file.locks.drop_owner(ls.owner.key)
             ls.revoked = why
             cs.revoked[ls.other] = ls
             cs.locks.pop((id(ls.owner), ls.file.fh), None)
@@ -270,7 +275,7 @@ class StateManager:
         if cs is None:
             return
         for ls in list(cs.locks.values()):
-            ls.file.locks.release(ls.owner)
+            ls.file.locks.drop_owner(ls.owner.key)
             self.table.remove(ls.other)
             self._release_file(ls.file)
         for st in list(cs.opens.values()):

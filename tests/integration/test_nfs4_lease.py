@@ -91,7 +91,7 @@ def test_courteous_expiry_then_revocation_on_conflict(short_lease: NfsServer) ->
         assert lb.status == 0
         fb = await b.open(root, "f", access=2)
         await b.write(fb.fh, 0, b"DATA", fb.stateid)
-        assert svc.state.files[fa.fh].locks.ranges == []
+        assert not svc.state.files[fa.fh].locks
         # A learns it from SEQUENCE and from its stateids (EXPIRED), then frees them.
         assert await flags(a) & SeqStatus.EXPIRED_ALL_STATE_REVOKED
         assert await status_of(a.read(fa.fh, 0, 4, fa.stateid)) == Stat.EXPIRED

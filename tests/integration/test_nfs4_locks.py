@@ -40,7 +40,8 @@ def ranges(srv: NfsServer, fh: bytes) -> list[tuple[bytes, int, int, bool]]:
     f = svc.state.files.get(fh)
     if f is None:
         return []
-    return sorted((r.owner.owner, r.start, r.end, r.write) for r in f.locks.ranges)
+    return sorted((owner, a, b, int(t) == WRITE_LT) for (_cid, owner), rs in f.locks.owners.items()
+                  for a, b, t in rs)
 
 
 def test_split_merge_upgrade_downgrade_and_denied(state_server: NfsServer) -> None:  # noqa: F811

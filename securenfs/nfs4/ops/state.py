@@ -11,6 +11,7 @@ import os
 import stat as stat_mod
 from typing import Any
 
+from securenfs.locking.locks import LockConflict, LockType, lock_range
 from securenfs.locking.shares import achievable, check_open, validate_share
 from securenfs.locking.stateids import (
     INVALID,
@@ -40,7 +41,6 @@ from securenfs.nfs4.xdr4 import (
     GUARDED4,
     OPEN4_CREATE,
     OPEN4_RESULT_LOCKTYPE_POSIX,
-    READ_LT,
     READW_LT,
     WRITE_LT,
     WRITEW_LT,
@@ -62,7 +62,6 @@ from securenfs.nfs4.xdr4 import (
     TestStateidArgs,
     TestStateidRes,
 )
-from securenfs.state.locks import lock_range, wire_length
 from securenfs.state.opens import LockState, OpenState
 
 _ACCFLAGS = {1: os.O_RDONLY, 2: os.O_WRONLY, 3: os.O_RDWR}
@@ -289,7 +288,7 @@ async def op_free_stateid(ctx: CompoundContext, a: StateidArgs) -> StatusRes:
     status, _ = mgr.table.status(cid, sid)
     if status:
         raise Nfs4Error(status, f"stateid {sid}")
-    if isinstance(st, LockState) and not st.file.locks.holds(st.owner):
+    if isinstance(st, LockState) and not st.file.locks.has_locks(st.owner.key):
         mgr.free_lock(st)
         return StatusRes(0)
     # An open stateid, or a lock stateid with locks: RFC 8881 §18.38.3.
@@ -302,12 +301,12 @@ def _is_write(locktype: int) -> bool:
     return locktype in (WRITE_LT, WRITEW_LT)
 
 
-def _denied(r: Any) -> Nfs4Error:
-    exc = Nfs4Error(Stat.DENIED, f"conflicts with {r.start}..{r.end} held by another lock-owner")
+def _denied(r: LockConflict) -> Nfs4Error:
+    exc = Nfs4Error(Stat.DENIED, f"conflicts with {r.locktype.name} at {r.offset} length {r.length:#x} "
+                                 f"of client {r.clientid:#018x}")
     # NFS4ERR_DENIED carries LOCK4denied: the conflicting range, type and owner (§18.10.2).
     exc.result = LockRes(Stat.DENIED, denied=LockDenied(  # type: ignore[attr-defined]
-        r.start, wire_length(r.start, r.end), WRITE_LT if r.write else READ_LT,
-        StateOwner(r.owner.clientid, r.owner.owner)))
+        r.offset, r.length, int(r.locktype), StateOwner(r.clientid, r.owner)))
     return exc
 
 
@@ -335,15 +334,16 @@ async def op_lock(ctx: CompoundContext, a: LockArgs) -> LockRes:
     if not write and not op.access & 1:
         raise Nfs4Error(Stat.OPENMODE, "a read lock needs an open for reading")
     f = ls.file
+    lt = LockType(a.locktype).base
     async with f.mutex:
-        r = f.locks.conflict(ls.owner, start, end, write)
-        if r is not None and mgr.courteous_break([r.owner]):
-            r = f.locks.conflict(ls.owner, start, end, write)
+        r = f.locks.test(ls.owner.key, start, end, lt)
+        if r is not None and mgr.courteous_break(list(f.locks.conflicts(ls.owner.key, start, end, lt))):
+            r = f.locks.test(ls.owner.key, start, end, lt)
         if r is not None:
             raise _denied(r)
         if ls.revoked:
             raise Nfs4Error(int(ls.revoked), "the lock state was revoked")
-        f.locks.set(ls.owner, start, end, write)
+        f.locks.lock(ls.owner.key, start, end, lt)
         ls.seqid = next_seqid(ls.seqid)
     ctx.stateid = ls.stateid()
     return LockRes(0, ctx.stateid)
@@ -361,10 +361,11 @@ async def op_lockt(ctx: CompoundContext, a: LocktArgs) -> LocktRes:
     f = mgr.files.get(node.fh)
     if f is None:
         return LocktRes(0, has_stateid=False)
-    owner = mgr.client(cid).lock_owners.get(a.owner.owner)
-    r = f.locks.conflict(owner, start, end, _is_write(a.locktype))
-    if r is not None and mgr.courteous_break([r.owner]):
-        r = f.locks.conflict(owner, start, end, _is_write(a.locktype))
+    key = (cid, a.owner.owner)
+    lt = LockType(a.locktype).base
+    r = f.locks.test(key, start, end, lt)
+    if r is not None and mgr.courteous_break(list(f.locks.conflicts(key, start, end, lt))):
+        r = f.locks.test(key, start, end, lt)
     if r is not None:
         raise _denied(r)
     return LocktRes(0, has_stateid=False)
@@ -375,7 +376,7 @@ async def op_locku(ctx: CompoundContext, a: LockuArgs) -> StateidRes:
     same_file(ctx, ls)
     start, end = lock_range(a.offset, a.length)
     async with ls.file.mutex:
-        ls.file.locks.unlock(ls.owner, start, end)
+        ls.file.locks.unlock(ls.owner.key, start, end)
         ls.seqid = next_seqid(ls.seqid)
     ctx.stateid = ls.stateid()
     return StateidRes(0, ctx.stateid)
