@@ -24,10 +24,10 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from securenfs.locking.filecache import OpenFileCache
 from securenfs.locking.locks import FileLocks, OwnerKey
 from securenfs.locking.shares import FileShares
 from securenfs.locking.stateids import Revoked, Stateid, StateidTable, StateKind, next_seqid
-from securenfs.state.fdcache import FdCache
 
 log = logging.getLogger("securenfs.state")
 
@@ -118,7 +118,8 @@ class StateManager:
         self.table: StateidTable[Any] = StateidTable(boot_epoch)
         self.files: dict[bytes, FileState] = {}
         self.clients: dict[int, ClientState] = {}
-        self.fds = FdCache(max_open_files)
+        #: Bounded descriptor cache, keyed by ((fh, creds), access mode).
+        self.fds = OpenFileCache(max_open_files)
         #: Whether a client's lease has run out (the client table answers).
         self.lease_expired: Callable[[int], bool] = lease_expired or (lambda cid: False)
         self.revocations = 0

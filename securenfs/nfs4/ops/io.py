@@ -63,7 +63,7 @@ async def _io_fd(ctx: CompoundContext, raw: bytes, write: bool) -> tuple[Any, tu
         if not stat_mod.S_ISREG(st.st_mode):
             raise Nfs4Error(Stat.INVAL, "I/O on something that is not a regular file")
         fs, fh = node.fs, node.fh
-        return node, (fh, acc, creds), lambda: fsops.open_fh(fs, fh, acc, creds)
+        return node, ((fh, creds), acc), lambda: fsops.open_fh(fs, fh, acc, creds)
     state = mgr.table.lookup(client_id(ctx), sid, None)
     same_file(ctx, state)
     op: OpenState = state.open if isinstance(state, LockState) else state
@@ -77,7 +77,7 @@ async def _io_fd(ctx: CompoundContext, raw: bytes, write: bool) -> tuple[Any, tu
         # A write-only open may still read when the user may (the kernel decides).
         acc = os.O_RDWR if op.access == 3 else os.O_RDONLY
     fs, fh, creds = op.node.fs, op.node.fh, op.creds
-    return node, (fh, acc, creds), lambda: fsops.open_fh(fs, fh, acc, creds)
+    return node, ((fh, creds), acc), lambda: fsops.open_fh(fs, fh, acc, creds)
 
 
 async def op_read(ctx: CompoundContext, a: ReadArgs) -> ReadRes:
@@ -91,7 +91,7 @@ async def op_read(ctx: CompoundContext, a: ReadArgs) -> ReadRes:
 
 
 def _read(cache: Any, key: Any, opener: Any, count: int, offset: int) -> tuple[bytes, bool]:
-    with cache.use(key, opener) as fd:
+    with cache.use(*key, opener) as fd:
         return fsops.pread(fd, count, offset)
 
 
@@ -107,7 +107,7 @@ async def op_write(ctx: CompoundContext, a: WriteArgs) -> WriteRes:
 
 
 def _write(cache: Any, key: Any, opener: Any, data: Any, offset: int, stable: int) -> int:
-    with cache.use(key, opener) as fd:
+    with cache.use(*key, opener) as fd:
         return fsops.pwrite(fd, data, offset, stable)
 
 
@@ -123,12 +123,12 @@ async def op_commit(ctx: CompoundContext, a: CommitArgs) -> CommitRes:
     if not stat_mod.S_ISREG(st.st_mode):
         raise Nfs4Error(Stat.ISDIR if stat_mod.S_ISDIR(st.st_mode) else Stat.INVAL, "COMMIT of a non-file")
     # fsync needs a real descriptor but grants nothing: opened with the server's identity.
-    await ctx.run(_commit, ctx.svc.state.fds, (fh, "commit"), lambda: fsops.open_fh(fs, fh, os.O_RDONLY, ROOT))
+    await ctx.run(_commit, ctx.svc.state.fds, ((fh, "commit"), os.O_RDONLY), lambda: fsops.open_fh(fs, fh, os.O_RDONLY, ROOT))
     return CommitRes(0, ctx.svc.write_verifier)
 
 
 def _commit(cache: Any, key: Any, opener: Any) -> None:
-    with cache.use(key, opener) as fd:
+    with cache.use(*key, opener) as fd:
         fsops.fsync(fd)
 
 

@@ -105,7 +105,7 @@ async def op_setattr(ctx: CompoundContext, a: SetattrArgs) -> SetattrRes:
 
 
 def _truncate(cache: Any, key: Any, opener: Any, size: int) -> None:
-    with cache.use(key, opener) as fd:
+    with cache.use(*key, opener) as fd:
         fsops.truncate(fd, size)
 
 

@@ -209,10 +209,13 @@ async def _grant(ctx: CompoundContext, cid: int, owner_name: bytes, fnode: Node,
                 if mgr.courteous_break(holders):
                     pass  # the expired holders' state is gone: check again below
             check_open(f.shares, existing, want_a, want_d)
-            key = (fnode.fh, accflags(access), creds)
+            key = ((fnode.fh, creds), accflags(access))
             assert fnode.fs is not None
             if fd is not None:
-                mgr.fds.put(key, fd)
+                # Adopt the descriptor that created the file (it may write a mode-0444 file).
+                created_fd = fd
+                with mgr.fds.use(*key, lambda: created_fd):
+                    pass
             else:
                 # Opening as the caller is the permission check of OPEN.
                 with_fd = await ctx.run(_touch_fd, mgr.fds, key, fnode.fs, fnode.fh, accflags(access), creds, size)
@@ -226,7 +229,7 @@ async def _grant(ctx: CompoundContext, cid: int, owner_name: bytes, fnode: Node,
 
 
 def _touch_fd(cache: Any, key: Any, fs: Any, fh: bytes, acc: int, creds: Any, size: int | None) -> bool:
-    with cache.use(key, lambda: fsops.open_fh(fs, fh, acc, creds)) as fd:
+    with cache.use(*key, lambda: fsops.open_fh(fs, fh, acc, creds)) as fd:
         if size is not None:
             fsops.truncate(fd, size)
     return True
