@@ -12,10 +12,10 @@ from typing import Any
 import pytest
 
 from securenfs.client.gss import GssClientAuth
-from securenfs.client.nfs4 import Nfs4Client
+from securenfs.client.nfs4 import Nfs4Client, Nfs4Error
 from securenfs.client.rpc import RpcClient
 from securenfs.config import ClientRule
-from securenfs.nfs4.constants import Access4, Attr, Op
+from securenfs.nfs4.constants import Access4, Attr, Op, Stat
 from securenfs.nfs4.xdr4 import AccessArgs, AccessRes, FhArgs
 from securenfs.rpc.constants import NFS_PROGRAM, NFS_V4
 from securenfs.rpcsec_gss.constants import GssService
@@ -45,6 +45,9 @@ def idmap_server(tmp_path: Path, kdc_realm: KdcRealm, slapd_directory: Directory
     mine = home / "alice.txt"
     mine.write_text("alice's\n")
     os.chown(mine, 5001, 5000)
+    own_dir = home / "alice-home"
+    own_dir.mkdir()
+    os.chown(own_dir, 5001, 5000)
     srv.start()
     try:
         yield srv
@@ -98,3 +101,37 @@ def test_getattr_shows_directory_names(idmap_server: NfsServer, kdc_realm: KdcRe
     owner, group = (v.decode() if isinstance(v, bytes) else v for v in (attrs[Attr.OWNER], attrs[Attr.OWNER_GROUP]))
     assert owner == f"alice@{DOMAIN}"
     assert group == f"staff@{DOMAIN}"
+
+
+def test_files_created_by_a_principal_belong_to_its_uid(idmap_server: NfsServer, kdc_realm: KdcRealm) -> None:  # noqa: F811
+    async def main() -> tuple[dict[int, Any], int, int, list[int]]:
+        alice = await _session(idmap_server, kdc_realm, "alice")
+        try:
+            d = await alice.lookup_path("/home/alice-home")
+            f = await alice.open(d, "created.txt", create=True)
+            await alice.write(f.fh, 0, b"written as alice over krb5i\n", f.stateid)
+            attrs = await alice.getattr(f.fh, [Attr.OWNER, Attr.OWNER_GROUP])
+            # an owner string the directory does not know: NFS4ERR_BADOWNER, nothing changed
+            try:
+                await alice.setattr(f.fh, {Attr.OWNER: b"nosuchuser@" + DOMAIN.encode()})
+                bad = 0
+            except Nfs4Error as exc:
+                bad = exc.status
+            # a group alice belongs to, by name: allowed (the kernel decides, as alice)
+            try:
+                await alice.setattr(f.fh, {Attr.OWNER_GROUP: f"cyc-a@{DOMAIN}".encode()})
+                chgrp = 0
+            except Nfs4Error as exc:
+                chgrp = exc.status
+            await alice.close_file(f)
+            return attrs, bad, chgrp, []
+        finally:
+            await alice.close()
+
+    attrs, bad, chgrp, _ = asyncio.run(main())
+    st = os.stat(idmap_server.paths["/home"] / "alice-home" / "created.txt")
+    assert (st.st_uid, st.st_gid) == (5001, CYC_A), "created as alice's LDAP uid, then chgrp'd to cyc-a"
+    owner = attrs[Attr.OWNER]
+    assert (owner.decode() if isinstance(owner, bytes) else owner) == f"alice@{DOMAIN}"
+    assert bad == Stat.BADOWNER
+    assert chgrp == 0
