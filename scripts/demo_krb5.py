@@ -60,7 +60,28 @@ async def client_session(port: int, host: str, ccache: Path, service_name: str) 
         fh = await client.mount("/secure")
         out.append("mounted /secure (EXCHANGE_ID, CREATE_SESSION, RECLAIM_COMPLETE, LOOKUP, SECINFO_NO_NAME)")
         sec = await client.secinfo_no_name(fh)
-        out.append(f"SECINFO_NO_NAME says: {sec}")
+        names = {1: "krb5", 2: "krb5i", 3: "krb5p"}
+        flavors = [names.get(e.service, "?") if e.flavor == 6 else {1: "sys"}.get(e.flavor, str(e.flavor))
+                   for e in sec.entries]
+        out.append(f"SECINFO_NO_NAME: the export accepts {', '.join(flavors)}")
+        home = await client.lookup_path("/secure/alice")
+        text = b"written by alice over krb5p\n" * 1000
+        f = await client.open(home, "hello.txt", create=True)
+        await client.write(f.fh, 0, text, f.stateid)
+        back = await client.read(f.fh, 0, len(text) + 10, f.stateid)
+        await client.close_file(f)
+        ok = bytes(back.data) == text
+        out.append(f"wrote {len(text)} bytes to /secure/alice/hello.txt (FILE_SYNC) and read them back: "
+                   f"{'identical' if ok else 'DIFFERENT'}")
+        if not ok:
+            raise SystemExit("demo: data read back differs from what was written")
+        entries = await client.readdir_all(home, attrs=[Attr.TYPE, Attr.FILEID, Attr.SIZE, Attr.OWNER, Attr.MODE])
+        out.append("READDIR /secure/alice:")
+        for _cookie, name, attrs in sorted(entries, key=lambda e: e[1]):
+            owner = attrs.get(Attr.OWNER)
+            owner_s = owner.decode() if isinstance(owner, bytes) else owner
+            out.append(f"    {name.decode():12} {attrs.get(Attr.SIZE):>6} bytes  mode {attrs.get(Attr.MODE, 0):o}"
+                       f"  owner {owner_s}")
         entries = await client.readdir_all(fh, attrs=[Attr.TYPE, Attr.FILEID, Attr.SIZE, Attr.OWNER, Attr.MODE])
         out.append("READDIR /secure:")
         for _cookie, name, attrs in sorted(entries, key=lambda e: e[1]):
@@ -95,6 +116,10 @@ def run(base: Path) -> None:
         (secure / "report.txt").write_text("quarterly numbers\n")
         (secure / "notes").mkdir()
         os.chmod(secure, 0o755)
+        (secure / "alice").mkdir()
+        os.chown(secure / "alice", 5001, 5001)
+        idmap_file = base / "idmap.static"
+        idmap_file.write_text(f"user alice 5001 5001\ngroup alice 5001 alice\n")
         state = base / "state-krb5"
         port = socket.socket()
         port.bind(("127.0.0.1", 0))
@@ -114,6 +139,11 @@ keytab = "{keytab}"
 
 [idmap]
 domain = "{realm.realm.lower()}"
+local_realms = ["{realm.realm}"]
+backends = ["static", "nss"]
+
+[idmap.static]
+path = "{idmap_file}"
 
 [[exports]]
 path = "{secure}"
