@@ -1,10 +1,13 @@
-"""The start-up gate: run the preflight and switch off Kerberos exports whose checks fail.
+"""The start-up gate: run the preflight and serve a Kerberos flavor only when its checks pass.
 
-An export that needs only AUTH_SYS never waits on Kerberos checks.  An export that lists
-Kerberos flavors and ``sys`` keeps only ``sys`` while the Kerberos checks fail; an export
-with Kerberos flavors only is switched off.  Each decision is logged with the failing check
-and its remedy, and `securenfs status` shows it.  With ``strict`` the server refuses to start
-instead.
+An export that needs only AUTH_SYS never waits on Kerberos checks: the server starts
+listening at once with every Kerberos flavor held back (:func:`held_back`), runs the
+preflight in the background, and then enables the Kerberos flavors whose checks passed
+(:func:`decide`).  An export that lists Kerberos flavors and ``sys`` keeps only ``sys`` while
+the Kerberos checks fail; an export with Kerberos flavors only stays switched off.  Each
+decision is logged with the failing check and its remedy, and `securenfs status` shows it.
+With ``preflight.strict`` (``--strict``) the preflight runs before the server listens and any
+failure refuses the start.
 """
 
 from __future__ import annotations
@@ -12,50 +15,92 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 
-from securenfs.config import Config, ExportConfig
+from securenfs.config import KERBEROS_FLAVORS, Config
 
 log = logging.getLogger("securenfs.gate")
 
 
 @dataclass(slots=True)
 class GateOutcome:
+    #: pseudo path -> the flavors that may be served, for every export the gate narrowed
+    overrides: dict[str, list[str]] = field(default_factory=dict)
     #: pseudo path -> readable reasons (one per failing check, with its remedy)
-    restricted: dict[str, list[str]] = field(default_factory=dict)
-    #: exports switched off entirely (no flavor left)
-    disabled: list[ExportConfig] = field(default_factory=list)
-    ran: bool = False
+    reasons: dict[str, list[str]] = field(default_factory=dict)
+
+    @property
+    def restricted(self) -> bool:
+        return bool(self.overrides)
+
+    def serves_kerberos(self, cfg: Config) -> bool:
+        """Whether any export still serves a Kerberos flavor after the gate."""
+        return any(f in KERBEROS_FLAVORS for e in cfg.exports for f in self.overrides.get(e.pseudo, e.sec))
 
 
-def run_gate(cfg: Config) -> GateOutcome:
-    """Run the preflight for ``cfg`` and narrow ``cfg.exports`` in place."""
-    out = GateOutcome()
-    if not cfg.preflight.enabled or not cfg.uses_kerberos:
-        return out
+def needed(cfg: Config) -> bool:
+    return cfg.preflight.enabled and cfg.uses_kerberos
+
+
+def held_back(cfg: Config) -> dict[str, list[str]]:
+    """While the preflight runs: every export without its Kerberos flavors."""
+    return {e.pseudo: [f for f in e.sec if f not in KERBEROS_FLAVORS] for e in cfg.exports if e.needs_kerberos}
+
+
+def decide(cfg: Config) -> GateOutcome:
+    """Run the preflight for ``cfg`` (blocking, bounded by its per-check timeouts)."""
     from preflight import run_preflight
     from preflight.gate import decide_exports
     from preflight.settings import PreflightSettings
 
     settings = PreflightSettings.from_server_config(cfg)
     report = run_preflight(settings)
-    out.ran = True
     decisions = {d.pseudo: d for d in decide_exports(report, settings.exports)}
-    kept: list[ExportConfig] = []
+    out = GateOutcome()
     for e in cfg.exports:
         d = decisions.get(e.pseudo)
         if d is None or list(d.flavors) == list(e.sec):
-            kept.append(e)
             continue
-        reasons = [f"{r.id} {r.summary}" + (f" -- fix: {r.remedy}" if r.remedy else "") for r in d.reasons]
-        out.restricted[e.pseudo] = reasons or ["preflight checks failed"]
-        if d.flavors:
+        out.overrides[e.pseudo] = list(d.flavors)
+        out.reasons[e.pseudo] = [f"{r.id} {r.summary}" + (f" -- fix: {r.remedy}" if r.remedy else "")
+                                 for r in d.reasons] or ["preflight checks failed"]
+    return out
+
+
+def log_outcome(cfg: Config, out: GateOutcome) -> None:
+    for e in cfg.exports:
+        if e.pseudo not in out.overrides:
+            continue
+        flavors = out.overrides[e.pseudo]
+        if flavors:
             log.error("export %s: Kerberos flavors switched off, serving only %s, because:",
-                      e.pseudo, ",".join(d.flavors))
-            e.sec = list(d.flavors)
-            kept.append(e)
+                      e.pseudo, ",".join(flavors))
         else:
             log.error("export %s (%s) is switched off because:", e.pseudo, ",".join(e.sec))
-            out.disabled.append(e)
-        for r in reasons:
+        for r in out.reasons[e.pseudo]:
             log.error("    %s", r)
+
+
+@dataclass(slots=True)
+class _Narrowed:
+    restricted: dict[str, list[str]] = field(default_factory=dict)
+    disabled: list[object] = field(default_factory=list)
+
+
+def run_gate(cfg: Config) -> _Narrowed:
+    """Run the preflight now and narrow ``cfg.exports`` in place (before the server listens)."""
+    out = _Narrowed()
+    if not needed(cfg):
+        return out
+    decision = decide(cfg)
+    log_outcome(cfg, decision)
+    out.restricted = decision.reasons
+    kept = []
+    for e in cfg.exports:
+        if e.pseudo in decision.overrides:
+            flavors = decision.overrides[e.pseudo]
+            if not flavors:
+                out.disabled.append(e)
+                continue
+            e.sec = list(flavors)
+        kept.append(e)
     cfg.exports = kept
     return out

@@ -19,7 +19,7 @@ When the server cannot serve some flavor at all (no keytab: no Kerberos), pass
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 
 from securenfs.config import FLAVORS
@@ -55,16 +55,26 @@ def secinfo_entry(name: str) -> SecInfo:
 
 
 class SecPolicy:
-    """Immutable view of one :class:`ExportTable`; thread-safe."""
+    """Immutable view of one :class:`ExportTable`; thread-safe.  To change the policy of a
+    running server, build a new one and swap the reference."""
 
-    def __init__(self, table: ExportTable, available: Collection[str] | None = None):
+    def __init__(self, table: ExportTable, available: Collection[str] | None = None,
+                 overrides: Mapping[str, Collection[str]] | None = None):
+        """``overrides`` narrows some exports (by pseudo path) to fewer flavors, e.g. the
+        start-up gate holding back Kerberos flavors whose preflight checks failed; an empty
+        collection switches that export off."""
         self.table = table
         self._available = frozenset(FLAVORS if available is None else available)
         unknown = self._available - set(FLAVORS)
         if unknown:
             raise ValueError(f"unknown flavors {sorted(unknown)}")
+        overrides = overrides or {}
         # Precompute per export and per node: the answers are asked for on every op.
-        self._by_export = {e.export_id: self._filter(e.flavors) for e in table.exports}
+        self._by_export = {
+            e.export_id: self._filter(tuple(f for f in e.flavors if f in overrides[e.pseudo])
+                                      if e.pseudo in overrides else e.flavors)
+            for e in table.exports
+        }
         self._by_node: dict[int, tuple[str, ...]] = {}
         for node in table.root.walk():
             self._by_node[node.node_id] = self._node_flavors(node)
