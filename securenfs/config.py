@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from securenfs.recovery.settings import RecoveryConfigError, RecoverySettings, settings_from_mapping
+
 log = logging.getLogger("securenfs.config")
 
 DEFAULT_CONFIG_PATH = Path("/etc/securenfs/securenfs.toml")
@@ -126,6 +128,8 @@ class Config:
     kerberos: KerberosConfig = field(default_factory=KerberosConfig)
     preflight: PreflightConfig = field(default_factory=PreflightConfig)
     exports: list[ExportConfig] = field(default_factory=list)
+    #: [recovery]: where client records live and the cluster settings (securenfs.recovery).
+    recovery: RecoverySettings = field(default_factory=RecoverySettings)
     #: The raw [idmap] table, parsed by the idmap package (idmap.config).
     idmap_raw: dict[str, Any] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
@@ -330,6 +334,8 @@ def parse(data: dict[str, Any], source: str = "<config>") -> Config:
     pc.strict = bool(p.get("strict", bool, False))
     p.finish()
 
+    cfg.recovery = _parse_recovery(top.get("recovery", dict, {}), source)
+
     cfg.idmap_raw = dict(top.get("idmap", dict, {}))
     if cfg.idmap_raw:
         _check_idmap(cfg.idmap_raw, source)
@@ -338,6 +344,26 @@ def parse(data: dict[str, Any], source: str = "<config>") -> Config:
     top.finish()
     validate(cfg)
     return cfg
+
+
+def _parse_recovery(table: dict[str, Any], source: str) -> RecoverySettings:
+    """The [recovery] table, read by the recovery package's own parser (one definition)."""
+    try:
+        return settings_from_mapping(table)
+    except RecoveryConfigError as exc:
+        # The recovery package words its errors "recovery.<key> ...: <fix>".
+        text = str(exc)
+        key, _, rest = text.partition(" ")
+        if not key.startswith("recovery."):
+            raise ConfigError(source, "recovery", text) from None
+        key = key.rstrip(":")
+        if rest.startswith("= "):
+            value, _, fix = rest[2:].partition(": ")
+            raise ConfigError(source, key, f"{value} is not valid", fix) from None
+        if rest.startswith("unknown key"):
+            raise ConfigError(source, key, rest, "remove it or correct its spelling") from None
+        message, _, fix = rest.partition(": ")
+        raise ConfigError(source, key, message, fix) from None
 
 
 def _check_idmap(table: dict[str, Any], source: str) -> None:
@@ -498,6 +524,14 @@ def dump(cfg: Config) -> str:
     for name in ("enabled", "strict", "ntp_servers", "dns_servers", "hosts_file", "timeout", "probe_user"):
         v = getattr(pc, name)
         out.append(f"# {name} = (not set)" if v is None else f"{name} = {_toml_value(v)}")
+    out += ["", "[recovery]"]
+    rc = cfg.recovery
+    out.append(f"backend = {_toml_value(rc.backend)}")
+    if rc.backend == "etcd" or rc.node_id or rc.etcd_endpoints:
+        out.append(f"node_id = {_toml_value(rc.node_id)}" if rc.node_id else "# node_id = (not set)")
+        out.append(f"etcd_endpoints = {_toml_value(rc.etcd_endpoints)}")
+    for name in ("etcd_prefix", "member_ttl", "etcd_timeout"):
+        out.append(f"{name} = {_toml_value(getattr(rc, name))}")
     if cfg.idmap_raw:
         out += ["", "[idmap]"]
         for k2, v in cfg.idmap_raw.items():

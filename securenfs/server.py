@@ -21,6 +21,7 @@ from securenfs.rpc.constants import AuthFlavor
 from securenfs.rpc.transport import RpcServer, TransportLimits
 
 if TYPE_CHECKING:
+    from securenfs.recovery.service import Recovery
     from securenfs.rpcsec_gss.handler import RpcsecGssHandler
 
 log = logging.getLogger("securenfs.server")
@@ -71,6 +72,7 @@ class Server:
         self.disabled_exports: dict[str, list[str]] = {}
         self.switched_off: list[ExportConfig] = []
         self.owners: object | None = None
+        self.recovery: Recovery | None = None
 
     async def start(self) -> None:
         prepare_state_dir(self.cfg.server.state_dir)
@@ -88,17 +90,12 @@ class Server:
         if self.cfg.uses_kerberos:
             self.enable_gss()
         self._build_nfs4()
-        for addr in self.cfg.server.listen:
-            try:
-                self.bound += await self.rpc.listen(addr.host, addr.port)
-            except OSError as exc:
-                raise StartupError(f"cannot listen on {addr}: {exc.strerror}; "
-                                   "is another NFS server running? choose another address with --listen") from None
+        await self._start_recovery()
         try:
-            await self.admin.start()
-        except OSError as exc:
-            raise StartupError(f"admin socket {self.admin.path}: {exc.strerror}; "
-                               "set server.admin_socket to a writable path") from None
+            await self._listen()
+        except StartupError:
+            await self._stop_recovery()  # release the store (its lock) for the next attempt
+            raise
         if self.gss is not None:
             self.admin.add_provider("gss", self._status_gss)
         log.info("serving NFSv4.1 on %s (%d export(s))",
@@ -139,6 +136,39 @@ class Server:
         if mapper is not None:
             self.admin.add_provider("idmap", mapper.stats)
 
+    async def _listen(self) -> None:
+        for addr in self.cfg.server.listen:
+            try:
+                self.bound += await self.rpc.listen(addr.host, addr.port)
+            except OSError as exc:
+                raise StartupError(f"cannot listen on {addr}: {exc.strerror}; "
+                                   "is another NFS server running? choose another address with --listen") from None
+        try:
+            await self.admin.start()
+        except OSError as exc:
+            raise StartupError(f"admin socket {self.admin.path}: {exc.strerror}; "
+                               "set server.admin_socket to a writable path") from None
+
+    async def _start_recovery(self) -> None:
+        """Client records and the grace period (RFC 8881 §8.4.2), before listening: a server
+        that cannot keep client records refuses to start rather than serve without them."""
+        from securenfs.recovery.errors import RecoveryError
+        from securenfs.recovery.settings import build_recovery
+
+        assert self.identity is not None and self.nfs.service is not None
+        sc = self.cfg.server
+        rec = build_recovery(self.cfg.recovery, sc.state_dir, grace_time=sc.grace_time, lease_time=sc.lease_time)
+        try:
+            await rec.start(self.identity.boot_epoch)
+        except RecoveryError as exc:
+            raise StartupError(f"client recovery ({self.cfg.recovery.backend}): {exc}") from None
+        except ImportError as exc:
+            raise StartupError(f"client recovery ({self.cfg.recovery.backend}): {exc}; install the "
+                               "missing package or use backend = \"sqlite\"") from None
+        self.recovery = rec
+        self.nfs.service.recovery = rec
+        self.admin.add_provider("grace", rec.status)
+
     def request_stop(self) -> None:
         self._stop.set()
 
@@ -175,6 +205,7 @@ class Server:
         log.info("stopping: no new connections; finishing calls in flight")
         await self.rpc.stop()
         await self.admin.stop()
+        await self._stop_recovery()
         if self.nfs.service is not None:
             self.nfs.service.ns.close()
         close = getattr(self.owners, "close", None)
@@ -184,6 +215,20 @@ class Server:
             await self.gss.stop()
         self.executor.shutdown(wait=True, cancel_futures=True)
         log.info("stopped")
+
+    async def _stop_recovery(self) -> None:
+        """Every record is already durable; forget clients that hold nothing (they have
+        nothing to reclaim) and close the store.  Never waits out leases (seed 004, point 4)."""
+        rec, svc = self.recovery, self.nfs.service
+        if rec is None:
+            return
+        self.recovery = None
+        try:
+            if svc is not None:
+                await svc.settle_records()
+                await rec.forget_stateless(svc.stateless_owners())
+        finally:
+            await rec.stop()
 
     async def run_until_stopped(self) -> None:
         loop = asyncio.get_running_loop()

@@ -8,7 +8,7 @@ import os
 import struct
 import time
 from concurrent.futures import Executor
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from securenfs.exports.table import Export
 from securenfs.nfs4.constants import Attr, Stat
@@ -23,6 +23,9 @@ from securenfs.state.opens import StateManager
 from securenfs.state.sessions import ServerLimits, SessionTable
 from securenfs.vfs.errors import BadCookie, BadName, CookieVerifierMismatch, FsError
 from securenfs.vfs.handles import BadHandle
+
+if TYPE_CHECKING:
+    from securenfs.recovery.service import Recovery
 
 log = logging.getLogger("securenfs.nfs4")
 
@@ -40,12 +43,29 @@ class Nfs4Service:
         self.executor = executor
         self.owners: OwnerMapper = owners or NumericOwners()
         self.lease_time = lease_time
-        self.clients = ClientTable(server_owner, server_scope, lease_time, IMPL_ID)
+        self.clients = ClientTable(server_owner, server_scope, lease_time, IMPL_ID, boot_epoch=boot_epoch)
         self.sessions = SessionTable(limits)
         #: Opens, locks and stateids (core II); stateids carry the boot epoch.
         self.state = StateManager(boot_epoch, max_open_files=max_open_files,
                                   lease_expired=self._lease_expired)
         self.clients.on_drop = self._client_dropped
+        self.clients.on_expire = self._client_expired
+        #: Stable client records and the grace period (securenfs.recovery); None serves
+        #: without them (reclaims then get NFS4ERR_NO_GRACE).
+        self.recovery: Recovery | None = None
+        self._record_tasks: set[asyncio.Task[None]] = set()
+        # A client whose state is revoked after its lease expired loses its right to
+        # reclaim after a restart (RFC 8881 §8.4.3): its record goes with the state.
+        revoke = self.state.revoke_client
+
+        def revoke_and_forget(clientid: int, *args: Any, **kw: Any) -> int:
+            n = revoke(clientid, *args, **kw)
+            c = self.clients.get(clientid)
+            if c is not None:
+                self.forget_record(c.ownerid)
+            return n
+
+        self.state.revoke_client = revoke_and_forget  # type: ignore[method-assign]
         self.clients.state_probe = lambda cid: bool(self.state.clients.get(cid))
         #: WRITE/COMMIT verifier: changes at every start (RFC 8881 §18.32.3).
         self.write_verifier = struct.pack(">Q", boot_epoch)
@@ -60,6 +80,33 @@ class Nfs4Service:
     def _lease_expired(self, clientid: int) -> bool:
         c = self.clients.get(clientid)
         return c is None or c.lease_expired(self.lease_time)
+
+    def _client_expired(self, client: Client) -> None:
+        self.forget_record(client.ownerid)
+
+    def forget_record(self, owner_id: bytes) -> None:
+        """Remove a client's stable record in the background (the caller holds no await)."""
+        rec = self.recovery
+        if rec is None:
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return
+        t = loop.create_task(rec.client_removed(owner_id))
+        self._record_tasks.add(t)
+        t.add_done_callback(self._record_tasks.discard)
+
+    async def settle_records(self) -> None:
+        """Wait for background record removals (clean stop)."""
+        if self._record_tasks:
+            await asyncio.gather(*list(self._record_tasks), return_exceptions=True)
+
+    def stateless_owners(self) -> list[bytes]:
+        """Confirmed clients holding no open or lock (nothing to reclaim after a restart)."""
+        held = {c.ownerid for c in self.clients.clients()
+                if c.confirmed and self.state.clients.get(c.clientid)}
+        return [c.ownerid for c in self.clients.clients() if c.confirmed and c.ownerid not in held]
 
     def _client_dropped(self, client: Client) -> None:
         self.sessions.forget_client(client)
@@ -117,8 +164,10 @@ class Nfs4Service:
         conn.on_close(lambda c: self.sessions.connection_closed(c.id))
 
     def on_reclaim_complete(self, client: Client) -> None:
-        """Extension point: the grace manager (core II) counts these to end grace early."""
+        """A global RECLAIM_COMPLETE: the grace manager counts these to end grace early."""
         log.debug("%s: RECLAIM_COMPLETE", client.describe())
+        if self.recovery is not None:
+            self.recovery.reclaim_complete(client.ownerid)
 
     @staticmethod
     def fs_status(exc: FsError) -> int:

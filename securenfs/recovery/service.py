@@ -61,6 +61,12 @@ class Recovery:
             raise
         recs = self.store.reclaimable_records()
         self.grace.start(self.store.reclaimable(), {o: _label(r) for o, r in recs.items()})
+        # With nobody to wait for, grace ends before the first request is read (and a
+        # cluster's grace state is known before this node serves anything).
+        try:
+            await self.step()
+        except RecoveryError as exc:
+            log.warning("first grace round: %s (retried in the background)", exc)
         self._task = asyncio.create_task(self._run(), name="securenfs-grace")
 
     async def take_over(self, node_id: str) -> int:
@@ -79,6 +85,17 @@ class Recovery:
     async def client_confirmed(self, owner_id: bytes, principal: str | None) -> ClientRecord:
         """Durable on return; raises RecoveryUnavailable (answer NFS4ERR_DELAY, do not confirm)."""
         return await self.store.record_client(owner_id, principal)
+
+    async def forget_stateless(self, owner_ids: list[bytes]) -> None:
+        """Clean stop: clients that hold no open or lock have nothing to reclaim, so their
+        records go (a reclaim from them would be bogus: NFS4ERR_RECLAIM_BAD).  Then the next
+        grace period waits only for clients that really hold state."""
+        for owner in owner_ids:
+            try:
+                await self.store.remove_client(owner)
+            except RecoveryError as exc:
+                log.warning("%s (the record stays; it is dropped at the end of the next grace period)", exc)
+                return
 
     async def client_removed(self, owner_id: bytes) -> None:
         """DESTROY_CLIENTID, or the client's state revoked after its lease expired."""
@@ -138,6 +155,8 @@ class Recovery:
     # -- admin and stop ------------------------------------------------------------------------
     def status(self) -> dict[str, Any]:
         st = self.grace.status()
+        # The name the admin socket's human view reads.
+        st["clients_to_reclaim"] = st["clients_missing"] if st["local_grace"] == "in_grace" else []
         st["epoch"] = self.epoch
         st["backend"] = type(self.store).__name__
         if self.cluster is not None:

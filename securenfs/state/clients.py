@@ -1,8 +1,10 @@
 """Client records and the EXCHANGE_ID case matrix (RFC 8881 §18.35.5).
 
 A client is known by its co_ownerid.  Each owner may have one confirmed and one unconfirmed
-record; CREATE_SESSION confirms.  Client ids are 64 random bits (unguessable, so a client
-cannot act on another's id by guessing), and every later use checks that the record exists
+record; CREATE_SESSION confirms.  A client id is the server's boot epoch (high 32 bits) and 32
+random bits: an id from before a restart carries another epoch and can never be confused
+with a current one (NFS4ERR_STALE_CLIENTID, RFC 8881 §8.4.2.1, §18.35.4); the random half
+keeps ids unguessable within one boot.  Every use checks that the record exists
 (NFS4ERR_STALE_CLIENTID after a restart or expiry).
 
 The "principal" compared in the matrix is the RPC identity of the EXCHANGE_ID caller: the
@@ -97,7 +99,8 @@ class _Owner:
 
 class ClientTable:
     def __init__(self, server_owner: bytes, server_scope: bytes, lease_time: int,
-                 impl: ImplId | None = None):
+                 impl: ImplId | None = None, *, boot_epoch: int = 1):
+        self.boot_epoch = boot_epoch & 0xFFFFFFFF
         self.server_owner = server_owner
         self.server_scope = server_scope
         self.lease_time = lease_time
@@ -108,6 +111,9 @@ class ClientTable:
         self.state_probe: Callable[[int], bool] | None = None
         #: Called when a record goes away (the session table forgets its sessions).
         self.on_drop: Callable[[Client], None] | None = None
+        #: Called when a confirmed client is removed because its lease ran out (its stable
+        #: record goes too: it lost its right to reclaim, RFC 8881 §8.4.3).
+        self.on_expire: Callable[[Client], None] | None = None
 
     # -- queries -------------------------------------------------------------------------------
     def get(self, clientid: int) -> Client | None:
@@ -116,6 +122,9 @@ class ClientTable:
     def require(self, clientid: int) -> Client:
         c = self._by_id.get(clientid)
         if c is None:
+            if self.epoch_of(clientid) != self.boot_epoch:
+                raise Nfs4Error(Stat.STALE_CLIENTID, f"client id {clientid:#018x} is from before a restart "
+                                f"(epoch {self.epoch_of(clientid)}, now {self.boot_epoch})")
             raise Nfs4Error(Stat.STALE_CLIENTID, f"client id {clientid:#018x} unknown")
         return c
 
@@ -128,9 +137,13 @@ class ClientTable:
     # -- changes -------------------------------------------------------------------------------
     def _new_id(self) -> int:
         while True:
-            cid = secrets.randbits(64)
+            cid = (self.boot_epoch << 32) | secrets.randbits(32)
             if cid and cid not in self._by_id:
                 return cid
+
+    def epoch_of(self, clientid: int) -> int:
+        """The boot epoch a client id was issued under."""
+        return clientid >> 32
 
     def _new_record(self, args: ExchangeIdArgs, principal: str, peer: str) -> Client:
         c = Client(self._new_id(), args.ownerid, args.verifier, principal, peer=peer, state_probe=self.state_probe)
@@ -247,7 +260,10 @@ class ClientTable:
         log.info("%s confirmed", c.describe())
 
     def expire(self, c: Client, why: str) -> None:
+        confirmed = c.confirmed
         self._drop(c, why)
+        if confirmed and self.on_expire is not None:
+            self.on_expire(c)
 
     def destroy(self, c: Client) -> None:
         self._drop(c, "DESTROY_CLIENTID")
@@ -258,6 +274,6 @@ class ClientTable:
         n = 0
         for c in list(self._by_id.values()):
             if c.lease_expired(self.lease_time) and (not c.confirmed or not c.has_state()):
-                self._drop(c, "lease expired")
+                self.expire(c, "lease expired")
                 n += 1
         return n

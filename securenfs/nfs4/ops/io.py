@@ -46,6 +46,11 @@ async def _io_fd(ctx: CompoundContext, raw: bytes, write: bool) -> tuple[Any, tu
     sid = stateid_of(ctx, raw)
     kind = special_kind(sid)
     mgr = ctx.svc.state
+    rec = ctx.svc.recovery
+    if rec is not None and rec.grace.check_io(kind is not None):
+        # RFC 8881 §8.4.2.1: I/O with a stateid reclaimed in this grace period cannot conflict
+        # with another reclaim; I/O outside any open (special stateids) waits for grace to end.
+        raise Nfs4Error(Stat.GRACE, "grace period: I/O with a special stateid waits until it ends")
     if kind is not None:
         # Anonymous (all zeros) or read-bypass (all ones): I/O outside any open.
         creds = await ctx.creds_for(node.export)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from securenfs.nfs4.constants import (
     ChannelDirFromClient,
@@ -67,6 +68,8 @@ async def op_create_session(ctx: CompoundContext, a: CreateSessionArgs) -> Creat
     # callback is sent yet, so CONN_BACK_CHAN is not granted (RFC 8881 §18.36.3).
     flags = a.flags & ~int(CreateSessionFlag.PERSIST | CreateSessionFlag.CONN_RDMA | CreateSessionFlag.CONN_BACK_CHAN)
     if not c.confirmed:
+        if svc.recovery is not None:
+            await _record(svc, c)
         svc.clients.confirm(c)
     s = svc.sessions.create(c, fore, back, flags, a.cb_program, a.sec_parms, ctx.conn_id)
     if ctx.conn is not None:
@@ -78,6 +81,22 @@ async def op_create_session(ctx: CompoundContext, a: CreateSessionArgs) -> Creat
     log.info("%s: session %s created (%d slots, %d ops, max request %d)", c.describe(), s.sessionid.hex(),
              fore.maxrequests, fore.maxoperations, fore.maxrequestsize)
     return res
+
+
+async def _record(svc: Any, c: Client) -> None:
+    """Make the client's stable record durable before it is confirmed (RFC 8881 §8.4.2.1:
+    after a restart the server must know which clients may reclaim).  No durable record, no
+    confirmed client: NFS4ERR_DELAY, and the client retries."""
+    from securenfs.recovery.errors import RecoveryUnavailable
+
+    try:
+        await svc.recovery.client_confirmed(c.ownerid, None if c.principal == "none" else c.principal)
+    except RecoveryUnavailable as exc:
+        log.warning("%s not confirmed: %s", c.describe(), exc)
+        raise Nfs4Error(Stat.DELAY, "the client record could not be made durable; retry") from None
+    if svc.clients.get(c.clientid) is not c:
+        # Replaced by a newer EXCHANGE_ID while the record was written.
+        raise Nfs4Error(Stat.STALE_CLIENTID, f"client id {c.clientid:#018x} was replaced")
 
 
 async def op_destroy_session(ctx: CompoundContext, a: SessionIdArgs) -> StatusRes:
@@ -99,6 +118,9 @@ async def op_destroy_clientid(ctx: CompoundContext, a: ClientIdArgs) -> StatusRe
         # RFC 8881 §18.50.3: sessions, opens or locks still exist.
         raise Nfs4Error(Stat.CLIENTID_BUSY, "the client id still has sessions, opens or locks")
     svc.clients.destroy(c)
+    if svc.recovery is not None:
+        # The client said it is done: it may not reclaim after a restart.
+        await svc.recovery.client_removed(c.ownerid)
     return _OK
 
 
@@ -127,7 +149,15 @@ async def op_reclaim_complete(ctx: CompoundContext, a: ReclaimCompleteArgs) -> S
     assert c is not None  # not allowed without SEQUENCE
     check_mach_cred(ctx, c, Op.RECLAIM_COMPLETE)
     if a.one_fs:
-        # Per-file-system reclaim (rca_one_fs) matters for migration only; nothing to record.
+        # Per-file-system reclaim (rca_one_fs, RFC 8881 §18.51.3): the file system of the
+        # current file handle; it does not end the client's reclaim of the others.
+        rec = ctx.svc.recovery
+        if rec is not None:
+            node = ctx.require_cfh()
+            fs = node.export.export_id if node.export is not None else "pseudo"
+            d = rec.reclaim_complete(c.ownerid, True, fs)
+            if d:
+                raise Nfs4Error(int(d))
         return _OK
     if c.reclaim_complete:
         raise Nfs4Error(Stat.COMPLETE_ALREADY)

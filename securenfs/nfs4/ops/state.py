@@ -102,9 +102,16 @@ async def op_open(ctx: CompoundContext, a: OpenArgs) -> OpenRes:
     if a.owner.clientid != cid:
         raise Nfs4Error(Stat.INVAL, "open_owner carries another client id than the session's")
     access, deny = validate_share(a.share_access, a.share_deny)
-    if a.claim == CLAIM_PREVIOUS:
-        # Reclaims belong to the grace period, which is not running (RFC 8881 §8.4.2).
-        raise Nfs4Error(Stat.NO_GRACE, "CLAIM_PREVIOUS outside a grace period")
+    reclaim = a.claim == CLAIM_PREVIOUS
+    if reclaim:
+        _check_reclaim(ctx, "OPEN CLAIM_PREVIOUS")
+        if a.claim_deleg_type != 0:
+            # No delegation is ever granted, so none can be reclaimed.
+            raise Nfs4Error(Stat.RECLAIM_BAD, "no delegation was granted before the restart")
+        if a.opentype == OPEN4_CREATE:
+            raise Nfs4Error(Stat.INVAL, "CLAIM_PREVIOUS cannot create")
+    elif a.claim in (CLAIM_NULL, CLAIM_FH):
+        _check_new_state(ctx, "OPEN")
     if a.claim in (CLAIM_DELEGATE_CUR, CLAIM_DELEG_CUR_FH):
         raise Nfs4Error(Stat.BAD_STATEID, "no delegation was granted")
     if a.claim in (CLAIM_DELEGATE_PREV, CLAIM_DELEG_PREV_FH):
@@ -162,7 +169,8 @@ async def op_open(ctx: CompoundContext, a: OpenArgs) -> OpenRes:
                 attrset.append(Attr.SIZE)
         fnode = Node(opened.fh, node.export, None, node.fs)
         fmode = opened.st.st_mode
-    elif a.claim == CLAIM_FH:
+    elif a.claim in (CLAIM_FH, CLAIM_PREVIOUS):
+        # CLAIM_PREVIOUS names the file by the current file handle too (RFC 8881 §18.16.3).
         if create:
             raise Nfs4Error(Stat.INVAL, "CLAIM_FH cannot create")
         fnode = node
@@ -178,12 +186,45 @@ async def op_open(ctx: CompoundContext, a: OpenArgs) -> OpenRes:
             raise Nfs4Error(Stat.WRONG_TYPE, "OPEN of a special file")
         st = await _grant(ctx, cid, a.owner.owner, fnode, creds, access, deny, fd, size)
         fd = None
+        if reclaim:
+            _note_reclaim(ctx)
     finally:
         if fd is not None:
             os.close(fd)
     ctx.set_cfh(fnode, checked=True)
     ctx.stateid = st.stateid()
     return OpenRes(0, ctx.stateid, cinfo, OPEN4_RESULT_LOCKTYPE_POSIX, fattr.set_to_bitmap(attrset))
+
+
+def _check_reclaim(ctx: CompoundContext, what: str) -> None:
+    """OPEN CLAIM_PREVIOUS and LOCK reclaim=true (RFC 8881 §8.4.2.1, §18.16.3, §18.10.3):
+    only in grace, only from a client recorded before the restart, only before its
+    RECLAIM_COMPLETE."""
+    rec = ctx.svc.recovery
+    if rec is None:
+        raise Nfs4Error(Stat.NO_GRACE, f"{what} outside a grace period")
+    assert ctx.client is not None
+    d = rec.grace.check_reclaim(ctx.client.ownerid, ctx.client.reclaim_complete)
+    if d:
+        why = {Stat.NO_GRACE: "no grace period for this client (it ended, or RECLAIM_COMPLETE was sent)",
+               Stat.RECLAIM_BAD: "this client was not recorded before the restart"}.get(int(d), "")
+        raise Nfs4Error(int(d), f"{what}: {why}")
+
+
+def _note_reclaim(ctx: CompoundContext) -> None:
+    rec = ctx.svc.recovery
+    if rec is not None:
+        assert ctx.client is not None
+        rec.grace.note_reclaim(ctx.client.ownerid)
+
+
+def _check_new_state(ctx: CompoundContext, what: str) -> None:
+    """Non-reclaim OPEN and LOCK during grace could take what a recorded client is about to
+    reclaim (RFC 8881 §8.4.2.1): NFS4ERR_GRACE until grace ends (in a cluster: until every
+    node's grace ends)."""
+    rec = ctx.svc.recovery
+    if rec is not None and rec.grace.enforcing:
+        raise Nfs4Error(Stat.GRACE, f"{what}: grace period, only reclaims are accepted")
 
 
 def _open_name(fs: Any, dfh: bytes, name: str, creds: Any, create: bool, exclusive: bool, acc: int, mode: int,
@@ -317,7 +358,9 @@ async def op_lock(ctx: CompoundContext, a: LockArgs) -> LockRes:
     cid = client_id(ctx)
     mgr = ctx.svc.state
     if a.reclaim:
-        raise Nfs4Error(Stat.NO_GRACE, "lock reclaim outside a grace period")
+        _check_reclaim(ctx, "LOCK reclaim")
+    else:
+        _check_new_state(ctx, "LOCK")
     start, end = lock_range(a.offset, a.length)
     write = _is_write(a.locktype)
     if a.new_lock_owner:
@@ -348,6 +391,8 @@ async def op_lock(ctx: CompoundContext, a: LockArgs) -> LockRes:
             raise Nfs4Error(int(ls.revoked), "the lock state was revoked")
         f.locks.lock(ls.owner.key, start, end, lt)
         ls.seqid = next_seqid(ls.seqid)
+    if a.reclaim:
+        _note_reclaim(ctx)
     ctx.stateid = ls.stateid()
     return LockRes(0, ctx.stateid)
 
@@ -361,6 +406,8 @@ async def op_lockt(ctx: CompoundContext, a: LocktArgs) -> LocktRes:
     start, end = lock_range(a.offset, a.length)
     if a.owner.clientid != cid:
         raise Nfs4Error(Stat.INVAL, "lock_owner carries another client id than the session's")
+    # During grace the answer could be wrong: locks not yet reclaimed are missing.
+    _check_new_state(ctx, "LOCKT")
     f = mgr.files.get(node.fh)
     if f is None:
         return LocktRes(0, has_stateid=False)
