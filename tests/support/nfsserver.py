@@ -3,6 +3,10 @@
 ``NfsServer(tmp, exports)`` with ``exports`` as (pseudo path, sec list[, client rules]); export
 directories are created under ``tmp``.  ``restart()`` starts a new server process state with the
 same state directory (the handle key survives, so file handles do too).
+
+``kerberos.fast_path`` (the OpenSSL per-message path for krb5i/krb5p) follows
+``SECURENFS_TEST_FAST_PATH`` (``1`` default, ``0``) unless ``fast_path=`` is given, so every
+NFS suite that uses Kerberos can be run under either engine (tests/support/gss.py).
 """
 
 from __future__ import annotations
@@ -21,14 +25,17 @@ import pytest
 
 from securenfs.config import ClientRule, Config, ExportConfig, ListenAddress
 from securenfs.server import Server, new_event_loop
+from tests.support.gss import apply_test_fast_path
 
 T = TypeVar("T")
 
 
 class NfsServer:
-    def __init__(self, tmp: Path, exports: list[tuple[Any, ...]], *, kdc: Any = None, lease_time: int = 90):
+    def __init__(self, tmp: Path, exports: list[tuple[Any, ...]], *, kdc: Any = None, lease_time: int = 90,
+                 fast_path: bool | None = None):
         self.tmp = tmp
         cfg = Config()
+        apply_test_fast_path(cfg, fast_path)
         cfg.server.listen = [ListenAddress("127.0.0.1", 0)]
         cfg.server.state_dir = tmp / "state"
         cfg.server.server_owner = "securenfs-test"
