@@ -39,7 +39,7 @@ class User:
 
 
 USERS = (User("alice", 2001, 2000, "alice-interop-pw"), User("bob", 2002, 2000, "bob-interop-pw"))
-GROUP = ("staff", 2000)
+GROUP = ("nfsusers", 2000)
 
 
 @dataclass(slots=True, frozen=True)
