@@ -120,6 +120,7 @@ class Server:
         from securenfs.nfs4.wiring import ExportError, build_service
 
         from securenfs.nfs4.owners import build_owner_mapper
+        from securenfs.vfs.handles import HandleKeyError
 
         assert self.identity is not None
         try:
@@ -132,6 +133,8 @@ class Server:
                                              self.executor, kerberos=self.gss is not None, owners=owners)
         except ExportError as exc:
             raise StartupError(f"exports: {exc}") from None
+        except HandleKeyError as exc:
+            raise StartupError(f"file handles: {exc}") from None
         mapper = getattr(owners, "mapper", None)
         if mapper is not None:
             self.admin.add_provider("idmap", mapper.stats)

@@ -19,6 +19,7 @@ from securenfs.nfs4.constants import NFS4_MINOR_VERSION, Attr, Op, SecinfoStyle,
 from securenfs.nfs4.xdr4 import (
     CLAIM_FH,
     CLAIM_NULL,
+    CLAIM_PREVIOUS,
     FILE_SYNC4,
     OPEN4_CREATE,
     READ_LT,
@@ -158,6 +159,28 @@ class StateOps:
         g = rep.results[3][1]
         assert isinstance(res, OpenRes) and isinstance(g, GetFhRes)
         return OpenFile(g.fh, res.stateid, create, res.cinfo, fattr.bitmap_to_set(res.attrset))
+
+    async def reclaim_open(self, fh: bytes, *, access: int = 3, deny: int = 0,
+                           owner: bytes | None = None) -> OpenFile:
+        """OPEN with CLAIM_PREVIOUS (RFC 8881 §18.16.3): after a server restart, take back
+        an open of ``fh`` held before it, during the grace period."""
+        a = OpenArgs(0, access, deny, self._owner(owner))
+        a.claim, a.claim_deleg_type = CLAIM_PREVIOUS, 0
+        rep = await self.seq([(Op.PUTFH, FhArgs(fh)), (Op.OPEN, a), (Op.GETFH, VOID)])
+        res = rep.results[2][1]
+        assert isinstance(res, OpenRes)
+        return OpenFile(fh, res.stateid, False, res.cinfo, fattr.bitmap_to_set(res.attrset))
+
+    async def reclaim_lock(self, f: OpenFile, offset: int, length: int, *, write: bool = True,
+                           lock_owner: bytes | None = None) -> bytes:
+        """LOCK with reclaim=true (RFC 8881 §18.10.3) from a reclaimed open; returns the lock
+        stateid."""
+        a = LockArgs(WRITE_LT if write else READ_LT, True, offset, length, True, 0, f.stateid, 0,
+                     StateOwner(self.clientid, lock_owner or b"lock-owner"))
+        rep = await self.seq([(Op.PUTFH, FhArgs(f.fh)), (Op.LOCK, a)])
+        res = rep.results[-1][1]
+        assert isinstance(res, LockRes)
+        return res.stateid
 
     async def close_file(self, f: OpenFile) -> bytes:
         rep = await self.seq([(Op.PUTFH, FhArgs(f.fh)), (Op.CLOSE, CloseArgs(0, f.stateid))])
