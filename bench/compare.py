@@ -8,6 +8,13 @@ When ganesha is not installed (``apt-get install nfs-ganesha nfs-ganesha-vfs``) 
 here, this says so and prints the securenfs figures alone.  ganesha's log lines about rpcbind
 and dbus are expected and harmless.  With ``--kerberos`` both servers get the same private KDC
 and keytab; a flavor ganesha refuses is reported as n/a.
+
+Kerberos rows: "krb5p" is securenfs with ``kerberos.fast_path = true``; "krb5p, fast path
+off" is a second securenfs process with it false.  The load generator (the project's Python
+client, on the same two cores) computes its tokens with OpenSSL for the first kind of row
+and with MIT's gss_wrap for the second, against both servers, so ganesha is measured with
+the same client costs as securenfs in each row.  The raw one-core OpenSSL AES+HMAC rate is
+printed as the ceiling, and each 1 MiB row shows the CPU used by client and server.
 """
 
 from __future__ import annotations
@@ -26,7 +33,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.nfs_io import Results, run_load, start_kdc, start_securenfs
+from bench.nfs_io import Results, openssl_ceiling, print_fast_path_summary, run_load, start_kdc, start_securenfs
 
 GANESHA = "/usr/bin/ganesha.nfsd"
 
@@ -108,11 +115,19 @@ def start_ganesha(tmp: Path, kdc: Any) -> tuple[subprocess.Popen[bytes] | None, 
     return None, 0, "ganesha did not listen within 20 s"
 
 
-async def _try_load(port: int, seconds: float, flavors: list[str], kdc: Any, tag: str) -> tuple[Results, str]:
+async def _try_load(port: int, seconds: float, flavors: list[str], kdc: Any, tag: str, *,
+                    fast_path: bool = True, server_pid: int | None = None,
+                    io_only: bool = False) -> tuple[Results, str]:
     try:
-        return await run_load("127.0.0.1", port, "/data", seconds, flavors, kdc, tag), ""
+        return await run_load("127.0.0.1", port, "/data", seconds, flavors, kdc, tag, fast_path=fast_path,
+                              server_pid=server_pid, io_only=io_only), ""
     except Exception as exc:  # noqa: BLE001 - a server refusing part of the load is reported
         return Results(), f"{type(exc).__name__}: {exc}"
+
+
+def _merge(into: Results, more: Results) -> None:
+    into.rows.update(more.rows)
+    into.notes.update(more.notes)
 
 
 def main() -> int:
@@ -129,14 +144,26 @@ def main() -> int:
         with tempfile.TemporaryDirectory() as tmp_s:
             tmp = Path(tmp_s)
             (tmp / "ours").mkdir()
-            proc, port, _ = start_securenfs(tmp / "ours", kdc)
+            protected = [f for f in flavors if f in ("krb5i", "krb5p")]
+            proc, port, _ = start_securenfs(tmp / "ours", kdc, fast_path=True)
             procs.append(proc)
-            print(f"securenfs on 127.0.0.1:{port}")
-            ours, err = asyncio.run(_try_load(port, a.seconds, flavors, kdc, "ours"))
+            print(f"securenfs on 127.0.0.1:{port} (kerberos.fast_path = true)")
+            ours, err = asyncio.run(_try_load(port, a.seconds, flavors, kdc, "ours", server_pid=proc.pid))
             if err:
                 print(f"securenfs load failed: {err}")
             proc.terminate()
             proc.wait(30)
+            if protected:
+                proc, port, _ = start_securenfs(tmp / "ours-off", kdc, fast_path=False)
+                procs.append(proc)
+                print(f"securenfs on 127.0.0.1:{port} (kerberos.fast_path = false, client on gss_wrap)")
+                off, err = asyncio.run(_try_load(port, a.seconds, protected, kdc, "ours-off", fast_path=False,
+                                                 server_pid=proc.pid, io_only=True))
+                if err:
+                    print(f"securenfs load (fast path off) failed: {err}")
+                _merge(ours, off)
+                proc.terminate()
+                proc.wait(30)
             gproc, gport, why = start_ganesha(tmp, kdc)
             theirs = Results()
             if gproc is None:
@@ -144,20 +171,49 @@ def main() -> int:
             else:
                 procs.append(gproc)
                 print(f"nfs-ganesha on 127.0.0.1:{gport}")
-                theirs, gerr = asyncio.run(_try_load(gport, a.seconds, flavors, kdc, "ganesha"))
+                theirs, gerr = asyncio.run(_try_load(gport, a.seconds, flavors, kdc, "ganesha",
+                                                     server_pid=gproc.pid))
                 if gerr and not theirs.rows:
                     # Retry the sys rows alone when the Kerberos part failed.
-                    theirs, gerr2 = asyncio.run(_try_load(gport, a.seconds, ["sys"], None, "ganesha"))
+                    theirs, gerr2 = asyncio.run(_try_load(gport, a.seconds, ["sys"], None, "ganesha",
+                                                          server_pid=gproc.pid))
                     gerr = f"{gerr}; sys only: {gerr2 or 'ok'}"
                 if gerr:
                     print(f"nfs-ganesha load incomplete: {gerr}")
+                if protected:
+                    print("nfs-ganesha with the client on gss_wrap:")
+                    goff, gerr = asyncio.run(_try_load(gport, a.seconds, protected, kdc, "ganesha-off",
+                                                       fast_path=False, server_pid=gproc.pid, io_only=True))
+                    if gerr:
+                        print(f"nfs-ganesha load (client on gss_wrap) failed: {gerr}")
+                    _merge(theirs, goff)
             print()
-            print(f"{'row':42s} {'securenfs':>12s} {'ganesha':>12s} {'ratio':>8s}")
+            print(f"{'row':50s} {'securenfs':>12s} {'ganesha':>12s} {'ratio':>8s}")
             for row, v in ours.rows.items():
                 g = theirs.rows.get(row)
                 gs = f"{g:12.1f}" if g else f"{'n/a':>12s}"
                 rs = f"{v / g:7.2f}x" if g else f"{'':>8s}"
-                print(f"{row:42s} {v:12.1f} {gs} {rs}")
+                print(f"{row:50s} {v:12.1f} {gs} {rs}")
+            if protected:
+                ceiling = openssl_ceiling(a.seconds)
+                print_fast_path_summary(ours, ceiling)
+                print()
+                print("krb5p goals (1 MiB): fast path >= 3x the gss_wrap path, and >= 3x nfs-ganesha")
+                for op in ("WRITE", "READ"):
+                    on = ours.rows.get(f"1 MiB sequential {op} MB/s (krb5p)")
+                    mit = ours.rows.get(f"1 MiB sequential {op} MB/s (krb5p, fast path off)")
+                    g_rows = [theirs.rows.get(f"1 MiB sequential {op} MB/s (krb5p{sfx})")
+                              for sfx in ("", ", fast path off")]
+                    g_best = max((x for x in g_rows if x), default=None)
+                    if on is None:
+                        continue
+                    line = f"  {op:5s} {on:7.1f} MB/s"
+                    if mit:
+                        line += f"; vs gss_wrap {mit:.1f}: {on / mit:.2f}x ({'met' if on >= 3 * mit else 'NOT met'})"
+                    if g_best:
+                        line += (f"; vs ganesha's best krb5p {g_best:.1f}: {on / g_best:.2f}x "
+                                 f"({'met' if on >= 3 * g_best else 'NOT met'})")
+                    print(line)
     finally:
         for p in procs:
             if p.poll() is None:
