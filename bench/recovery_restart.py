@@ -21,11 +21,12 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from securenfs.client.nfs4 import Nfs4Client, Nfs4Error, OpenFile  # noqa: E402
-from securenfs.client.rpc import AuthSys, RpcClient  # noqa: E402
-from securenfs.nfs4.constants import Stat  # noqa: E402
+from securenfs.client.nfs4 import Nfs4Client, Nfs4Error, OpenFile
+from securenfs.client.rpc import AuthSys, RpcClient
+from securenfs.nfs4.constants import Stat
 
 
 class Proc:
@@ -43,12 +44,20 @@ class Proc:
         ready = self.tmp / "ready"
         ready.unlink(missing_ok=True)
         t = time.perf_counter()
-        self.proc = subprocess.Popen(
+        with open(self.tmp / "log", "ab") as logf:
+            self.proc = self._spawn(ready, logf)
+        return self._wait(ready, t)
+
+    def _spawn(self, ready: Path, logf: Any) -> subprocess.Popen[bytes]:
+        return subprocess.Popen(
             [sys.executable, "-m", "securenfs", "serve", "--config", str(self.cfg), "--no-preflight",
              "--listen", f"127.0.0.1:{self.port}", "--state-dir", str(self.tmp / "state"),
              "--export", f"{self.share}:/share:sec=sys:no_root_squash", "--ready-file", str(ready),
              "--log-level", "WARNING"],
-            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=open(self.tmp / "log", "ab"))
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=logf)
+
+    def _wait(self, ready: Path, t: float) -> float:
+        assert self.proc is not None
         for _ in range(600):
             if ready.exists() and ready.read_text().strip():
                 self.port = int(ready.read_text().split()[1])

@@ -117,9 +117,8 @@ class Server:
 
     def _build_nfs4(self) -> None:
         """The NFSv4.1 service: export table, security policy, handles, protocol state."""
-        from securenfs.nfs4.wiring import ExportError, build_service
-
         from securenfs.nfs4.owners import build_owner_mapper
+        from securenfs.nfs4.wiring import ExportError, build_service
         from securenfs.vfs.handles import HandleKeyError
 
         assert self.identity is not None

@@ -206,8 +206,8 @@ def _check_reclaim(ctx: CompoundContext, what: str) -> None:
     assert ctx.client is not None
     d = rec.grace.check_reclaim(ctx.client.ownerid, ctx.client.reclaim_complete)
     if d:
-        why = {Stat.NO_GRACE: "no grace period for this client (it ended, or RECLAIM_COMPLETE was sent)",
-               Stat.RECLAIM_BAD: "this client was not recorded before the restart"}.get(int(d), "")
+        why = {int(Stat.NO_GRACE): "no grace period for this client (it ended, or RECLAIM_COMPLETE was sent)",
+               int(Stat.RECLAIM_BAD): "this client was not recorded before the restart"}.get(int(d), "")
         raise Nfs4Error(int(d), f"{what}: {why}")
 
 
