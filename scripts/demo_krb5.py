@@ -171,7 +171,18 @@ sec = ["krb5p"]
                     print((base / "server-krb5.log").read_text())
                     raise SystemExit("demo: the Kerberos server did not start")
                 time.sleep(0.05)
-            print(f"server pid {proc.pid} on 127.0.0.1:{p}")
+            print(f"server pid {proc.pid} on 127.0.0.1:{p}; waiting for its start-up preflight "
+                  "to switch the Kerberos flavors on")
+            import json
+
+            while True:
+                st = subprocess.run([PY, "-m", "securenfs", "status", "--json", "--state-dir", str(state)],
+                                    capture_output=True, text=True)
+                if st.returncode == 0 and json.loads(st.stdout)["preflight"]["state"] == "done":
+                    break
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    raise SystemExit("demo: the server's preflight did not finish")
+                time.sleep(0.1)
             print("\n==> the project's client, as alice@" + realm.realm + ", over krb5p", flush=True)
             os.environ["KRB5_CONFIG"] = realm.env["KRB5_CONFIG"]
             for line in asyncio.run(client_session(p, host, ccache, nfs_princ)):

@@ -78,29 +78,3 @@ def log_outcome(cfg: Config, out: GateOutcome) -> None:
         for r in out.reasons[e.pseudo]:
             log.error("    %s", r)
 
-
-@dataclass(slots=True)
-class _Narrowed:
-    restricted: dict[str, list[str]] = field(default_factory=dict)
-    disabled: list[object] = field(default_factory=list)
-
-
-def run_gate(cfg: Config) -> _Narrowed:
-    """Run the preflight now and narrow ``cfg.exports`` in place (before the server listens)."""
-    out = _Narrowed()
-    if not needed(cfg):
-        return out
-    decision = decide(cfg)
-    log_outcome(cfg, decision)
-    out.restricted = decision.reasons
-    kept = []
-    for e in cfg.exports:
-        if e.pseudo in decision.overrides:
-            flavors = decision.overrides[e.pseudo]
-            if not flavors:
-                out.disabled.append(e)
-                continue
-            e.sec = list(flavors)
-        kept.append(e)
-    cfg.exports = kept
-    return out

@@ -12,9 +12,9 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from securenfs import __version__
+from securenfs import __version__, gate
 from securenfs.admin.socket import AdminSocket
-from securenfs.config import Config, ExportConfig
+from securenfs.config import Config
 from securenfs.identity import IdentityError, ServerIdentity, load_identity
 from securenfs.nfs4.program import Nfs4Program
 from securenfs.rpc.constants import AuthFlavor
@@ -68,11 +68,22 @@ class Server:
         self.admin = AdminSocket(admin_socket_path(cfg))
         self.admin.add_provider("server", self._status_server)
         self.admin.add_provider("exports", self._status_exports)
-        #: Exports switched off or restricted at start by the preflight gate: pseudo -> reasons.
+        #: The start-up gate (securenfs/gate.py): "off", "running" or "done"; while it runs
+        #: every Kerberos flavor is held back, afterwards the exports it narrowed are in
+        #: ``gate_overrides`` (pseudo -> flavors served) with their reasons.
+        self.gate_state = "off"
+        self.gate_overrides: dict[str, list[str]] = {}
         self.disabled_exports: dict[str, list[str]] = {}
-        self.switched_off: list[ExportConfig] = []
+        self._gate_task: asyncio.Task[None] | None = None
+        self.admin.add_provider("preflight", lambda: {"state": self.gate_state})
         self.owners: object | None = None
         self.recovery: Recovery | None = None
+
+    def hold_for_preflight(self) -> None:
+        """Start with every Kerberos flavor held back and run the preflight once listening
+        (``securenfs serve`` does this; an in-process Server serves its config as given)."""
+        self.gate_state = "running"
+        self.gate_overrides = gate.held_back(self.cfg)
 
     async def start(self) -> None:
         prepare_state_dir(self.cfg.server.state_dir)
@@ -87,7 +98,7 @@ class Server:
         loop.set_default_executor(self.executor)
         for w in self.cfg.warnings:
             log.warning("config: %s", w)
-        if self.cfg.uses_kerberos:
+        if self.cfg.uses_kerberos and self.gate_state == "off":
             self.enable_gss()
         self._build_nfs4()
         await self._start_recovery()
@@ -100,6 +111,43 @@ class Server:
             self.admin.add_provider("gss", self._status_gss)
         log.info("serving NFSv4.1 on %s (%d export(s))",
                  ", ".join(f"{h}:{p}" for h, p in self.bound), len(self.cfg.exports))
+        if self.gate_state == "running":
+            log.info("preflight running: Kerberos flavors are held back until their checks pass; "
+                     "AUTH_SYS exports serve now")
+            self._gate_task = asyncio.create_task(self._run_gate())
+
+    async def _run_gate(self) -> None:
+        """Run the preflight off the event loop, then serve the Kerberos flavors that passed."""
+        loop = asyncio.get_running_loop()
+        try:
+            out = await loop.run_in_executor(None, gate.decide, self.cfg)
+        except Exception as exc:  # the preflight tool itself failed: keep Kerberos off, say why
+            log.exception("preflight failed to run")
+            out = gate.GateOutcome(dict(self.gate_overrides),
+                                   {p: [f"the preflight could not run: {exc}"] for p in self.gate_overrides})
+        gate.log_outcome(self.cfg, out)
+        if out.serves_kerberos(self.cfg) and self.gss is None:
+            try:
+                self.enable_gss()
+                self.admin.add_provider("gss", self._status_gss)
+            except StartupError as exc:
+                log.error("%s; Kerberos flavors stay off", exc)
+                held = gate.held_back(self.cfg)
+                out = gate.GateOutcome({**held, **{p: f for p, f in out.overrides.items() if p not in held}},
+                                       {p: out.reasons.get(p, []) + [str(exc)] for p in held})
+        svc = self.nfs.service
+        if svc is not None:
+            from securenfs.exports.secpolicy import SecPolicy
+
+            ns = svc.ns
+            # One new immutable policy object, swapped in one assignment: SECINFO and
+            # WRONGSEC keep answering from the same object (RFC 8881 §2.6.3.1).
+            ns.policy = SecPolicy(ns.table, ns.policy._available, out.overrides)
+        self.gate_overrides = out.overrides
+        self.disabled_exports = out.reasons
+        self.gate_state = "done"
+        log.info("preflight finished: %s", "every export serves all its flavors" if not out.overrides else
+                 f"{len(out.overrides)} export(s) narrowed (see above and `securenfs status`)")
 
     def enable_gss(self) -> RpcsecGssHandler:
         """Serve RPCSEC_GSS (RFC 2203) with acceptor keys from ``kerberos.keytab``."""
@@ -129,7 +177,8 @@ class Server:
         self.owners = owners
         try:
             self.nfs.service = build_service(self.cfg, self.identity.server_owner, self.identity.server_scope,
-                                             self.executor, kerberos=self.gss is not None, owners=owners)
+                                             self.executor, kerberos=self.gss is not None or self.gate_state != "off",
+                                             owners=owners, overrides=self.gate_overrides)
         except ExportError as exc:
             raise StartupError(f"exports: {exc}") from None
         except HandleKeyError as exc:
@@ -191,11 +240,13 @@ class Server:
     def _status_exports(self) -> list[dict[str, object]]:
         out: list[dict[str, object]] = []
         for e in self.cfg.exports:
-            out.append({"pseudo": e.pseudo, "path": str(e.path), "flavors": list(e.sec),
-                        "enabled": True, "disabled_because": self.disabled_exports.get(e.pseudo, [])})
-        for e in self.switched_off:
-            out.append({"pseudo": e.pseudo, "path": str(e.path), "flavors": list(e.sec),
-                        "enabled": False, "disabled_because": self.disabled_exports.get(e.pseudo, [])})
+            flavors = self.gate_overrides.get(e.pseudo, e.sec)
+            entry: dict[str, object] = {"pseudo": e.pseudo, "path": str(e.path), "flavors": list(flavors),
+                                        "configured": list(e.sec), "enabled": bool(flavors),
+                                        "disabled_because": self.disabled_exports.get(e.pseudo, [])}
+            if self.gate_state == "running" and e.needs_kerberos:
+                entry["disabled_because"] = ["preflight still running: Kerberos flavors held back"]
+            out.append(entry)
         return out
 
     def _status_gss(self) -> dict[str, object]:
@@ -205,6 +256,8 @@ class Server:
 
     async def stop(self) -> None:
         log.info("stopping: no new connections; finishing calls in flight")
+        if self._gate_task is not None and not self._gate_task.done():
+            self._gate_task.cancel()
         await self.rpc.stop()
         await self.admin.stop()
         await self._stop_recovery()
@@ -258,16 +311,18 @@ def new_event_loop() -> asyncio.AbstractEventLoop:
 
 
 def serve(cfg: Config, ready_file: Path | None = None) -> int:
-    from securenfs.gate import run_gate
-
-    outcome = run_gate(cfg)
-    if outcome.restricted and cfg.preflight.strict:
-        log.error("refusing to start (preflight.strict / --strict): fix the problems above, "
-                  "or start without --strict to serve the other exports")
-        return 2
-    if not cfg.exports:
-        log.error("no export can be served; fix the problems above")
-        return 2
+    if gate.needed(cfg) and cfg.preflight.strict:
+        # --strict: the preflight runs before anything listens, and any failure refuses.
+        outcome = gate.decide(cfg)
+        gate.log_outcome(cfg, outcome)
+        if outcome.restricted:
+            log.error("refusing to start (preflight.strict / --strict): fix the problems above, "
+                      "or start without --strict to serve the other exports")
+            return 2
+        cfg.preflight.enabled = False  # passed: no second run in the background
+        strict_passed = True
+    else:
+        strict_passed = False
     if cfg.uses_kerberos and cfg.kerberos.fast_path:
         # Keep megabyte-sized krb5p buffers in the heap for reuse (docs/gsscrypto.md).
         from securenfs.gsscrypto.malloctune import tune_malloc_for_large_buffers
@@ -276,8 +331,10 @@ def serve(cfg: Config, ready_file: Path | None = None) -> int:
     loop = new_event_loop()
     asyncio.set_event_loop(loop)
     server = Server(cfg)
-    server.disabled_exports = outcome.restricted
-    server.switched_off = outcome.disabled
+    if strict_passed:
+        server.gate_state = "done"
+    elif gate.needed(cfg):
+        server.hold_for_preflight()
     try:
         loop.run_until_complete(server.start())
     except StartupError as exc:

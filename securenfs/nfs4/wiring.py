@@ -15,11 +15,13 @@ from securenfs.vfs.handles import HandleCodec, load_or_create_key
 
 
 def build_service(cfg: Config, server_owner: str, server_scope: str, executor: Executor, *,
-                  kerberos: bool, owners: OwnerMapper | None = None, boot_epoch: int | None = None) -> Nfs4Service:
-    """Raises ExportError (readable) when the exports cannot be served."""
+                  kerberos: bool, owners: OwnerMapper | None = None, boot_epoch: int | None = None,
+                  overrides: dict[str, list[str]] | None = None) -> Nfs4Service:
+    """Raises ExportError (readable) when the exports cannot be served.  ``overrides``
+    narrows exports (by pseudo path) to fewer flavors, see :class:`SecPolicy`."""
     table = ExportTable.from_config(cfg.exports)
     available = ("krb5p", "krb5i", "krb5", "sys") if kerberos else ("sys",)
-    policy = SecPolicy(table, available)
+    policy = SecPolicy(table, available, overrides)
     codec = HandleCodec(load_or_create_key(cfg.server.state_dir))
     ns = Namespace(table, policy, codec, cfg.server.lease_time)
     if boot_epoch is None:

@@ -10,8 +10,18 @@ import sys
 import time
 from pathlib import Path
 
+from typing import Any
+
+import asyncio
+import socket
+
 import pytest
 
+from securenfs.client.gss import GssClientAuth
+from securenfs.client.nfs4 import Nfs4Client
+from securenfs.client.rpc import AuthSys, RpcClient
+from securenfs.rpc.constants import NFS_PROGRAM, NFS_V4
+from securenfs.rpcsec_gss.constants import GssService
 from tests.support.kdc import KdcRealm, kdc_realm  # noqa: F401  (fixture)
 
 
@@ -45,6 +55,38 @@ def status(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
                           capture_output=True, text=True, timeout=30)
 
 
+def wait_gate(tmp_path: Path, limit: float = 60) -> dict[str, Any]:
+    """The status document once the background preflight has finished."""
+    deadline = time.monotonic() + limit
+    while True:
+        doc: dict[str, Any] = json.loads(status(tmp_path, "--json").stdout)
+        if doc["preflight"]["state"] == "done":
+            return doc
+        assert time.monotonic() < deadline, "the preflight did not finish"
+        time.sleep(0.1)
+
+
+async def krb5p_mount(port: int, realm: KdcRealm, path: str) -> bytes:
+    rpc = await RpcClient.connect("127.0.0.1", port)
+    auth = await GssClientAuth.establish(rpc, NFS_PROGRAM, NFS_V4, f"nfs@{realm.hostname}",
+                                         ccache=str(realm.user_ccache("alice")), service=GssService.PRIVACY)
+    client = Nfs4Client(rpc, auth)
+    try:
+        return await client.mount(path)
+    finally:
+        await client.close()
+
+
+async def sys_read(port: int, path: str) -> bytes:
+    client = await Nfs4Client.connect("127.0.0.1", port, AuthSys(uid=0, gid=0))
+    try:
+        await client.establish()
+        fh = await client.lookup_path(path)
+        return bytes((await client.read(fh, 0, 100)).data)
+    finally:
+        await client.close()
+
+
 def stop(proc: subprocess.Popen[str]) -> str:
     proc.send_signal(signal.SIGTERM)
     proc.wait(30)
@@ -63,15 +105,15 @@ def test_good_keytab_serves_both_and_status_shows_them(kdc_realm: KdcRealm, tmp_
     proc = serve(tmp_path, kdc_realm, kdc_realm.service_keytab)
     try:
         wait_ready(proc, tmp_path / "ready")
-        out = status(tmp_path, "--json")
-        assert out.returncode == 0, out.stderr
-        doc = json.loads(out.stdout)
+        doc = wait_gate(tmp_path)
         exports = {e["pseudo"]: e for e in doc["exports"]}
         assert exports["/secure"]["enabled"] and exports["/secure"]["flavors"] == ["krb5p"]
         assert exports["/public"]["enabled"]
         assert doc["server"]["boot_epoch"] >= 1
         human = status(tmp_path)
         assert "[on ] /secure" in human.stdout and "[on ] /public" in human.stdout
+        port = int((tmp_path / "ready").read_text().split()[1])
+        assert asyncio.run(krb5p_mount(port, kdc_realm, "/secure"))  # the krb5p export really serves
     finally:
         stop(proc)
 
@@ -81,7 +123,7 @@ def test_broken_keytab_switches_krb5p_export_off_sys_serves(kdc_realm: KdcRealm,
     proc = serve(tmp_path, kdc_realm, bad_keytab)
     try:
         wait_ready(proc, tmp_path / "ready")
-        doc = json.loads(status(tmp_path, "--json").stdout)
+        doc = wait_gate(tmp_path)
         exports = {e["pseudo"]: e for e in doc["exports"]}
         assert exports["/public"]["enabled"] is True
         assert exports["/secure"]["enabled"] is False
@@ -106,3 +148,28 @@ def test_strict_refuses_to_start_with_the_remedy(kdc_realm: KdcRealm, tmp_path: 
 def test_status_without_server_is_clear(tmp_path: Path) -> None:
     out = status(tmp_path)
     assert out.returncode == 3 and "no server answers" in out.stderr
+
+
+def test_sys_export_serves_while_the_preflight_is_still_running(kdc_realm: KdcRealm, tmp_path: Path) -> None:
+    """An NTP server that never answers keeps the preflight busy for its timeout; the
+    AUTH_SYS export serves meanwhile, and Kerberos comes on once the checks are done."""
+    silent = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    silent.bind(("127.0.0.1", 0))
+    conf = tmp_path / "securenfs.toml"
+    conf.write_text(f"""[preflight]\nntp_servers = ["127.0.0.1:{silent.getsockname()[1]}"]\ntimeout = 4\n""")
+    (tmp_path / "pub").mkdir()
+    (tmp_path / "pub" / "hello").write_text("public data")
+    proc = serve(tmp_path, kdc_realm, kdc_realm.service_keytab, "--config", str(conf))
+    try:
+        wait_ready(proc, tmp_path / "ready")
+        port = int((tmp_path / "ready").read_text().split()[1])
+        assert asyncio.run(sys_read(port, "/public/hello")) == b"public data"
+        doc = json.loads(status(tmp_path, "--json").stdout)
+        assert doc["preflight"]["state"] == "running", "the sys read above did not wait for the preflight"
+        secure = {e["pseudo"]: e for e in doc["exports"]}["/secure"]
+        assert secure["flavors"] == [] and "preflight still running" in secure["disabled_because"][0]
+        doc = wait_gate(tmp_path)
+        assert {e["pseudo"]: e for e in doc["exports"]}["/secure"]["flavors"] == ["krb5p"]
+    finally:
+        stop(proc)
+        silent.close()
