@@ -48,3 +48,14 @@ def test_client_kerberos_mistake_fails_the_mount(mounts: ScenarioRun, case: str)
 
 def test_good_mount_works_after_the_mistakes_are_fixed(mounts: ScenarioRun) -> None:
     mounts.require("mount-after-obstacles")
+
+
+def test_server_accepts_the_clients_context_destruction(mounts: ScenarioRun) -> None:
+    """Each umount makes the Linux client destroy its RPCSEC_GSS contexts with a NULL call whose
+    (empty) arguments it does not wrap for krb5i/krb5p (net/sunrpc/auth_gss sends DESTROY
+    unwrapped; knfsd accepts it).  A server that answers GARBAGE_ARGS keeps every context until
+    it expires and logs a warning per umount."""
+    bad = [ln for ln in mounts.server.log_text().splitlines()
+           if "garbage arguments" in ln and "proc=0" in ln]
+    assert not bad, ("the server refused the client's RPCSEC_GSS_DESTROY calls (needs: accept "
+                     "DESTROY with unwrapped arguments):\n" + "\n".join(bad[:5]))
