@@ -13,7 +13,7 @@ import enum
 import socket
 from collections.abc import Mapping as AbcMapping
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import cast, Any, TypeVar
 
 _T = TypeVar("_T")
 _E = TypeVar("_E", bound=enum.Enum)
@@ -270,7 +270,7 @@ class _Table:
                 self.key(name), f"expected {hint}, got {type(value).__name__} {value!r}",
                 f"set {self.key(name)} to {hint}",
             )
-        return value  # type: ignore[return-value]
+        return cast(_T, value)
 
     def text(self, name: str, default: _T, *, required: bool = False) -> str | _T:
         if required and name not in self.data:
@@ -278,7 +278,7 @@ class _Table:
         value = self.get(name, str, default, "a string")
         if isinstance(value, str) and not value.strip():
             raise IdmapConfigError(self.key(name), "must not be empty", f"set {self.key(name)}")
-        return value
+        return cast("str | _T", value)
 
     def number(self, name: str, default: float, *, minimum: float = 0.0) -> float:
         value = self.get(name, float, default, "a number of seconds")

@@ -109,7 +109,7 @@ class LdapBackend:
                                               "ccache": ccache})
             _ = creds.lifetime  # inquiring makes MIT fetch the TGT from the keytab now
             gssapi.raw.krb5_ccache_name(ccache.encode())
-        except gssapi.exceptions.GSSError as exc:
+        except gssapi.raw.misc.GSSError as exc:
             raise BackendUnavailable(
                 f"cannot get Kerberos credentials from keytab {self.cfg.keytab}"
                 + (f" for {self.cfg.sasl_principal}" if self.cfg.sasl_principal else "")

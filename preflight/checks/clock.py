@@ -11,7 +11,7 @@ import threading
 from dataclasses import dataclass
 from typing import Any
 
-import ntplib  # type: ignore[import-untyped]
+import ntplib
 
 from preflight.context import RunContext
 from preflight.registry import check

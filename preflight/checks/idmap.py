@@ -109,7 +109,7 @@ def ldap_reachable(ctx: RunContext) -> Result:
 
 
 def _ldap_conn(ctx: RunContext, uri: str):  # type: ignore[no-untyped-def]
-    import ldap  # type: ignore[import-untyped]
+    import ldap
 
     conn = ldap.initialize(uri)
     conn.set_option(ldap.OPT_NETWORK_TIMEOUT, ctx.settings.peer_timeout)
@@ -157,7 +157,7 @@ def probe_user(ctx: RunContext) -> Result:
         return ok("IDM-003", "no probe user configured; lookup not tested")
     if s.ldap_uris:
         import ldap
-        from ldap.filter import escape_filter_chars  # type: ignore[import-untyped]
+        from ldap.filter import escape_filter_chars
 
         try:
             conn = _ldap_conn(ctx, s.ldap_uris[0])

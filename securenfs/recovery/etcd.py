@@ -32,8 +32,8 @@ import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, TypeVar
 
-import aetcd  # type: ignore[import-untyped]
-import aetcd.exceptions  # type: ignore[import-untyped]
+import aetcd
+import aetcd.exceptions
 
 from securenfs.recovery.errors import RecoveryError, RecoveryUnavailable
 from securenfs.recovery.records import ClientRecord, owner_label
