@@ -53,7 +53,7 @@ def open_name(fs: LocalFs, dir_fh: bytes, name: str, creds: FsCreds, *, create: 
     must not exist, unless ``verifier_ns`` is given and matches the file's atime and mtime
     (a retried exclusive create, RFC 8881 §18.16.3); the new file then carries the verifier
     in its times."""
-    with fs._resolved(dir_fh) as (dfd, dst):
+    with fs.resolved(dir_fh) as (dfd, dst):
         _dir(dst)
         before = dst.st_ctime_ns
         created = False
@@ -82,7 +82,7 @@ def open_name(fs: LocalFs, dir_fh: bytes, name: str, creds: FsCreds, *, create: 
                     os.close(fd)
                     raise _oserr(exc, name) from None
             try:
-                fh, st = fs._child(dfd, name)
+                fh, st = fs.child(dfd, name)
             except BaseException:
                 if fd is not None:
                     os.close(fd)
@@ -149,7 +149,7 @@ def fsync(fd: int) -> None:
 def create_obj(fs: LocalFs, dir_fh: bytes, name: str, creds: FsCreds, kind: str, mode: int, link: bytes = b"",
                rdev: int = 0) -> tuple[bytes, int, int]:
     """CREATE: mkdir, symlink or mknod as the caller; (new handle, change before, after)."""
-    with fs._resolved(dir_fh) as (dfd, dst):
+    with fs.resolved(dir_fh) as (dfd, dst):
         _dir(dst)
         before = dst.st_ctime_ns
         with as_caller(creds):
@@ -162,7 +162,7 @@ def create_obj(fs: LocalFs, dir_fh: bytes, name: str, creds: FsCreds, kind: str,
                     os.mknod(name, mode, rdev, dir_fd=dfd)
             except OSError as exc:
                 raise _oserr(exc, name) from None
-            fh, st = fs._child(dfd, name)
+            fh, st = fs.child(dfd, name)
             if kind != "link" and st.st_mode & 0o7777 != mode & 0o7777:
                 try:
                     os.chmod(name, mode & 0o7777, dir_fd=dfd, follow_symlinks=False)
@@ -172,7 +172,7 @@ def create_obj(fs: LocalFs, dir_fh: bytes, name: str, creds: FsCreds, kind: str,
 
 
 def remove(fs: LocalFs, dir_fh: bytes, name: str, creds: FsCreds) -> tuple[int, int]:
-    with fs._resolved(dir_fh) as (dfd, dst):
+    with fs.resolved(dir_fh) as (dfd, dst):
         _dir(dst)
         before = dst.st_ctime_ns
         with as_caller(creds):
@@ -189,7 +189,7 @@ def remove(fs: LocalFs, dir_fh: bytes, name: str, creds: FsCreds) -> tuple[int, 
 
 def rename(fs: LocalFs, src_dir: bytes, old: str, dst_dir: bytes, new: str,
            creds: FsCreds) -> tuple[int, int, int, int]:
-    with fs._resolved(src_dir) as (sfd, sst), fs._resolved(dst_dir) as (tfd, tst):
+    with fs.resolved(src_dir) as (sfd, sst), fs.resolved(dst_dir) as (tfd, tst):
         _dir(sst)
         _dir(tst)
         sb, tb = sst.st_ctime_ns, tst.st_ctime_ns
@@ -202,7 +202,7 @@ def rename(fs: LocalFs, src_dir: bytes, old: str, dst_dir: bytes, new: str,
 
 
 def link(fs: LocalFs, src_fh: bytes, dir_fh: bytes, name: str, creds: FsCreds) -> tuple[int, int]:
-    with fs._resolved(src_fh) as (sfd, sst), fs._resolved(dir_fh) as (dfd, dst):
+    with fs.resolved(src_fh) as (sfd, sst), fs.resolved(dir_fh) as (dfd, dst):
         if stat_mod.S_ISDIR(sst.st_mode):
             raise FsError(errno.EISDIR, "LINK of a directory")
         _dir(dst)
@@ -220,7 +220,7 @@ def setattr_path(fs: LocalFs, fh: bytes, creds: FsCreds, mode: int | None, uid: 
                  atime: tuple[int | None] | None, mtime: tuple[int | None] | None) -> None:
     """SETATTR of everything but the size, as the caller.  ``atime``/``mtime`` are None
     (unchanged) or a 1-tuple holding nanoseconds or None (the server's time)."""
-    with fs._resolved(fh) as (fd, st):
+    with fs.resolved(fh) as (fd, st):
         path = _proc(fd)
         islnk = stat_mod.S_ISLNK(st.st_mode)
         with as_caller(creds):

@@ -1,18 +1,23 @@
-"""Open and lock state of every client (RFC 8881 §8, §9): owners, stateids, the per-file
-share reservations and byte-range locks, revocation and the courteous server.
+"""Open and lock state of every client (RFC 8881 §8, §9): the one state manager.
 
-Stateid values, the stateid table and share-reservation arithmetic come from
-:mod:`securenfs.locking`; this module ties them to clients and files.
+Owners, stateids, per-file share reservations and byte-range locks, revocation and the
+courteous server all live here; the protocol handlers (:mod:`securenfs.nfs4.ops.state`,
+:mod:`securenfs.nfs4.ops.io`) decode arguments, do the file-system work and call one method
+per operation.  Stateid values, the stateid table, share arithmetic, lock ranges and the
+descriptor cache are the primitives of :mod:`securenfs.locking`.
 
 * One :class:`OpenState` per (open-owner, file); one :class:`LockState` per (lock-owner,
-  file).  Lock-owner state is separate from open-owner state (RFC 8881 §8.2.4).
+  file).  Lock-owner state is separate from open-owner state (RFC 8881 §8.2.4, §9.1).
 * Every change of a stateid's state bumps its seqid (wrapping from 0xffffffff to 1).
-* Per-file changes that span an ``await`` (share check then open, lock check then grant)
-  are serialized with the file's ``mutex``.
+* Every method runs on the event-loop thread and none awaits, so each is one atomic state
+  change.  OPEN checks shares, awaits the file system (create, open, truncate), then
+  records: it holds :meth:`StateManager.serialized` for the file across that await.
+* Leases are the client table's (``lease_expired``); there is no second lease clock here.
 * Courteous server: a client whose lease ran out keeps its state; when another client's
   request conflicts with it, all of that client's state is revoked at once (no await in
   between) and its SEQUENCE replies carry SEQ4_STATUS_EXPIRED_ALL_STATE_REVOKED until it
-  has freed every revoked stateid (FREE_STATEID, RFC 8881 §8.4.2, §18.46.3).
+  has freed every revoked stateid (FREE_STATEID, RFC 8881 §8.4.2, §18.46.3).  A test (LOCKT)
+  ignores an expired client's locks without revoking them.
 """
 
 from __future__ import annotations
@@ -20,28 +25,57 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Final
 
 from securenfs.locking.filecache import OpenFileCache
-from securenfs.locking.locks import FileLocks, OwnerKey
-from securenfs.locking.shares import FileShares
-from securenfs.locking.stateids import Revoked, Stateid, StateidTable, StateKind, next_seqid
+from securenfs.locking.locks import FileLocks, LockDenied, OwnerKey, lock_range, lock_type
+from securenfs.locking.shares import FileShares, achievable, check_open, validate_share
+from securenfs.locking.stateids import (
+    Revoked,
+    Special,
+    Stateid,
+    StateidTable,
+    StateKind,
+    next_seqid,
+    special_kind,
+)
+from securenfs.nfs4.constants import Stat
+from securenfs.nfs4.errors import Nfs4Error
 
 log = logging.getLogger("securenfs.state")
+
+#: Opaque owner strings are at most NFS4_OPAQUE_LIMIT bytes (RFC 8881 §3.2).
+OWNER_LIMIT: Final = 1024
+OPEN_KINDS: Final = frozenset({StateKind.OPEN})
+LOCK_KINDS: Final = frozenset({StateKind.LOCK})
+IO_KINDS: Final = frozenset({StateKind.OPEN, StateKind.LOCK})
+
+StateidLike = Stateid | bytes | bytearray | memoryview
+
+
+def _owner_bytes(owner: bytes) -> bytes:
+    if len(owner) > OWNER_LIMIT:
+        raise Nfs4Error(Stat.INVAL, f"owner of {len(owner)} bytes (limit {OWNER_LIMIT})")
+    return bytes(owner)
 
 
 @dataclass(slots=True, eq=False)
 class OpenOwner:
     clientid: int
     owner: bytes
+    #: Open stateids of this owner (one per file); the owner is forgotten at zero.
+    nopens: int = 0
 
 
 @dataclass(slots=True, eq=False)
 class LockOwner:
     clientid: int
     owner: bytes
+    #: Lock stateids of this owner (one per file); the owner is forgotten at zero.
+    nstates: int = 0
 
     @property
     def key(self) -> OwnerKey:
@@ -55,7 +89,7 @@ class FileState:
     shares: FileShares = field(default_factory=FileShares)
     locks: FileLocks = field(default_factory=FileLocks)
     mutex: asyncio.Lock = field(default_factory=asyncio.Lock)
-    users: int = 0  # states referring to this record
+    users: int = 0  # states referring to this record, and OPENs waiting for its mutex
 
 
 @dataclass(slots=True, eq=False)
@@ -124,7 +158,7 @@ class StateManager:
         self.lease_expired: Callable[[int], bool] = lease_expired or (lambda cid: False)
         self.revocations = 0
 
-    # -- lookups -------------------------------------------------------------------------------
+    # -- records -------------------------------------------------------------------------------
     def client(self, clientid: int) -> ClientState:
         cs = self.clients.get(clientid)
         if cs is None:
@@ -139,59 +173,212 @@ class StateManager:
 
     def _release_file(self, f: FileState) -> None:
         f.users -= 1
-        if f.users <= 0 and not f.shares and not f.locks and not f.mutex.locked():
-            self.files.pop(f.fh, None)
+        if (f.users <= 0 and not f.shares and not f.locks and not f.mutex.locked()
+                and self.files.get(f.fh) is f):
+            del self.files[f.fh]
 
     def open_owner(self, clientid: int, owner: bytes) -> OpenOwner:
         cs = self.client(clientid)
+        owner = _owner_bytes(owner)
         o = cs.open_owners.get(owner)
         if o is None:
             o = cs.open_owners[owner] = OpenOwner(clientid, owner)
         return o
 
-    def lock_owner(self, clientid: int, owner: bytes) -> LockOwner:
-        cs = self.client(clientid)
-        o = cs.lock_owners.get(owner)
-        if o is None:
-            o = cs.lock_owners[owner] = LockOwner(clientid, owner)
-        return o
+    def find_open(self, clientid: int, owner: bytes, fh: bytes) -> OpenState | None:
+        cs = self.clients.get(clientid)
+        o = cs.open_owners.get(bytes(owner)) if cs is not None else None
+        return cs.opens.get((id(o), fh)) if cs is not None and o is not None else None
 
-    def find_open(self, owner: OpenOwner, fh: bytes) -> OpenState | None:
-        return self.client(owner.clientid).opens.get((id(owner), fh))
-
-    # -- changes -------------------------------------------------------------------------------
-    def new_open(self, owner: OpenOwner, f: FileState, node: Any, creds: Any, access: int, deny: int) -> OpenState:
-        st = OpenState(self.table.new_other(), owner.clientid, owner, f, node, creds, access, deny, {(access, deny)})
-        self.table.add(st.other, st)
-        self.client(owner.clientid).opens[(id(owner), f.fh)] = st
-        f.users += 1
-        f.shares.set(st, access, deny)
+    def lookup(self, clientid: int, sid: StateidLike, kinds: frozenset[StateKind] | None,
+               fh: bytes | None = None) -> Any:
+        """The open or lock state a (non-special) stateid names, checked in the order of
+        RFC 8881 §8.2.4; with ``fh`` it must be a stateid of that file (NFS4ERR_BAD_STATEID)."""
+        s = Stateid.coerce(sid)
+        if special_kind(s) is not None:
+            raise Nfs4Error(Stat.BAD_STATEID, "a special stateid cannot be used here")
+        st = self.table.lookup(clientid, s, kinds)
+        if fh is not None and st.file.fh != fh:
+            raise Nfs4Error(Stat.BAD_STATEID, "the stateid is for another file than the current file handle")
         return st
 
-    def upgrade(self, st: OpenState, access: int, deny: int) -> None:
-        st.access |= access
-        st.deny |= deny
-        st.history.add((access, deny))
-        st.file.shares.set(st, st.access, st.deny)
-        st.seqid = next_seqid(st.seqid)
+    # -- OPEN, OPEN_DOWNGRADE, CLOSE (RFC 8881 §18.16, §18.18, §18.2) ---------------------------
+    @asynccontextmanager
+    async def serialized(self, fh: bytes) -> AsyncIterator[FileState]:
+        """Hold the file's mutex across an OPEN's await (check shares, create/open/truncate
+        in the file system, record): two OPENs of one file cannot both pass the check."""
+        f = self.file(fh)
+        f.users += 1  # keep the record while waiting for the mutex
+        try:
+            async with f.mutex:
+                yield f
+        finally:
+            self._release_file(f)
 
-    def downgrade(self, st: OpenState, access: int, deny: int) -> None:
-        st.history = {(a, d) for a, d in st.history if a & ~access == 0 and d & ~deny == 0}
-        st.history.add((access, deny))
-        st.access, st.deny = access, deny
-        st.file.shares.set(st, access, deny)
-        st.seqid = next_seqid(st.seqid)
+    def _share_check(self, clientid: int, f: FileState, holder: OpenState | None, access: int, deny: int) -> None:
+        if f.shares.conflicts(holder, access, deny):
+            # Conflicts only with expired clients: revoke them, then the check passes.
+            self.courteous_break(f.shares.conflicting_holders(holder, access, deny), clientid)
+            check_open(f.shares, holder, access, deny)
 
-    def lock_state(self, owner: LockOwner, op: OpenState) -> LockState:
-        cs = self.client(owner.clientid)
-        key = (id(owner), op.file.fh)
-        ls = cs.locks.get(key)
+    def check_open(self, clientid: int, owner: bytes, fh: bytes, access: int, deny: int) -> None:
+        """Would :meth:`open` succeed?  NFS4ERR_SHARE_DENIED / NFS4ERR_INVAL if not; expired
+        conflicting clients are revoked here (RFC 8881 §9.7)."""
+        a, d = validate_share(access, deny)
+        f = self.files.get(fh)
+        if f is None:
+            return
+        existing = self.find_open(clientid, owner, fh)
+        if existing is not None:
+            a, d = a | existing.access, d | existing.deny
+        self._share_check(clientid, f, existing, a, d)
+
+    def open(self, clientid: int, owner: bytes, fh: bytes, access: int, deny: int, node: Any = None,
+             creds: Any = None) -> tuple[OpenState, bool]:
+        """The share-reservation part of OPEN: (state, whether it is new).  A second OPEN by
+        the same open-owner upgrades its stateid to the union of the modes and bumps its
+        seqid; the first returns seqid 1."""
+        a, d = validate_share(access, deny)
+        o = self.open_owner(clientid, owner)
+        f = self.file(fh)
+        cs = self.client(clientid)
+        existing = cs.opens.get((id(o), fh))
+        try:
+            self._share_check(clientid, f, existing, a | (existing.access if existing else 0),
+                              d | (existing.deny if existing else 0))
+        except Nfs4Error:
+            if not o.nopens:
+                cs.open_owners.pop(o.owner, None)
+            f.users += 1
+            self._release_file(f)
+            raise
+        if existing is not None:
+            existing.access |= a
+            existing.deny |= d
+            existing.history.add((a, d))
+            f.shares.set(existing, existing.access, existing.deny)
+            existing.seqid = next_seqid(existing.seqid)
+            return existing, False
+        st = OpenState(self.table.new_other(), clientid, o, f, node, creds, a, d, {(a, d)})
+        self.table.add(st.other, st)
+        cs.opens[(id(o), fh)] = st
+        o.nopens += 1
+        f.users += 1
+        f.shares.set(st, a, d)
+        return st, True
+
+    def open_downgrade(self, clientid: int, sid: StateidLike, fh: bytes | None, access: int,
+                       deny: int) -> OpenState:
+        """OPEN_DOWNGRADE: the new modes must be the union of some of the OPENs this owner
+        did on the file, else NFS4ERR_INVAL (RFC 8881 §18.18.3)."""
+        st: OpenState = self.lookup(clientid, sid, OPEN_KINDS, fh)
+        a, d = validate_share(access, deny)
+        if a & ~st.access or d & ~st.deny or not achievable((a, d), st.history):
+            raise Nfs4Error(Stat.INVAL, f"access {a:#x}/deny {d:#x} is not a union of this owner's OPENs")
+        st.history = {(ha, hd) for ha, hd in st.history if ha & ~a == 0 and hd & ~d == 0}
+        st.history.add((a, d))
+        st.access, st.deny = a, d
+        st.file.shares.set(st, a, d)
+        st.seqid = next_seqid(st.seqid)
+        return st
+
+    def close(self, clientid: int, sid: StateidLike, fh: bytes | None) -> OpenState:
+        """CLOSE: the share reservation goes, and the open's lock stateids with it.
+        NFS4ERR_LOCKS_HELD while locks are held through the open (RFC 8881 §18.2.4 lets the
+        server refuse; the client LOCKUs first)."""
+        st: OpenState = self.lookup(clientid, sid, OPEN_KINDS, fh)
+        if self.holds_locks(st):
+            raise Nfs4Error(Stat.LOCKS_HELD, "byte-range locks of this open are still held (LOCKU them first)")
+        cs = self.client(st.clientid)
+        for ls in list(st.locks):
+            self._forget_lock(ls)
+        st.file.shares.remove(st)
+        cs.opens.pop((id(st.owner), st.file.fh), None)
+        self._owner_done(cs, st.owner)
+        self.table.remove(st.other)
+        self._release_file(st.file)
+        return st
+
+    def _owner_done(self, cs: ClientState, o: OpenOwner) -> None:
+        o.nopens -= 1
+        if o.nopens <= 0 and cs.open_owners.get(o.owner) is o:
+            del cs.open_owners[o.owner]
+
+    def holds_locks(self, st: OpenState) -> bool:
+        return any(st.file.locks.has_locks(ls.owner.key) for ls in st.locks)
+
+    # -- LOCK, LOCKT, LOCKU (RFC 8881 §18.10-18.12) --------------------------------------------
+    def lock(self, clientid: int, fh: bytes | None, locktype: int, offset: int, length: int, *,
+             open_sid: StateidLike | None = None, lock_owner: bytes | None = None,
+             lock_sid: StateidLike | None = None) -> LockState:
+        """LOCK: the first LOCK of a lock-owner on a file names the open (``open_sid`` and
+        ``lock_owner``, open_to_lock_owner4), later ones the lock stateid (``lock_sid``).
+        Raises :class:`~securenfs.locking.locks.LockDenied` (NFS4ERR_DENIED with the
+        conflicting lock); a denied first LOCK leaves no lock stateid behind.  Blocking
+        types are answered like the plain ones."""
+        lt = lock_type(locktype).base
+        start, end = lock_range(offset, length)
+        cs = self.client(clientid)
+        ls: LockState | None
+        if lock_sid is None:
+            if open_sid is None or lock_owner is None:
+                raise Nfs4Error(Stat.INVAL, "LOCK needs an open stateid and a lock-owner, or a lock stateid")
+            op: OpenState = self.lookup(clientid, open_sid, OPEN_KINDS, fh)
+            name = _owner_bytes(lock_owner)
+            lo = cs.lock_owners.get(name)
+            # A lock stateid for this owner and file may exist (two first LOCKs in parallel):
+            # it is reused rather than refused.
+            ls = cs.locks.get((id(lo), op.file.fh)) if lo is not None else None
+            key: OwnerKey = (clientid, name)
+        else:
+            ls = self.lookup(clientid, lock_sid, LOCK_KINDS, fh)
+            assert ls is not None
+            op, lo, key = ls.open, ls.owner, ls.owner.key
+        need = 2 if lt == 2 else 1
+        if not op.access & need:
+            raise Nfs4Error(Stat.OPENMODE, f"a {'write' if need == 2 else 'read'} lock needs an open for "
+                                           f"{'writing' if need == 2 else 'reading'}")
+        f = op.file
+        conflicts = list(f.locks.conflicts(key, start, end, lt))
+        if conflicts:
+            # A live holder is the one to report; only expired holders are revoked.
+            live = [c for c in conflicts if c.clientid == clientid or not self.lease_expired(c.clientid)]
+            if live or not self.courteous_break(conflicts, clientid):
+                raise LockDenied((live or conflicts)[0])
         if ls is None:
-            ls = LockState(self.table.new_other(), owner.clientid, owner, op.file, op, seqid=0)
+            if lo is None:
+                lo = cs.lock_owners[key[1]] = LockOwner(clientid, key[1])
+            ls = LockState(self.table.new_other(), clientid, lo, f, op, seqid=0)
             self.table.add(ls.other, ls)
-            cs.locks[key] = ls
+            cs.locks[(id(lo), f.fh)] = ls
+            lo.nstates += 1
             op.locks.append(ls)
-            op.file.users += 1
+            f.users += 1
+        f.locks.lock(key, start, end, lt)
+        ls.seqid = next_seqid(ls.seqid)
+        return ls
+
+    def lockt(self, clientid: int, fh: bytes, locktype: int, offset: int, length: int, owner: bytes) -> None:
+        """LOCKT: raise LockDenied if the lock would be refused; changes nothing.  Locks of
+        expired (courtesy) clients do not count, since a LOCK would revoke them."""
+        lt = lock_type(locktype).base
+        start, end = lock_range(offset, length)
+        f = self.files.get(fh)
+        if f is None:
+            return
+        for c in f.locks.conflicts((clientid, bytes(owner)), start, end, lt):
+            if c.clientid == clientid or not self.lease_expired(c.clientid):
+                raise LockDenied(c)
+
+    def locku(self, clientid: int, sid: StateidLike, fh: bytes | None, locktype: int, offset: int,
+              length: int) -> LockState:
+        """LOCKU: unlock the range (splitting locks that cover more); the lock stateid stays
+        until FREE_STATEID or CLOSE."""
+        lock_type(locktype)
+        start, end = lock_range(offset, length)
+        ls: LockState = self.lookup(clientid, sid, LOCK_KINDS, fh)
+        ls.file.locks.unlock(ls.owner.key, start, end)
+        ls.seqid = next_seqid(ls.seqid)
         return ls
 
     def _forget_lock(self, ls: LockState) -> None:
@@ -200,24 +387,73 @@ class StateManager:
         if ls in ls.open.locks:
             ls.open.locks.remove(ls)
         ls.file.locks.drop_owner(ls.owner.key)
+        ls.owner.nstates -= 1
+        if ls.owner.nstates <= 0 and cs.lock_owners.get(ls.owner.owner) is ls.owner:
+            del cs.lock_owners[ls.owner.owner]
         self.table.remove(ls.other)
         self._release_file(ls.file)
 
-    def close(self, st: OpenState) -> None:
-        """CLOSE: the share reservation goes; lock stateids without locks go with it."""
-        cs = self.client(st.clientid)
-        for ls in list(st.locks):
-            self._forget_lock(ls)
-        st.file.shares.remove(st)
-        cs.opens.pop((id(st.owner), st.file.fh), None)
-        self.table.remove(st.other)
-        self._release_file(st.file)
+    def locks_of(self, fh: bytes, clientid: int, owner: bytes) -> list[tuple[int, int, Any]]:
+        """(start, end, type) of one lock-owner's locks on a file (admin views and tests)."""
+        f = self.files.get(fh)
+        return f.locks.ranges((clientid, bytes(owner))) if f is not None else []
 
-    def free_lock(self, ls: LockState) -> None:
-        self._forget_lock(ls)
+    # -- TEST_STATEID, FREE_STATEID, I/O (RFC 8881 §18.48, §18.38, §8.2.3) ----------------------
+    def test_stateids(self, clientid: int, sids: Iterable[StateidLike]) -> list[int]:
+        """One status per stateid; nothing changes.  Special stateids are NFS4ERR_BAD_STATEID."""
+        out: list[int] = []
+        for raw in sids:
+            try:
+                s = Stateid.coerce(raw)
+            except Nfs4Error as exc:
+                out.append(exc.status)
+                continue
+            out.append(Stat.BAD_STATEID if special_kind(s) is not None else int(self.table.status(clientid, s)[0]))
+        return out
 
-    def holds_locks(self, st: OpenState) -> bool:
-        return any(st.file.locks.has_locks(ls.owner.key) for ls in st.locks)
+    def free_stateid(self, clientid: int, sid: StateidLike) -> None:
+        """Forget a revoked stateid, or a lock stateid whose owner holds no lock on the file;
+        NFS4ERR_LOCKS_HELD for an open stateid or a lock stateid with locks."""
+        s = Stateid.coerce(sid)
+        if special_kind(s) is not None:
+            raise Nfs4Error(Stat.BAD_STATEID, "special stateid")
+        st = self.table.get(s.other)
+        if st is None or st.clientid != clientid:
+            status, _ = self.table.status(clientid, s)
+            raise Nfs4Error(status or Stat.BAD_STATEID, f"stateid {s}")
+        if st.revoked:
+            self.free_revoked(clientid, s.other)
+            return
+        status, _ = self.table.status(clientid, s)
+        if status:
+            raise Nfs4Error(status, f"stateid {s}")
+        if isinstance(st, LockState) and not st.file.locks.has_locks(st.owner.key):
+            self._forget_lock(st)
+            return
+        raise Nfs4Error(Stat.LOCKS_HELD, "the stateid still holds an open or locks")
+
+    def check_io(self, clientid: int, sid: Stateid, fh: bytes, write: bool) -> OpenState | None:
+        """The stateid of a READ, WRITE or SETATTR(size): the open it works through, or None
+        for the anonymous and read-bypass stateids (I/O outside any open, which share
+        reservations still govern: NFS4ERR_LOCKED).  WRITE through an open without write
+        access is NFS4ERR_OPENMODE.  Byte-range locks are advisory (as on Linux)."""
+        kind = special_kind(sid)
+        if kind is not None:
+            if kind is Special.CURRENT:
+                raise Nfs4Error(Stat.BAD_STATEID, "no current stateid")
+            f = self.files.get(fh)
+            if f is not None:
+                deny = f.shares.deny
+                if write and deny & 2:
+                    raise Nfs4Error(Stat.LOCKED, "another client's open denies writing (DENY_WRITE)")
+                if not write and kind is Special.ANONYMOUS and deny & 1:
+                    raise Nfs4Error(Stat.LOCKED, "another client's open denies reading (DENY_READ)")
+            return None
+        st = self.lookup(clientid, sid, IO_KINDS, fh)
+        op: OpenState = st.open if isinstance(st, LockState) else st
+        if write and not op.access & 2:
+            raise Nfs4Error(Stat.OPENMODE, "WRITE with a stateid of an open for reading only")
+        return op
 
     # -- revocation and the courteous server ---------------------------------------------------
     def revoke_client(self, clientid: int, why: Revoked = Revoked.EXPIRED) -> int:
@@ -230,9 +466,10 @@ class StateManager:
             ls.file.locks.drop_owner(ls.owner.key)
             ls.revoked = why
             cs.revoked[ls.other] = ls
-            cs.locks.pop((id(ls.owner), ls.file.fh), None)
             self._release_file(ls.file)
             n += 1
+        cs.locks.clear()
+        cs.lock_owners.clear()
         for st in list(cs.opens.values()):
             st.file.shares.remove(st)
             st.revoked = why
@@ -241,6 +478,7 @@ class StateManager:
             self._release_file(st.file)
             n += 1
         cs.opens.clear()
+        cs.open_owners.clear()
         self.revocations += 1
         log.warning("client %#018x: %d stateid(s) revoked (%s) because another client's request conflicted "
                     "with the state of this expired client", clientid, n, why.name)
@@ -258,12 +496,13 @@ class StateManager:
         cs = self.clients.get(clientid)
         return cs is not None and bool(cs.revoked)
 
-    def courteous_break(self, holders: Iterable[object]) -> bool:
-        """When every conflicting holder belongs to a client whose lease has expired, revoke
-        those clients' state and return True (the caller retries); False otherwise."""
+    def courteous_break(self, holders: Iterable[object], clientid: int | None = None) -> bool:
+        """When every conflicting holder belongs to a client (other than ``clientid``) whose
+        lease has expired, revoke those clients' state and return True (the caller checks
+        again); False otherwise."""
         cids = {getattr(h, "clientid", None) for h in holders}
         cids.discard(None)
-        if not cids or not all(self.lease_expired(c) for c in cids if c is not None):
+        if not cids or clientid in cids or not all(self.lease_expired(c) for c in cids if c is not None):
             return False
         for c in cids:
             assert c is not None

@@ -19,7 +19,6 @@ another export; ESTALE for a verified handle of a file that no longer exists.
 
 from __future__ import annotations
 
-import enum
 import errno
 import os
 import stat as stat_mod
@@ -30,6 +29,7 @@ from pathlib import Path
 from typing import Self
 
 from securenfs.exports.table import Export
+from securenfs.nfs4.constants import Access4
 from securenfs.vfs import kernel
 from securenfs.vfs.creds import FsCreds, as_caller, as_server
 from securenfs.vfs.dirlist import ListingCache, build_listing
@@ -40,17 +40,6 @@ from securenfs.vfs.names import check_name
 _O_PATH = os.O_PATH | os.O_CLOEXEC
 #: Deepest directory nesting LOOKUPP's containment walk follows before giving up.
 _MAX_DEPTH = 4096
-
-
-class Access4(enum.IntFlag):
-    """ACCESS4_* bits (RFC 8881 §18.1.3)."""
-
-    READ = 0x01
-    LOOKUP = 0x02
-    MODIFY = 0x04
-    EXTEND = 0x08
-    DELETE = 0x10
-    EXECUTE = 0x20
 
 
 @dataclass(slots=True, frozen=True)
@@ -148,7 +137,15 @@ class LocalFs:
         return fd, st
 
     @contextmanager
-    def _resolved(self, fh: bytes) -> Iterator[tuple[int, os.stat_result]]:
+    def resolved(self, fh: bytes) -> Iterator[tuple[int, os.stat_result]]:
+        """``with fs.resolved(fh) as (fd, st):`` an ``O_PATH`` descriptor of the file a
+        verified handle names, and its attributes, for the body only (closed after).
+
+        Opened with the server's privileges: the descriptor grants no access to data by
+        itself; callers act on it (``dir_fd=fd``, ``/proc/self/fd/<fd>``) inside
+        :func:`~securenfs.vfs.creds.as_caller`, so the kernel checks the caller's
+        permissions.  Raises BadHandle for a handle of another export, FsError(ESTALE)
+        for a removed file."""
         fd, st = self._open_path(fh)
         try:
             yield fd, st
@@ -161,9 +158,11 @@ class LocalFs:
             raise FsError(errno.EACCES, "a mount point of another file system; export it separately")
         return self.codec.file(self.export.export_id, kh.handle_type, kh.data)
 
-    def _child(self, dfd: int, name: str) -> tuple[bytes, os.stat_result]:
-        """Handle and attributes of ``name`` in directory ``dfd``, as the current thread's
-        identity (the caller's): never follows a symlink, never crosses a mount."""
+    def child(self, dfd: int, name: str) -> tuple[bytes, os.stat_result]:
+        """Handle and attributes of ``name`` in the directory descriptor ``dfd`` (from
+        :meth:`resolved`), looked up with the calling thread's identity (call it inside
+        :func:`~securenfs.vfs.creds.as_caller`): never follows a symlink, never crosses a
+        mount (EACCES).  ``name`` must be a single checked component."""
         try:
             cfd = os.open(name, _O_PATH | os.O_NOFOLLOW, dir_fd=dfd)
         except OSError as exc:
@@ -231,27 +230,27 @@ class LocalFs:
     # -- attributes ---------------------------------------------------------------------------
 
     def stat(self, fh: bytes) -> os.stat_result:
-        with self._resolved(fh) as (_, st):
+        with self.resolved(fh) as (_, st):
             return st
 
     def statvfs(self, fh: bytes) -> os.statvfs_result:
-        with self._resolved(fh) as (fd, _):
+        with self.resolved(fh) as (fd, _):
             return os.fstatvfs(fd)
 
     # -- namespace ----------------------------------------------------------------------------
 
     def lookup(self, dir_fh: bytes, name: str, creds: FsCreds) -> tuple[bytes, os.stat_result]:
         check_name(name)
-        with self._resolved(dir_fh) as (dfd, dst):
+        with self.resolved(dir_fh) as (dfd, dst):
             if stat_mod.S_ISLNK(dst.st_mode):
                 raise FsError(errno.ENOTDIR, "LOOKUP in a symbolic link")  # NFS4ERR_SYMLINK
             if not stat_mod.S_ISDIR(dst.st_mode):
                 raise FsError(errno.ENOTDIR, "LOOKUP in a non-directory")
             with as_caller(creds):
-                return self._child(dfd, name)
+                return self.child(dfd, name)
 
     def lookupp(self, fh: bytes, creds: FsCreds) -> bytes | None:
-        with self._resolved(fh) as (fd, st):
+        with self.resolved(fh) as (fd, st):
             if not stat_mod.S_ISDIR(st.st_mode):
                 raise FsError(errno.ENOTDIR, "LOOKUPP of a non-directory")
             if (st.st_dev, st.st_ino) == (self._root_dev, self._root_ino):
@@ -271,7 +270,7 @@ class LocalFs:
                 os.close(pfd)
 
     def readlink(self, fh: bytes, creds: FsCreds) -> bytes:
-        with self._resolved(fh) as (fd, st):
+        with self.resolved(fh) as (fd, st):
             if not stat_mod.S_ISLNK(st.st_mode):
                 raise FsError(errno.EINVAL, "READLINK of something that is not a symbolic link")
             with as_caller(creds):
@@ -284,7 +283,7 @@ class LocalFs:
         """The subset of ``mask`` (ACCESS4_* bits) the kernel grants ``creds``.  Bits that do
         not apply to the object's type (LOOKUP/DELETE on files, EXECUTE on directories) are
         never granted; on a read-only export MODIFY/EXTEND/DELETE never are."""
-        with self._resolved(fh) as (fd, st):
+        with self.resolved(fh) as (fd, st):
             is_dir = stat_mod.S_ISDIR(st.st_mode)
             if stat_mod.S_ISLNK(st.st_mode):
                 # Link permissions are not checked by Linux; only reading the link applies.
@@ -316,7 +315,7 @@ class LocalFs:
         """A descriptor for the file, opened as the caller (the kernel checks permission)."""
         if flags & (os.O_CREAT | os.O_PATH):
             raise FsError(errno.EINVAL, "open() of a handle cannot create files")
-        with self._resolved(fh) as (fd, st):
+        with self.resolved(fh) as (fd, st):
             mode = st.st_mode
             if stat_mod.S_ISLNK(mode):
                 raise FsError(errno.ELOOP, "cannot open a symbolic link")
@@ -345,7 +344,7 @@ class LocalFs:
             raise BadCookie(f"cookie {cookie} is reserved and never handed out")
         if max_entries < 1:
             raise FsError(errno.EINVAL, "max_entries must be at least 1")
-        with self._resolved(dir_fh) as (pfd, st):
+        with self.resolved(dir_fh) as (pfd, st):
             if not stat_mod.S_ISDIR(st.st_mode):
                 raise FsError(errno.ENOTDIR, "READDIR of a non-directory")
             with as_caller(creds):
@@ -373,7 +372,7 @@ class LocalFs:
                             out.append(DirEntry(c, name, None, None))
                             continue
                         try:
-                            efh, est = self._child(dfd, name)
+                            efh, est = self.child(dfd, name)
                         except FsError as exc:
                             if exc.errno == errno.ENOENT:
                                 continue  # removed since the listing was read

@@ -22,10 +22,11 @@ import pytest
 
 from securenfs.config import ClientRule, ExportConfig
 from securenfs.exports import Access, ExportTable, apply_squash
+from securenfs.nfs4.constants import Access4
 from securenfs.vfs.creds import FsCreds, worker_initializer
 from securenfs.vfs.errors import BadCookie, BadName, CookieVerifierMismatch, FsError
 from securenfs.vfs.handles import BadHandle, HandleCodec, load_or_create_key
-from securenfs.vfs.local import Access4, LocalFs
+from securenfs.vfs.local import LocalFs
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="open_by_handle_at and identity switches need root")
 

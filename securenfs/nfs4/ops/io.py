@@ -13,12 +13,12 @@ import os
 import stat as stat_mod
 from typing import Any
 
-from securenfs.locking.stateids import Special, special_kind
+from securenfs.locking.stateids import special_kind
 from securenfs.nfs4 import fattr, fsops
 from securenfs.nfs4.constants import Stat
 from securenfs.nfs4.context import CompoundContext
 from securenfs.nfs4.errors import Nfs4Error
-from securenfs.nfs4.ops.state import client_id, same_file, stateid_of
+from securenfs.nfs4.ops.state import client_id, stateid_of
 from securenfs.nfs4.xdr4 import (
     UNSTABLE4,
     CommitArgs,
@@ -28,7 +28,6 @@ from securenfs.nfs4.xdr4 import (
     WriteArgs,
     WriteRes,
 )
-from securenfs.state.opens import LockState, OpenState
 from securenfs.vfs.creds import ROOT
 
 #: Largest offset the kernel accepts (off_t is signed 64-bit).
@@ -54,13 +53,7 @@ async def _io_fd(ctx: CompoundContext, raw: bytes, write: bool) -> tuple[Any, tu
     if kind is not None:
         # Anonymous (all zeros) or read-bypass (all ones): I/O outside any open.
         creds = await ctx.creds_for(node.export)
-        f = mgr.files.get(node.fh)
-        if f is not None:
-            deny = f.shares.deny
-            if write and deny & 2:
-                raise Nfs4Error(Stat.LOCKED, "another client's open denies writing (DENY_WRITE)")
-            if not write and kind is Special.ANONYMOUS and deny & 1:
-                raise Nfs4Error(Stat.LOCKED, "another client's open denies reading (DENY_READ)")
+        mgr.check_io(client_id(ctx), sid, node.fh, write)
         acc = os.O_WRONLY if write else os.O_RDONLY
         st = await ctx.run(node.fs.stat, node.fh)
         if stat_mod.S_ISDIR(st.st_mode):
@@ -69,13 +62,8 @@ async def _io_fd(ctx: CompoundContext, raw: bytes, write: bool) -> tuple[Any, tu
             raise Nfs4Error(Stat.INVAL, "I/O on something that is not a regular file")
         fs, fh = node.fs, node.fh
         return node, ((fh, creds), acc), lambda: fsops.open_fh(fs, fh, acc, creds)
-    state = mgr.table.lookup(client_id(ctx), sid, None)
-    same_file(ctx, state)
-    op: OpenState = state.open if isinstance(state, LockState) else state
-    if not isinstance(op, OpenState):
-        raise Nfs4Error(Stat.BAD_STATEID, "not an open or lock stateid")
-    if write and not op.access & 2:
-        raise Nfs4Error(Stat.OPENMODE, "WRITE with a stateid of an open for reading only")
+    op = mgr.check_io(client_id(ctx), sid, node.fh, write)
+    assert op is not None
     if write:
         acc = os.O_WRONLY if op.access == 2 else os.O_RDWR
     else:

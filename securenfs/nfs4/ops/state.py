@@ -11,17 +11,10 @@ import os
 import stat as stat_mod
 from typing import Any
 
-from securenfs.locking.locks import LockConflict, LockType, lock_range
-from securenfs.locking.shares import achievable, check_open, validate_share
-from securenfs.locking.stateids import (
-    INVALID,
-    Special,
-    Stateid,
-    StateKind,
-    next_seqid,
-    resolve_current,
-    special_kind,
-)
+from securenfs.locking.locks import LockConflict
+from securenfs.locking.locks import LockDenied as LockConflictError
+from securenfs.locking.shares import validate_share
+from securenfs.locking.stateids import INVALID, Special, Stateid, StateKind, resolve_current
 from securenfs.nfs4 import fattr, fsops
 from securenfs.nfs4.constants import Attr, Stat
 from securenfs.nfs4.context import CompoundContext
@@ -42,8 +35,6 @@ from securenfs.nfs4.xdr4 import (
     OPEN4_CREATE,
     OPEN4_RESULT_LOCKTYPE_POSIX,
     READW_LT,
-    WRITE_LT,
-    WRITEW_LT,
     ChangeInfo,
     CloseArgs,
     LockArgs,
@@ -64,6 +55,8 @@ from securenfs.nfs4.xdr4 import (
 )
 from securenfs.state.opens import LockState, OpenState
 
+_ZERO_OTHER = bytes(12)
+_ONE = b"\x00\x00\x00\x01"
 _ACCFLAGS = {1: os.O_RDONLY, 2: os.O_WRONLY, 3: os.O_RDWR}
 _OPEN = frozenset({StateKind.OPEN})
 _LOCK = frozenset({StateKind.LOCK})
@@ -78,15 +71,43 @@ def client_id(ctx: CompoundContext) -> int:
     return ctx.client.clientid
 
 
+class CurrentStateid(bytes):
+    """The current stateid (RFC 8881 §16.2.3.1.2), remembering the current file handle it
+    was set with.  An operation that sets the current file handle without returning a
+    stateid (PUTFH, PUTROOTFH, PUTPUBFH, LOOKUP, LOOKUPP, RESTOREFH, CREATE) leaves the
+    COMPOUND without a current stateid: the marker then answers NFS4ERR_BAD_STATEID.  Every
+    such operation installs a new :class:`~securenfs.nfs4.namespace.Node`, so the stateid
+    is current only while ``ctx.cfh`` is the very node it was set with."""
+
+    node: object
+
+
+def set_current(ctx: CompoundContext, raw: bytes) -> bytes:
+    """Make ``raw`` the current stateid (on the current file handle); returns ``raw``."""
+    cur = CurrentStateid(raw)
+    cur.node = ctx.cfh
+    ctx.stateid = cur
+    return raw
+
+
+def current_stateid(ctx: CompoundContext) -> bytes | None:
+    cur = ctx.stateid
+    if cur is None or (isinstance(cur, CurrentStateid) and cur.node is not ctx.cfh):
+        return None
+    return cur
+
+
 def stateid_of(ctx: CompoundContext, raw: bytes) -> Stateid:
-    return resolve_current(raw, ctx.stateid)
+    """The stateid argument, with the current-stateid marker (seqid 1, other zero) replaced
+    by the COMPOUND's current stateid (NFS4ERR_BAD_STATEID when there is none)."""
+    if raw[4:] == _ZERO_OTHER and raw[:4] == _ONE:
+        return resolve_current(raw, current_stateid(ctx))
+    return Stateid.unpack(raw)
 
 
 def lookup_state(ctx: CompoundContext, raw: bytes, kinds: frozenset[StateKind] | None) -> Any:
-    sid = stateid_of(ctx, raw)
-    if special_kind(sid) is not None:
-        raise Nfs4Error(Stat.BAD_STATEID, "a special stateid cannot be used here")
-    return ctx.svc.state.table.lookup(client_id(ctx), sid, kinds)
+    """The open or lock state ``raw`` names, for the current file handle's file."""
+    return ctx.svc.state.lookup(client_id(ctx), stateid_of(ctx, raw), kinds, ctx.require_cfh().fh)
 
 
 def same_file(ctx: CompoundContext, st: OpenState | LockState) -> None:
@@ -192,8 +213,7 @@ async def op_open(ctx: CompoundContext, a: OpenArgs) -> OpenRes:
         if fd is not None:
             os.close(fd)
     ctx.set_cfh(fnode, checked=True)
-    ctx.stateid = st.stateid()
-    return OpenRes(0, ctx.stateid, cinfo, OPEN4_RESULT_LOCKTYPE_POSIX, fattr.set_to_bitmap(attrset))
+    return OpenRes(0, set_current(ctx, st.stateid()), cinfo, OPEN4_RESULT_LOCKTYPE_POSIX, fattr.set_to_bitmap(attrset))
 
 
 def _check_reclaim(ctx: CompoundContext, what: str) -> None:
@@ -237,36 +257,20 @@ async def _grant(ctx: CompoundContext, cid: int, owner_name: bytes, fnode: Node,
                  fd: int | None, size: int | None) -> OpenState:
     """Share check, descriptor and state, serialized per file (RFC 8881 §9.7)."""
     mgr = ctx.svc.state
-    owner = mgr.open_owner(cid, owner_name)
-    f = mgr.file(fnode.fh)
-    f.users += 1  # keep the record while waiting for the mutex
-    try:
-        async with f.mutex:
-            existing = mgr.find_open(owner, fnode.fh)
-            want_a = access | (existing.access if existing else 0)
-            want_d = deny | (existing.deny if existing else 0)
-            if f.shares.conflicts(existing or owner, want_a, want_d):
-                holders = f.shares.conflicting_holders(existing, want_a, want_d)
-                if mgr.courteous_break(holders):
-                    pass  # the expired holders' state is gone: check again below
-            check_open(f.shares, existing, want_a, want_d)
-            key = ((fnode.fh, creds), accflags(access))
-            assert fnode.fs is not None
-            if fd is not None:
-                # Adopt the descriptor that created the file (it may write a mode-0444 file).
-                created_fd = fd
-                with mgr.fds.use(*key, lambda: created_fd):
-                    pass
-            else:
-                # Opening as the caller is the permission check of OPEN.
-                with_fd = await ctx.run(_touch_fd, mgr.fds, key, fnode.fs, fnode.fh, accflags(access), creds, size)
-                del with_fd
-            if existing is not None:
-                mgr.upgrade(existing, access, deny)
-                return existing
-            return mgr.new_open(owner, f, fnode, creds, access, deny)
-    finally:
-        mgr._release_file(f)
+    async with mgr.serialized(fnode.fh):
+        mgr.check_open(cid, owner_name, fnode.fh, access, deny)
+        key = ((fnode.fh, creds), accflags(access))
+        assert fnode.fs is not None
+        if fd is not None:
+            # Adopt the descriptor that created the file (it may write a mode-0444 file).
+            created_fd = fd
+            with mgr.fds.use(*key, lambda: created_fd):
+                pass
+        else:
+            # Opening as the caller is the permission check of OPEN.
+            await ctx.run(_touch_fd, mgr.fds, key, fnode.fs, fnode.fh, accflags(access), creds, size)
+        st, _new = mgr.open(cid, owner_name, fnode.fh, access, deny, fnode, creds)
+        return st
 
 
 def _touch_fd(cache: Any, key: Any, fs: Any, fh: bytes, acc: int, creds: Any, size: int | None) -> bool:
@@ -279,71 +283,29 @@ def _touch_fd(cache: Any, key: Any, fs: Any, fh: bytes, acc: int, creds: Any, si
 # -- CLOSE, OPEN_DOWNGRADE ----------------------------------------------------------------------
 
 async def op_close(ctx: CompoundContext, a: CloseArgs) -> StateidRes:
-    st: OpenState = lookup_state(ctx, a.stateid, _OPEN)
-    same_file(ctx, st)
-    mgr = ctx.svc.state
-    if mgr.holds_locks(st):
-        raise Nfs4Error(Stat.LOCKS_HELD, "byte-range locks of this open are still held (LOCKU them first)")
-    mgr.close(st)
+    ctx.svc.state.close(client_id(ctx), stateid_of(ctx, a.stateid), ctx.require_cfh().fh)
     # RFC 8881 §18.2.4: 4.1 servers return the special invalid stateid.
-    ctx.stateid = INVALID.pack()
-    return StateidRes(0, ctx.stateid)
+    return StateidRes(0, set_current(ctx, INVALID.pack()))
 
 
 async def op_open_downgrade(ctx: CompoundContext, a: OpenDowngradeArgs) -> StateidRes:
-    st: OpenState = lookup_state(ctx, a.stateid, _OPEN)
-    same_file(ctx, st)
-    access, deny = validate_share(a.share_access, a.share_deny)
-    if access & ~st.access or deny & ~st.deny or not achievable((access, deny), st.history):
-        raise Nfs4Error(Stat.INVAL, f"access {access:#x}/deny {deny:#x} is not a union of this owner's OPENs")
-    ctx.svc.state.downgrade(st, access, deny)
-    ctx.stateid = st.stateid()
-    return StateidRes(0, ctx.stateid)
+    st = ctx.svc.state.open_downgrade(client_id(ctx), stateid_of(ctx, a.stateid), ctx.require_cfh().fh,
+                                      a.share_access, a.share_deny)
+    return StateidRes(0, set_current(ctx, st.stateid()))
 
 
 # -- TEST_STATEID, FREE_STATEID ---------------------------------------------------------------
 
 async def op_test_stateid(ctx: CompoundContext, a: TestStateidArgs) -> TestStateidRes:
-    cid = client_id(ctx)
-    table = ctx.svc.state.table
-    codes = []
-    for raw in a.stateids:
-        sid = Stateid.unpack(raw)
-        if special_kind(sid) is not None:
-            codes.append(int(Stat.BAD_STATEID))
-            continue
-        codes.append(int(table.status(cid, sid)[0]))
-    return TestStateidRes(0, codes)
+    return TestStateidRes(0, ctx.svc.state.test_stateids(client_id(ctx), a.stateids))
 
 
 async def op_free_stateid(ctx: CompoundContext, a: StateidArgs) -> StatusRes:
-    cid = client_id(ctx)
-    mgr = ctx.svc.state
-    sid = stateid_of(ctx, a.stateid)
-    if special_kind(sid) is not None:
-        raise Nfs4Error(Stat.BAD_STATEID, "special stateid")
-    st = mgr.table.get(sid.other)
-    if st is None or st.clientid != cid:
-        status, _ = mgr.table.status(cid, sid)
-        raise Nfs4Error(status or Stat.BAD_STATEID, f"stateid {sid}")
-    if st.revoked:
-        mgr.free_revoked(cid, sid.other)
-        return StatusRes(0)
-    status, _ = mgr.table.status(cid, sid)
-    if status:
-        raise Nfs4Error(status, f"stateid {sid}")
-    if isinstance(st, LockState) and not st.file.locks.has_locks(st.owner.key):
-        mgr.free_lock(st)
-        return StatusRes(0)
-    # An open stateid, or a lock stateid with locks: RFC 8881 §18.38.3.
-    raise Nfs4Error(Stat.LOCKS_HELD, "the stateid still holds an open or locks")
+    ctx.svc.state.free_stateid(client_id(ctx), stateid_of(ctx, a.stateid))
+    return StatusRes(0)
 
 
 # -- LOCK, LOCKT, LOCKU ---------------------------------------------------------------------------
-
-def _is_write(locktype: int) -> bool:
-    return locktype in (WRITE_LT, WRITEW_LT)
-
 
 def _denied(r: LockConflict) -> Nfs4Error:
     exc = Nfs4Error(Stat.DENIED, f"conflicts with {r.locktype.name} at {r.offset} length {r.length:#x} "
@@ -356,80 +318,50 @@ def _denied(r: LockConflict) -> Nfs4Error:
 
 async def op_lock(ctx: CompoundContext, a: LockArgs) -> LockRes:
     cid = client_id(ctx)
-    mgr = ctx.svc.state
     if a.reclaim:
         _check_reclaim(ctx, "LOCK reclaim")
     else:
         _check_new_state(ctx, "LOCK")
-    start, end = lock_range(a.offset, a.length)
-    write = _is_write(a.locktype)
-    if a.new_lock_owner:
-        assert a.lock_owner is not None
-        op: OpenState = lookup_state(ctx, a.open_stateid, _OPEN)
-        same_file(ctx, op)
-        if a.lock_owner.clientid != cid:
-            raise Nfs4Error(Stat.INVAL, "lock_owner carries another client id than the session's")
-        owner = mgr.lock_owner(cid, a.lock_owner.owner)
-        ls = mgr.lock_state(owner, op)
-    else:
-        ls = lookup_state(ctx, a.lock_stateid, _LOCK)
-        same_file(ctx, ls)
-        op = ls.open
-    if write and not op.access & 2:
-        raise Nfs4Error(Stat.OPENMODE, "a write lock needs an open for writing")
-    if not write and not op.access & 1:
-        raise Nfs4Error(Stat.OPENMODE, "a read lock needs an open for reading")
-    f = ls.file
-    lt = LockType(a.locktype).base
-    async with f.mutex:
-        r = f.locks.test(ls.owner.key, start, end, lt)
-        if r is not None and mgr.courteous_break(list(f.locks.conflicts(ls.owner.key, start, end, lt))):
-            r = f.locks.test(ls.owner.key, start, end, lt)
-        if r is not None:
-            raise _denied(r)
-        if ls.revoked:
-            raise Nfs4Error(int(ls.revoked), "the lock state was revoked")
-        f.locks.lock(ls.owner.key, start, end, lt)
-        ls.seqid = next_seqid(ls.seqid)
+    fh = ctx.require_cfh().fh
+    try:
+        if a.new_lock_owner:
+            assert a.lock_owner is not None
+            if a.lock_owner.clientid != cid:
+                # Checked after the open stateid: a bad stateid is the more useful answer.
+                ctx.svc.state.lookup(cid, stateid_of(ctx, a.open_stateid), _OPEN, fh)
+                raise Nfs4Error(Stat.INVAL, "lock_owner carries another client id than the session's")
+            ls = ctx.svc.state.lock(cid, fh, a.locktype, a.offset, a.length,
+                                    open_sid=stateid_of(ctx, a.open_stateid), lock_owner=a.lock_owner.owner)
+        else:
+            ls = ctx.svc.state.lock(cid, fh, a.locktype, a.offset, a.length,
+                                    lock_sid=stateid_of(ctx, a.lock_stateid))
+    except LockConflictError as exc:
+        raise _denied(exc.conflict) from None
     if a.reclaim:
         _note_reclaim(ctx)
-    ctx.stateid = ls.stateid()
-    return LockRes(0, ctx.stateid)
+    return LockRes(0, set_current(ctx, ls.stateid()))
 
 
 async def op_lockt(ctx: CompoundContext, a: LocktArgs) -> LocktRes:
     cid = client_id(ctx)
-    mgr = ctx.svc.state
     node = ctx.require_cfh()
     if node.pnode is not None:
         raise Nfs4Error(Stat.ISDIR, "pseudo directory")
-    start, end = lock_range(a.offset, a.length)
     if a.owner.clientid != cid:
         raise Nfs4Error(Stat.INVAL, "lock_owner carries another client id than the session's")
     # During grace the answer could be wrong: locks not yet reclaimed are missing.
     _check_new_state(ctx, "LOCKT")
-    f = mgr.files.get(node.fh)
-    if f is None:
-        return LocktRes(0, has_stateid=False)
-    key = (cid, a.owner.owner)
-    lt = LockType(a.locktype).base
-    r = f.locks.test(key, start, end, lt)
-    if r is not None and mgr.courteous_break(list(f.locks.conflicts(key, start, end, lt))):
-        r = f.locks.test(key, start, end, lt)
-    if r is not None:
-        raise _denied(r)
+    try:
+        ctx.svc.state.lockt(cid, node.fh, a.locktype, a.offset, a.length, a.owner.owner)
+    except LockConflictError as exc:
+        raise _denied(exc.conflict) from None
     return LocktRes(0, has_stateid=False)
 
 
 async def op_locku(ctx: CompoundContext, a: LockuArgs) -> StateidRes:
-    ls: LockState = lookup_state(ctx, a.stateid, _LOCK)
-    same_file(ctx, ls)
-    start, end = lock_range(a.offset, a.length)
-    async with ls.file.mutex:
-        ls.file.locks.unlock(ls.owner.key, start, end)
-        ls.seqid = next_seqid(ls.seqid)
-    ctx.stateid = ls.stateid()
-    return StateidRes(0, ctx.stateid)
+    ls = ctx.svc.state.locku(client_id(ctx), stateid_of(ctx, a.stateid), ctx.require_cfh().fh, a.locktype,
+                             a.offset, a.length)
+    return StateidRes(0, set_current(ctx, ls.stateid()))
 
 
 __all__ = ["READW_LT", "Special"]
