@@ -111,6 +111,25 @@ class OpenFileCache:
         self._close_all(extra)
         return ent
 
+    def adopt(self, file: Hashable, mode: int, fd: int) -> None:
+        """Hand ``fd`` (already open for ``file`` in ``mode``) to the cache, which then owns
+        it.  When one is cached already, ``fd`` is closed and the cached one kept."""
+        if mode not in _MODES:
+            raise ValueError(f"access mode {mode} is not O_RDONLY, O_WRONLY or O_RDWR")
+        key: CacheKey = (file, mode)
+        extra: list[int] = []
+        with self._lock:
+            ent = self._entries.get(key)
+            if ent is not None:
+                extra.append(fd)
+                self._entries.move_to_end(key)
+                self.hits += 1
+            else:
+                self._entries[key] = CachedFd(key, fd)
+                self.opened += 1
+                extra.extend(self._evict_locked())
+        self._close_all(extra)
+
     def release(self, ent: CachedFd) -> None:
         victims: list[int] = []
         with self._lock:

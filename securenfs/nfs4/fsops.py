@@ -40,7 +40,9 @@ def _dir(st: os.stat_result) -> None:
 @dataclass(slots=True)
 class Opened:
     fh: bytes
-    fd: int | None  # the descriptor that created the file (None: not created here)
+    #: A descriptor opened as the caller with the OPEN's access mode: the one that created
+    #: the file, or one of the existing regular file (None: not a regular file, or replaced).
+    fd: int | None
     created: bool
     before: int  # directory change attribute before / after
     after: int
@@ -89,8 +91,33 @@ def open_name(fs: LocalFs, dir_fh: bytes, name: str, creds: FsCreds, *, create: 
                 raise
             if create and not created and verifier_ns is not None and not created_by_exclusive_retry(st, verifier_ns):
                 raise FsError(errno.EEXIST, f"{name} exists (exclusive create with another verifier)")
+            if fd is None and stat_mod.S_ISREG(st.st_mode):
+                # Open the existing file here, as the caller, in the same pool call: this is
+                # OPEN's permission check, and the descriptor serves the open's I/O.
+                fd = _open_existing(dfd, name, accflags, st)
         after = os.fstat(dfd).st_ctime_ns
         return Opened(fh, fd, created, before, after, st)
+
+
+def _open_existing(dfd: int, name: str, accflags: int, st: os.stat_result) -> int | None:
+    """``name`` opened with ``accflags`` as the calling thread's identity, or None when the
+    name now refers to another file (replaced since it was looked up: the caller falls back
+    to opening by handle).  Never blocks (a FIFO swapped in is opened non-blocking)."""
+    flags = accflags | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NOCTTY | os.O_NONBLOCK
+    try:
+        fd = os.open(name, flags, dir_fd=dfd)
+    except OSError as exc:
+        if exc.errno in (errno.ENOENT, errno.ELOOP, errno.ENXIO, errno.EISDIR):
+            return None
+        raise _oserr(exc, name) from None
+    try:
+        now = os.fstat(fd)
+    except OSError:
+        now = None
+    if now is None or (now.st_dev, now.st_ino) != (st.st_dev, st.st_ino):
+        os.close(fd)
+        return None
+    return fd
 
 
 def created_by_exclusive_retry(st: os.stat_result, verifier_ns: int | None) -> bool:

@@ -145,3 +145,24 @@ def test_concurrent_threads_share_and_bound(files: list[Path]) -> None:
     assert len(cache) <= 6
     cache.close()
     assert _fd_count() == before
+
+
+def test_adopted_descriptor_is_reused_and_a_duplicate_is_closed(files: list[Path]) -> None:
+    base = _fd_count()
+    cache = OpenFileCache(2)
+    n = [0]
+    first = os.open(files[0], os.O_RDWR)
+    cache.adopt(files[0], os.O_RDWR, first)
+    with cache.use(files[0], os.O_RDWR, _opener(files[0], n)) as fd:
+        assert fd == first and n == [0]  # no second open
+    dup = os.open(files[0], os.O_RDWR)
+    cache.adopt(files[0], os.O_RDWR, dup)  # already cached: the new one is closed
+    with pytest.raises(OSError):
+        os.fstat(dup)
+    assert _fd_count() == base + 1
+    # Adopted descriptors count against the bound like opened ones.
+    for p in files[1:4]:
+        cache.adopt(p, os.O_RDWR, os.open(p, os.O_RDWR))
+    assert len(cache) == 2 and _fd_count() == base + 2
+    cache.close()
+    assert _fd_count() == base

@@ -262,13 +262,15 @@ async def _grant(ctx: CompoundContext, cid: int, owner_name: bytes, fnode: Node,
         key = ((fnode.fh, creds), accflags(access))
         assert fnode.fs is not None
         if fd is not None:
-            # Adopt the descriptor that created the file (it may write a mode-0444 file).
-            created_fd = fd
-            with mgr.fds.use(*key, lambda: created_fd):
-                pass
-        else:
-            # Opening as the caller is the permission check of OPEN.
-            await ctx.run(_touch_fd, mgr.fds, key, fnode.fs, fnode.fh, accflags(access), creds, size)
+            # The descriptor OPEN's file-system step opened as the caller (or that created
+            # the file, which may write a mode-0444 file): no second pool call.
+            if size is not None:
+                await ctx.run(fsops.truncate, fd, size)
+            st, _new = mgr.open(cid, owner_name, fnode.fh, access, deny, fnode, creds)
+            mgr.fds.adopt(*key, fd)  # the cache owns the descriptor from here on
+            return st
+        # Opening as the caller is the permission check of OPEN.
+        await ctx.run(_touch_fd, mgr.fds, key, fnode.fs, fnode.fh, accflags(access), creds, size)
         st, _new = mgr.open(cid, owner_name, fnode.fh, access, deny, fnode, creds)
         return st
 
