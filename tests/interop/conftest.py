@@ -18,7 +18,12 @@ from tests.interop.guest import Guest, GuestResult
 from tests.interop.image import ImageError, ensure_image, missing_host_tools
 from tests.interop.results import ScenarioRun
 from tests.interop.server import (
-    CLIENT_FQDN, SERVER_FQDN, SERVER_SHORT, GuestKerberos, InteropServer, guest_users_script,
+    CLIENT_FQDN,
+    SERVER_FQDN,
+    SERVER_SHORT,
+    GuestKerberos,
+    InteropServer,
+    guest_users_script,
 )
 from tests.support.kdc import kdc_realm  # noqa: F401  (fixture)
 

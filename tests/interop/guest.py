@@ -130,7 +130,7 @@ class GuestResult:
 
 
 def netdev_spec(forwards: list[Forward]) -> str:
-    spec = f"user,id=n0,restrict=on,net=10.0.2.0/24,host=10.0.2.2,dns=10.0.2.3,ipv6=off"
+    spec = "user,id=n0,restrict=on,net=10.0.2.0/24,host=10.0.2.2,dns=10.0.2.3,ipv6=off"
     for f in forwards:
         spec += "," + f.netdev_rule()
     return spec
@@ -144,8 +144,8 @@ def qemu_command(image: GuestImage, share: Path, forwards: list[Forward], accel:
         "-m", str(memory_mb), "-smp", str(cpus),
         "-nodefaults", "-no-user-config", "-display", "none", "-no-reboot",
         "-kernel", str(image.kernel), "-initrd", str(image.initrd),
-        "-append", "root=/dev/vda rw console=ttyS0 panic=-1 quiet "
-                   "init=/sbin/securenfs-interop-init",
+        "-append", ("root=/dev/vda rw console=ttyS0 panic=-1 quiet "
+                    "init=/sbin/securenfs-interop-init"),
         # snapshot=on: writes go to a temporary overlay, so the cached image never changes and
         # several guests can boot from it at once.
         "-drive", f"file={image.rootfs},if=virtio,format=raw,snapshot=on",
@@ -294,7 +294,7 @@ class Guest:
             hook = hooks.get(name)
             try:
                 answer = hook() if hook is not None else f"ERROR no host hook named {name!r}"
-            except Exception as exc:  # the guest must get an answer, never wait forever
+            except Exception as exc:  # noqa: BLE001  (the guest must get an answer, never wait forever)
                 answer = f"ERROR {type(exc).__name__}: {exc}"
             handled.append(f"{name}: {answer.splitlines()[0] if answer else ''}")
             tmp = req_dir / f"{name}.tmp"

@@ -153,6 +153,7 @@ def ensure_image(force: bool = False, log: Callable[[str], None] | None = None) 
         proc = subprocess.run(
             ["bash", str(BUILD_SCRIPT), str(d), _mirror(), ",".join(GUEST_PACKAGES), str(INIT_SCRIPT)],
             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+            check=False,
         )
         if proc.returncode != 0:
             tail = "\n".join(proc.stdout.splitlines()[-25:])

@@ -10,7 +10,6 @@ the server capability that is missing rather than at a kernel error number.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 import pytest

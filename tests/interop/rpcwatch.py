@@ -19,6 +19,7 @@ import struct
 import threading
 import time
 from collections import Counter, deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from securenfs.nfs4.constants import Op, Stat
@@ -308,6 +309,15 @@ class RpcWatchRelay:
                 threading.Thread(target=self._pump, args=(src, dst, conn, calls),
                                  name="rpcwatch-pump", daemon=True).start()
 
+    def _note(self, recs: list[bytes], handler: Callable[[bytes], None]) -> None:
+        for rec in recs:
+            with self.watch.lock:
+                self.watch.records += 1
+            try:
+                handler(rec)
+            except (struct.error, ValueError, IndexError):
+                pass
+
     def _pump(self, src: socket.socket, dst: socket.socket, conn: _Conn, calls: bool) -> None:
         buf = bytearray()
         frags: list[bytes] = []
@@ -316,15 +326,15 @@ class RpcWatchRelay:
                 data = src.recv(262144)
                 if not data:
                     break
-                dst.sendall(data)
                 buf += data
-                for rec in _records(buf, frags):
-                    with self.watch.lock:
-                        self.watch.records += 1
-                    try:
-                        (conn.on_call if calls else conn.on_reply)(rec)
-                    except (struct.error, ValueError, IndexError):
-                        pass
+                recs = _records(buf, frags)
+                if calls:
+                    # Note the calls before they leave, so a fast reply always finds its call.
+                    self._note(recs, conn.on_call)
+                    dst.sendall(data)
+                else:
+                    dst.sendall(data)
+                    self._note(recs, conn.on_reply)
         except OSError:
             pass
         finally:

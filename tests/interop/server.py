@@ -194,15 +194,14 @@ class InteropServer:
         if self.kerberos is not None:
             env["KRB5_CONFIG"] = str(self.kerberos.krb5_conf_host)
         env["KRB5RCACHEDIR"] = str(self.workdir)
-        log = open(self.log_path, "ab")
-        log.write(f"----- start #{self.starts + 1} at {time.strftime('%H:%M:%S')} -----\n".encode())
-        log.flush()
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "securenfs", "serve", "--config", str(self.config_path),
-             "--listen", "127.0.0.1:0", "--ready-file", str(ready), "--log-level", "DEBUG"],
-            stdin=subprocess.DEVNULL, stdout=log, stderr=log, env=env,
-            cwd=Path(__file__).resolve().parents[2])
-        log.close()
+        with open(self.log_path, "ab") as log:
+            log.write(f"----- start #{self.starts + 1} at {time.strftime('%H:%M:%S')} -----\n".encode())
+            log.flush()
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "securenfs", "serve", "--config", str(self.config_path),
+                 "--listen", "127.0.0.1:0", "--ready-file", str(ready), "--log-level", "DEBUG"],
+                stdin=subprocess.DEVNULL, stdout=log, stderr=log, env=env,
+                cwd=Path(__file__).resolve().parents[2])
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if ready.exists() and ready.read_text().strip():
