@@ -323,6 +323,30 @@ def test_destroy_then_reuse(server: GssServer, kdc_realm: KdcRealm, ccache: str)
     run(go())
 
 
+def test_destroy_with_bare_arguments_as_linux_sends_it(server: GssServer, kdc_realm: KdcRealm, ccache: str) -> None:
+    """The Linux client sends DESTROY under krb5i/krb5p with empty, unwrapped arguments."""
+    async def go() -> None:
+        c = await connect(server)
+        for service in (GssService.INTEGRITY, GssService.PRIVACY):
+            auth = await establish(c, kdc_realm, ccache, service)
+            await good_call(c, auth)
+            n = len(server.handler.table)
+            xid = c.next_xid()
+            flavor, body, state = auth.destroy_credential()
+            header = msg.encode_call(xid, ECHO_PROG, ECHO_VERS, 0, flavor, body)
+            vf, vb = auth.verifier(header, state)
+            reply = await c.call_raw(xid, header + msg.encode_opaque_auth(vf, vb))  # no body at all
+            assert reply.accepted and reply.accept_stat == AcceptStat.SUCCESS
+            assert reply.body is not None and len(reply.body) == 0  # and no wrapped reply either
+            assert len(server.handler.table) == n - 1
+            with pytest.raises(RpcError) as ei:
+                await good_call(c, auth)
+            assert ei.value.reply.auth_stat == AuthStat.RPCSEC_GSS_CREDPROBLEM
+        await c.close()
+
+    run(go())
+
+
 def test_unknown_handle_is_credproblem(server: GssServer, kdc_realm: KdcRealm, ccache: str) -> None:
     async def go() -> None:
         c = await connect(server)
