@@ -15,6 +15,7 @@ from __future__ import annotations
 import enum
 import hmac
 import threading
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from securenfs.gsscrypto.cts import SLACK, Buffer
@@ -194,6 +195,37 @@ class FastContext:
         seal.encrypt_into((message, header), plain_len, mv[HEADER_BYTES:])
         return bytes(mv[:total])
 
+    def get_mic_pieces(self, pieces: Sequence[Buffer]) -> bytes:
+        """A MIC token over the concatenation of ``pieces`` (nothing is joined)."""
+        header = self._mic_prefix + self._next_seq()
+        return header + self._send_sign.checksum((*pieces, header))
+
+    def wrap_opaque(self, pieces: Sequence[Buffer]) -> memoryview:
+        """A sealed Wrap token over the concatenation of ``pieces``, as XDR ``opaque<>``.
+
+        The result is the 4-octet length, the token and its zero padding (RFC 4506 §4.10)
+        in one new buffer, ready to send: RPCSEC_GSS privacy bodies are exactly this
+        (RFC 2203 §5.3.2.3, ``rpc_gss_priv_data``).  The message parts are encrypted and
+        MACed where they lie, so a megabyte body is never joined or copied.
+        """
+        seq = self._next_seq()
+        header = self._wrap_conf_prefix + seq
+        seal = self._send_seal
+        plain_len = HEADER_BYTES
+        for p in pieces:
+            plain_len += len(p)
+        tok_len = HEADER_BYTES + seal.ciphertext_len(plain_len)
+        end = 4 + tok_len + (-tok_len & 3)
+        out = bytearray(end + SLACK)  # zero-filled: the XDR padding is already in place
+        mv = memoryview(out)
+        mv[:4] = tok_len.to_bytes(4, "big")
+        mv[4 : 4 + HEADER_BYTES] = header
+        seal.encrypt_into((*pieces, header), plain_len, mv[4 + HEADER_BYTES :])
+        # encrypt_into may leave bytes in the slack after the ciphertext; the padding
+        # must be zero.
+        mv[4 + tok_len : end] = bytes(end - 4 - tok_len)
+        return mv[:end]
+
     def is_own_mic(self, message: Buffer, token: Buffer) -> bool:
         """Whether ``token`` is the MIC this side would send over ``message`` (any sequence).
 
@@ -226,6 +258,18 @@ class FastContext:
 
     def unwrap(self, token: Buffer) -> tuple[bytes, bool]:
         """Verify (and decrypt) a Wrap token; return (message, was_confidential)."""
+        message, sealed = self._unwrap(token, False)
+        return bytes(message), sealed
+
+    def unwrap_view(self, token: Buffer) -> tuple[memoryview, bool]:
+        """As :meth:`unwrap`, but the message is a view of a buffer of its own.
+
+        A sealed token is decrypted into a new buffer that the view keeps alive, so the
+        plaintext is never copied again (large krb5p WRITE bodies go to the file from it).
+        """
+        return self._unwrap(token, True)
+
+    def _unwrap(self, token: Buffer, fresh: bool) -> tuple[memoryview, bool]:
         t = _view(token)
         if len(t) < HEADER_BYTES:
             raise BadToken("Wrap token shorter than its header")
@@ -241,7 +285,8 @@ class FastContext:
             r = rrc % len(body)
             body = memoryview(b"".join((body[r:], body[:r])))
         if flags & TokenFlags.SEALED:
-            plain = self._recv_seal.decrypt_into(body, _scratch_buffer(len(body) + SLACK))
+            room = bytearray(len(body) + SLACK) if fresh else _scratch_buffer(len(body) + SLACK)
+            plain = self._recv_seal.decrypt_into(body, room)
             end = len(plain) - HEADER_BYTES
             if end - ec < 0:
                 raise BadToken("sealed Wrap token too short for its header copy")
@@ -250,7 +295,7 @@ class FastContext:
             # compared too (MIT skips it), so a changed EC cannot shorten the message.
             if copy[:6] != t[:6] or copy[8:16] != t[8:16]:
                 raise BadChecksum("encrypted header does not match the token header")
-            return bytes(plain[: end - ec]), True
+            return plain[: end - ec], True
         if ec != self._mac or len(body) < ec:
             raise BadToken("Wrap token checksum length is wrong")
         split = len(body) - ec
@@ -259,4 +304,4 @@ class FastContext:
         expected = self._recv_seal.checksum((message, header0))
         if not hmac.compare_digest(expected, body[split:]):
             raise BadChecksum("Wrap token checksum does not verify")
-        return bytes(message), False
+        return message, False

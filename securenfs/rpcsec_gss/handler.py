@@ -60,7 +60,14 @@ from securenfs.rpcsec_gss.constants import (
 from securenfs.rpcsec_gss.context import CtxState, GssContext
 from securenfs.rpcsec_gss.flavors import KRB5_OID_DOTTED, pseudo_flavor_for_service
 from securenfs.rpcsec_gss.gsserrors import Cause, GssFailure, translate, translate_exception
-from securenfs.rpcsec_gss.protection import Engine, Protection, ProtectionError, choose_protection
+from securenfs.rpcsec_gss.protection import (
+    Engine,
+    Protection,
+    ProtectionError,
+    choose_protection,
+    integ_parts,
+    wrap_opaque,
+)
 from securenfs.rpcsec_gss.seqwindow import SeqVerdict
 from securenfs.rpcsec_gss.table import ContextTable, TableLimits
 from securenfs.xdr import XdrError
@@ -111,6 +118,13 @@ class ProtectionStats:
 
 #: Distinct reasons kept in ProtectionStats.mit_reasons; the rest count under "other".
 MAX_REASONS = 32
+
+
+def _total(pieces: Buffers) -> int:
+    n = 0
+    for p in pieces:
+        n += len(p)
+    return n
 
 
 class RpcsecGssHandler:
@@ -418,17 +432,21 @@ class RpcsecGssHandler:
 
     def _integ_reply(self, prot: Protection, seq: int) -> Callable[[Buffers], Any]:
         async def protect(results: Buffers) -> Buffers:
-            data = b"".join((wire.seq_bytes(seq), *results))
-            mic = prot.get_mic(data) if len(data) <= INLINE_MAX else await self._run(prot.get_mic, data)
-            return [*wire.opaque_parts(data), *wire.opaque_parts(mic)]
+            # RFC 2203 §5.3.2.2: rpc_gss_integ_data { seq_num + results, MIC over them }.
+            pieces = [wire.seq_bytes(seq), *results]
+            if _total(pieces) <= INLINE_MAX:
+                return integ_parts(prot, pieces)
+            return await self._run(integ_parts, prot, pieces)
 
         return protect
 
     def _priv_reply(self, prot: Protection, seq: int) -> Callable[[Buffers], Any]:
         async def protect(results: Buffers) -> Buffers:
-            data = b"".join((wire.seq_bytes(seq), *results))
-            token = prot.wrap(data) if len(data) <= INLINE_MAX else await self._run(prot.wrap, data)
-            return wire.opaque_parts(token)
+            # RFC 2203 §5.3.2.3: rpc_gss_priv_data, a wrap token over seq_num + results.
+            pieces = [wire.seq_bytes(seq), *results]
+            if _total(pieces) <= INLINE_MAX:
+                return wrap_opaque(prot, pieces)
+            return await self._run(wrap_opaque, prot, pieces)
 
         return protect
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import enum
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -157,15 +158,59 @@ class OpenSslProtection:
     def wrap(self, data: Data) -> bytes:
         return self.fast.wrap(data, True)
 
-    def unwrap(self, token: Data) -> bytes:
+    def unwrap(self, token: Data) -> memoryview:  # type: ignore[override]
+        # A view of a buffer of its own: the plaintext (a WRITE's data) is not copied again.
         try:
-            message, sealed = self.fast.unwrap(token)
+            message, sealed = self.fast.unwrap_view(token)
         except BadToken as exc:
             raise self._failure("unwrap", exc) from None
         if not sealed:
             # RFC 2203 §5.3.2.3: privacy means the body was encrypted, not merely signed.
             raise ProtectionError("unwrap", translate(0xD0000, 0, "token was not encrypted"))
         return message
+
+
+def _pieces_len(pieces: Sequence[Data]) -> int:
+    n = 0
+    for p in pieces:
+        n += len(p)
+    return n
+
+
+def wrap_opaque(prot: Protection, pieces: Sequence[Data]) -> list[Data]:
+    """``rpc_gss_priv_data`` (RFC 2203 §5.3.2.3) for the concatenation of ``pieces``.
+
+    On the fast path the pieces are sealed where they lie into one buffer that already
+    holds the XDR length and padding; MIT's gss_wrap needs them joined first.
+    """
+    if isinstance(prot, OpenSslProtection):
+        return [prot.fast.wrap_opaque(pieces)]
+    return wire_opaque(prot.wrap(b"".join(pieces)))
+
+
+def integ_parts(prot: Protection, pieces: Sequence[Data]) -> list[Data]:
+    """``rpc_gss_integ_data`` (RFC 2203 §5.3.2.2) for the concatenation of ``pieces``.
+
+    The fast path MACs the pieces where they lie and the body is sent as those same
+    buffers, so a large READ reply is never joined; MIT's gss_get_mic needs one buffer.
+    """
+    if isinstance(prot, OpenSslProtection):
+        n = _pieces_len(pieces)
+        mic = prot.fast.get_mic_pieces(pieces)
+        out: list[Data] = [n.to_bytes(4, "big"), *pieces]
+        if n & 3:
+            out.append(bytes(-n & 3))
+        return [*out, *wire_opaque(mic)]
+    data = b"".join(pieces)
+    return [*wire_opaque(data), *wire_opaque(prot.get_mic(data))]
+
+
+def wire_opaque(data: Data) -> list[Data]:
+    """An XDR opaque<> as buffers: length, data, zero padding (RFC 4506 §4.10)."""
+    n = len(data)
+    if n & 3:
+        return [n.to_bytes(4, "big"), data, bytes(-n & 3)]
+    return [n.to_bytes(4, "big"), data]
 
 
 class Engine(enum.Enum):
