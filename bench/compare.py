@@ -33,7 +33,15 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.nfs_io import Results, openssl_ceiling, print_fast_path_summary, run_load, start_kdc, start_securenfs
+from bench.nfs_io import (
+    Results,
+    cheap_client,
+    openssl_ceiling,
+    print_fast_path_summary,
+    run_load,
+    start_kdc,
+    start_securenfs,
+)
 
 GANESHA = "/usr/bin/ganesha.nfsd"
 
@@ -138,6 +146,7 @@ def main() -> int:
     if a.seconds <= 0 or a.seconds > 60:
         ap.error("--seconds must be in (0, 60]")
     flavors = ["sys", "krb5", "krb5i", "krb5p"] if a.kerberos else ["sys"]
+    cheap_client()
     kdc = start_kdc() if a.kerberos else None
     procs: list[subprocess.Popen[bytes]] = []
     try:

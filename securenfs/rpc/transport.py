@@ -24,8 +24,8 @@ from typing import Any, Protocol
 
 from securenfs.rpc import message as msg
 from securenfs.rpc.auth import (
-    Authenticated,
     AuthDrop,
+    Authenticated,
     AuthReject,
     Buffers,
     ControlReply,
@@ -474,7 +474,7 @@ class RpcServer:
         loop = asyncio.get_running_loop()
         srv = await loop.create_server(lambda: Connection(self), host, port, reuse_address=True, backlog=512)
         self._servers.append(srv)
-        return [tuple(s.getsockname()[:2]) for s in srv.sockets]  # type: ignore[misc]
+        return [tuple(s.getsockname()[:2]) for s in srv.sockets]
 
     @property
     def connections(self) -> set[Connection]:
@@ -495,14 +495,14 @@ class RpcServer:
             self._idle_event.clear()
             try:
                 await asyncio.wait_for(self._idle_event.wait(), timeout)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 log.warning("stopping with %d calls still in flight after %.0f s", self.inflight(), timeout)
         for conn in list(self._connections):
             conn.close()
         for srv in self._servers:
             try:
                 await asyncio.wait_for(srv.wait_closed(), 2.0)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 pass
         self._servers.clear()
 

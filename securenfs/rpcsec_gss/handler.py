@@ -35,8 +35,8 @@ import gssapi
 from gssapi.raw.misc import GSSError
 
 from securenfs.rpc.auth import (
-    Authenticated,
     AuthDrop,
+    Authenticated,
     AuthReject,
     Buffers,
     ControlReply,

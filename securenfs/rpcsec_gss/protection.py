@@ -26,12 +26,18 @@ from dataclasses import dataclass
 from typing import Protocol
 
 import gssapi
-from gssapi.raw.misc import GSSError
 import gssapi.raw as gssraw
 from gssapi.raw.exceptions import SupplementaryError
+from gssapi.raw.misc import GSSError
 
 from keytabs.enctypes import enctype_name
-from securenfs.gsscrypto import BadChecksum, BadToken, FastContext, choose_fast_path, session_enctype
+from securenfs.gsscrypto import (
+    BadChecksum,
+    BadToken,
+    FastContext,
+    choose_fast_path,
+    session_enctype,
+)
 from securenfs.rpcsec_gss.constants import GSS_S_BAD_SIG, GSS_S_DEFECTIVE_TOKEN
 from securenfs.rpcsec_gss.gsserrors import GssFailure, translate, translate_exception
 
@@ -61,7 +67,7 @@ class Protection(Protocol):
     def wrap(self, data: Data) -> bytes:
         """A wrap token with confidentiality (RFC 2203 §5.3.2.3 privacy)."""
 
-    def unwrap(self, token: Data) -> bytes:
+    def unwrap(self, token: Data) -> bytes | memoryview:
         """The plaintext; raise :class:`ProtectionError` unless it was encrypted."""
 
 
@@ -158,7 +164,7 @@ class OpenSslProtection:
     def wrap(self, data: Data) -> bytes:
         return self.fast.wrap(data, True)
 
-    def unwrap(self, token: Data) -> memoryview:  # type: ignore[override]
+    def unwrap(self, token: Data) -> memoryview:
         # A view of a buffer of its own: the plaintext (a WRITE's data) is not copied again.
         try:
             message, sealed = self.fast.unwrap_view(token)

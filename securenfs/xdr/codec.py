@@ -11,6 +11,7 @@ buffers so a reply is written with ``writelines`` without joining megabytes.
 
 from __future__ import annotations
 
+import builtins
 import struct
 from typing import Final
 
@@ -164,7 +165,7 @@ class Unpacker:
         self._pos = pos + 4 * n
         return list(struct.unpack_from(f">{n}I", self._buf, pos))
 
-    def opt(self) -> bool:
+    def opt(self) -> builtins.bool:
         """The discriminant of an optional-data item (``*type``)."""
         return self.bool()
 
