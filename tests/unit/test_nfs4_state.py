@@ -73,3 +73,18 @@ def test_restorefh_of_the_handle_the_stateid_was_set_on_brings_it_back() -> None
     ctx.cfh = Node(b"file-2")
     ctx.cfh = saved  # SAVEFH ... PUTFH ... RESTOREFH
     assert stateid_of(ctx, CURRENT.pack()).pack() == real
+
+
+def test_request_digest_bounds_large_requests_but_sees_their_edges_and_length() -> None:
+    from securenfs.state.sessions import digest
+
+    small = bytes(range(256)) * 100
+    assert digest(small) != digest(small[:-1] + b"x")  # small: every byte counts
+    big = bytearray(1 << 20)
+    base = digest(bytes(big))
+    head, tail = bytearray(big), bytearray(big)
+    head[100] = 1
+    tail[-1] = 1
+    assert digest(bytes(head)) != base and digest(bytes(tail)) != base
+    assert digest(bytes(big) + b"\0") != base  # the length counts
+    assert digest(memoryview(bytes(big))) == base
