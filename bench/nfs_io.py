@@ -36,9 +36,10 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from securenfs.client.nfs4 import Nfs4Client
+from securenfs.client.nfs4 import LINUX_GETATTR, Nfs4Client
+from securenfs.nfs4.constants import Op
 from securenfs.client.rpc import AuthSys, RpcClient
-from securenfs.nfs4.xdr4 import FILE_SYNC4, UNSTABLE4
+from securenfs.nfs4.xdr4 import FILE_SYNC4, UNSTABLE4, BitmapArgs, FhArgs, NameArgs
 from securenfs.rpc.constants import NFS_PROGRAM, NFS_V4
 
 MIB = 1 << 20
@@ -186,6 +187,20 @@ async def run_load(host: str, port: int, export: str, seconds: float, flavors: l
 
     n, dt = await _bounded(seconds, MAX_OPS, 16, open_close)
     res.add("OPEN+CLOSE pairs/s (sys)", n / dt, "pairs/s")
+    # Metadata compounds without state: GETATTR and LOOKUP+GETATTR, 16 in flight.
+    fh = f.fh
+
+    async def getattr_one(k: int, i: int) -> None:
+        await c.getattr(fh)
+
+    async def lookup_getattr(k: int, i: int) -> None:
+        await c.seq([(Op.PUTFH, FhArgs(root)), (Op.LOOKUP, NameArgs((name + "-oc").encode())),
+                     (Op.GETATTR, BitmapArgs(LINUX_GETATTR))])
+
+    n, dt = await _bounded(seconds, MAX_OPS, 16, getattr_one)
+    res.add("GETATTR compounds/s (sys)", n / dt, "ops/s")
+    n, dt = await _bounded(seconds, MAX_OPS, 16, lookup_getattr)
+    res.add("LOOKUP+GETATTR compounds/s (sys)", n / dt, "ops/s")
     # 4 KiB random I/O in a 16 MiB file, 16 in flight.
     rf = await c.open(root, name + "-rand", create=True)
     chunk = os.urandom(MIB)

@@ -218,30 +218,16 @@ async def _evaluate(ctx: CompoundContext, u: Unpacker, n: int, session: Session 
             res = None
             status = Stat.SERVERFAULT
         if res is None:
-            part = _status_only(opnum, status) + _ERROR_TAIL.get(opnum, b"")
+            chunks: list[bytes | bytearray | memoryview] = [_status_only(opnum, status) + _ERROR_TAIL.get(opnum, b"")]
+            size = len(chunks[0])
         else:
             p = Packer()
             p.u32(opnum)
             res.pack(p)
             # Big buffers (READ data) stay separate chunks: no copy on the way out.
             chunks = p.chunks()
-            part = chunks[0] if len(chunks) == 1 else None  # type: ignore[assignment]
+            size = len(p)
             status = getattr(res, "status", 0)
-            if part is None:
-                size = len(p)
-                if total + size > max_reply:
-                    parts.append(_status_only(opnum, Stat.REP_TOO_BIG))
-                    return Stat.REP_TOO_BIG, parts, count + 1
-                if cachethis and total + size > max_cached:
-                    parts.append(_status_only(opnum, Stat.REP_TOO_BIG_TO_CACHE))
-                    return Stat.REP_TOO_BIG_TO_CACHE, parts, count + 1
-                total += size
-                parts.extend(chunks)
-                count += 1
-                if status:
-                    return status, parts, count
-                continue
-        size = len(part)
         if total + size > max_reply:
             parts.append(_status_only(opnum, Stat.REP_TOO_BIG))
             return Stat.REP_TOO_BIG, parts, count + 1
@@ -249,7 +235,7 @@ async def _evaluate(ctx: CompoundContext, u: Unpacker, n: int, session: Session 
             parts.append(_status_only(opnum, Stat.REP_TOO_BIG_TO_CACHE))
             return Stat.REP_TOO_BIG_TO_CACHE, parts, count + 1
         total += size
-        parts.append(part)
+        parts.extend(chunks)
         count += 1
         if status:
             return status, parts, count
