@@ -139,6 +139,24 @@ class CompoundContext:
         except OSError as exc:
             raise Nfs4Error(status_from_errno(exc.errno), str(exc)) from None
 
+    def run_now(self, fn: Callable[..., R], *args: Any) -> R:
+        """Run a short file-system call (a stat of a handle) on the event-loop thread, with
+        :meth:`run`'s error mapping: a thread hand-off costs more than the call itself."""
+        try:
+            return fn(*args)
+        except FsError as exc:
+            raise Nfs4Error(self.svc.fs_status(exc), str(exc)) from None
+        except OSError as exc:
+            raise Nfs4Error(status_from_errno(exc.errno), str(exc)) from None
+
+    async def run_meta(self, fn: Callable[..., R], *args: Any) -> R:
+        """A metadata call (stat, LOOKUP, ACCESS of a handle): on the event-loop thread when
+        ``server.inline_metadata`` is on (the default), else in the pool.  These are a few
+        system calls on cached inodes; a thread hand-off costs more than the call."""
+        if self.svc.inline_metadata:
+            return self.run_now(fn, *args)
+        return await self.run(fn, *args)
+
     async def run_maybe(self, fn: Callable[..., R], *args: Any) -> R:
         """Like :meth:`run` when the call may touch DNS; inline when it cannot."""
         if self.svc.any_dns_rules:

@@ -67,6 +67,9 @@ class Nfs4Service:
 
         self.state.revoke_client = revoke_and_forget  # type: ignore[method-assign]
         self.clients.state_probe = lambda cid: bool(self.state.clients.get(cid))
+        #: Run metadata calls (stat, LOOKUP, ACCESS) on the event-loop thread (see
+        #: CompoundContext.run_meta); ``server.inline_metadata`` in the configuration.
+        self.inline_metadata = True
         #: WRITE/COMMIT verifier: changes at every start (RFC 8881 §18.32.3).
         self.write_verifier = struct.pack(">Q", boot_epoch)
         self.courtesy_max_age = courtesy_max_age
@@ -189,7 +192,7 @@ class Nfs4Service:
         else:
             assert node.export is not None and node.fs is not None
             need_vfs = any(a in _VFS_ATTRS for a in attrs)
-            st, vfs = await ctx.run(_stat, node.fs, node.fh, need_vfs)
+            st, vfs = await ctx.run_meta(_stat, node.fs, node.fh, need_vfs)
             fsinfo = self.ns.fsinfo(node.export)
             if vfs is not None:
                 fsinfo = FsInfo(fsinfo.fsid, fsinfo.lease_time, fsinfo.fh_expire_type, vfs, fsinfo.fs_root)

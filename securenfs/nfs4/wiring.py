@@ -27,8 +27,10 @@ def build_service(cfg: Config, server_owner: str, server_scope: str, executor: E
     if boot_epoch is None:
         # The epoch the server advanced at this start (stateids and the write verifier).
         boot_epoch = load_identity(cfg.server.state_dir, server_owner, server_scope, bump_epoch=False).boot_epoch
-    return Nfs4Service(ns, executor, server_owner=server_owner.encode(), server_scope=server_scope.encode(),
+    svc = Nfs4Service(ns, executor, server_owner=server_owner.encode(), server_scope=server_scope.encode(),
                        lease_time=cfg.server.lease_time, owners=owners, boot_epoch=boot_epoch)
+    svc.inline_metadata = cfg.server.inline_metadata
+    return svc
 
 
 __all__ = ["ExportError", "build_service"]

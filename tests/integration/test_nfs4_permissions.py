@@ -16,10 +16,12 @@ from securenfs.nfs4.constants import Stat
 from tests.support.nfsserver import NfsServer
 
 
-@pytest.fixture
-def perm_server(tmp_path: Path) -> Iterator[NfsServer]:
+@pytest.fixture(params=[True, False], ids=["inline-metadata", "pool-metadata"])
+def perm_server(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[NfsServer]:
+    """Metadata calls run on the event-loop thread or in the pool: the kernel decides either way."""
     srv = NfsServer(tmp_path, [("/squashed", ["sys"], [ClientRule(squash="root")]),
                                ("/trusted", ["sys"], [ClientRule(squash="none")])])
+    srv.cfg.server.inline_metadata = request.param
     for pseudo in ("/squashed", "/trusted"):
         d = srv.paths[pseudo]
         os.chmod(d, 0o755)

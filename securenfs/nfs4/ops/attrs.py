@@ -49,7 +49,7 @@ async def op_access(ctx: CompoundContext, a: AccessArgs) -> AccessRes:
     assert node.export is not None and node.fs is not None
     acc = await ctx.access_for(node.export)
     creds = await ctx.creds_for(node.export)
-    granted = await ctx.run(_access, node.fs, node.fh, creds, mask, acc.read_only)
+    granted = await ctx.run_meta(_access, node.fs, node.fh, creds, mask, acc.read_only)
     return AccessRes(0, mask, granted & mask)
 
 

@@ -59,7 +59,7 @@ async def op_lookup(ctx: CompoundContext, a: NameArgs) -> StatusRes:
     if not ctx.cfh_checked:
         await ctx.check(cfh)
     creds = await ctx.creds_for(cfh.export)
-    fh, _st = await ctx.run(cfh.fs.lookup, cfh.fh, name, creds)
+    fh, _st = await ctx.run_meta(cfh.fs.lookup, cfh.fh, name, creds)
     ctx.set_cfh(Node(fh, cfh.export, None, cfh.fs), checked=True)
     return _OK
 
@@ -75,7 +75,7 @@ async def op_lookupp(ctx: CompoundContext, a: VoidArgs) -> StatusRes:
         return _OK
     assert cfh.export is not None and cfh.fs is not None
     creds = await ctx.creds_for(cfh.export)
-    pfh = await ctx.run(cfh.fs.lookupp, cfh.fh, creds)
+    pfh = await ctx.run_meta(cfh.fs.lookupp, cfh.fh, creds)
     if pfh is None:
         node = ns.parent_of_export_root(cfh.export)
         if node is None:
