@@ -176,8 +176,11 @@ async def op_open(ctx: CompoundContext, a: OpenArgs) -> OpenRes:
                     raise Nfs4Error(Stat.INVAL, "only size 0 can be set by OPEN")
             if a.createmode in (EXCLUSIVE4, EXCLUSIVE4_1):
                 verifier_ns = fsops.verifier_to_ns(a.verifier)
-        opened = await ctx.run(_open_name, node.fs, node.fh, name, creds, create, exclusive,
-                               accflags(access), mode, verifier_ns)
+        # Opening an existing file is metadata work (lookup, permission check, open): it
+        # runs where GETATTR does; a create writes to the directory and goes to the pool.
+        run = ctx.run if create else ctx.run_meta
+        opened = await run(_open_name, node.fs, node.fh, name, creds, create, exclusive,
+                           accflags(access), mode, verifier_ns)
         fd = opened.fd
         cinfo = ChangeInfo(False, opened.before, opened.after)
         if opened.created and verifier_ns is not None:
