@@ -337,8 +337,9 @@ class Nfs4Client(StateOps):
 
     async def compound(self, ops: Ops, *, tag: bytes = b"", auth: ClientAuth | None = None,
                        minorversion: int | None = None) -> CompoundReply:
-        data = await self.raw(self.encode(ops, tag, self.minorversion if minorversion is None else minorversion), auth)
-        u = Unpacker(data)
+        args = self.encode(ops, tag, self.minorversion if minorversion is None else minorversion)
+        # Decoded where it lies: READ data comes back as a view of the reply, not a copy.
+        u = Unpacker(await self.rpc.call(NFS_PROGRAM, NFS_V4, 1, args, auth or self.auth))
         rep = unpack_compound_reply(u)
         return rep
 
