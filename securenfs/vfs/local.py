@@ -243,7 +243,7 @@ class LocalFs:
         check_name(name)
         with self.resolved(dir_fh) as (dfd, dst):
             if stat_mod.S_ISLNK(dst.st_mode):
-                raise FsError(errno.ENOTDIR, "LOOKUP in a symbolic link")  # NFS4ERR_SYMLINK
+                raise FsError(errno.ELOOP, "LOOKUP in a symbolic link")  # NFS4ERR_SYMLINK (RFC 8881 §18.15.3)
             if not stat_mod.S_ISDIR(dst.st_mode):
                 raise FsError(errno.ENOTDIR, "LOOKUP in a non-directory")
             with as_caller(creds):
