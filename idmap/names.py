@@ -11,6 +11,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from keytabs.keytab import split_name
+
 # RFC 8881 §5.9: "a string of decimal digits ... with no leading zeros"; 0 itself is "0".
 _NUMERIC = re.compile(r"0|[1-9][0-9]{0,9}")
 MAX_ID = 2**32 - 1
@@ -79,34 +81,13 @@ def parse_principal(text: str) -> Principal:
         raise NameError_("empty or overlong principal")
     if "\x00" in text:
         raise NameError_("principal contains a NUL byte")
-    components: list[str] = []
-    current: list[str] = []
-    realm: str | None = None
-    i = 0
-    while i < len(text):
-        ch = text[i]
-        if ch == "\\":
-            if i + 1 >= len(text):
-                raise NameError_("trailing backslash")
-            nxt = text[i + 1]
-            current.append({"n": "\n", "t": "\t", "b": "\b", "0": "\x00"}.get(nxt, nxt))
-            i += 2
-            continue
-        if ch == "/" and realm is None:
-            components.append("".join(current))
-            current = []
-        elif ch == "@" and realm is None:
-            components.append("".join(current))
-            current = []
-            realm = ""
-        elif ch == "@":
-            raise NameError_("more than one unescaped @")
-        else:
-            current.append(ch)
-        i += 1
+    try:
+        parts, realm = split_name(text)
+    except ValueError as exc:
+        raise NameError_(str(exc)) from None
+    components = list(parts)
     if realm is None:
         raise NameError_("no @REALM part")
-    realm = "".join(current)
     if not realm:
         raise NameError_("empty realm")
     if any(not c for c in components):

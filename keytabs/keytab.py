@@ -32,6 +32,41 @@ class KeytabError(Exception):
     """A keytab file that cannot be used; the message says where and why."""
 
 
+_ESCAPES = {"n": "\n", "t": "\t", "b": "\b", "0": "\x00"}
+
+
+def split_name(text: str) -> tuple[tuple[str, ...], str | None]:
+    """Split a Kerberos principal name into its components and realm (None when there is no
+    ``@``), with krb5_parse_name's backslash escapes; raises ValueError when malformed."""
+    components: list[str] = []
+    current: list[str] = []
+    realm: str | None = None
+    i = 0
+    while i < len(text):
+        ch = text[i]
+        if ch == "\\":
+            if i + 1 >= len(text):
+                raise ValueError("trailing backslash")
+            nxt = text[i + 1]
+            current.append(_ESCAPES.get(nxt, nxt))
+            i += 2
+            continue
+        if ch in "/@" and realm is None:
+            components.append("".join(current))
+            current = []
+            if ch == "@":
+                realm = ""
+        elif ch == "@":
+            raise ValueError("more than one unescaped @")
+        else:
+            current.append(ch)
+        i += 1
+    if realm is None:
+        components.append("".join(current))
+        return tuple(components), None
+    return tuple(components), "".join(current)
+
+
 @dataclass(slots=True, frozen=True)
 class Principal:
     components: tuple[str, ...]
@@ -41,31 +76,10 @@ class Principal:
     @classmethod
     def parse(cls, text: str, default_realm: str = "") -> Principal:
         """Parse ``nfs/host.example.com@REALM`` (backslash escapes as in krb5_parse_name)."""
-        comps: list[str] = []
-        cur: list[str] = []
-        realm: str | None = None
-        i = 0
-        while i < len(text):
-            ch = text[i]
-            if ch == "\\" and i + 1 < len(text):
-                cur.append(text[i + 1])
-                i += 2
-                continue
-            if ch == "/" and realm is None:
-                comps.append("".join(cur))
-                cur = []
-            elif ch == "@" and realm is None:
-                comps.append("".join(cur))
-                cur = []
-                realm = ""
-            else:
-                cur.append(ch)
-            i += 1
+        parts, realm = split_name(text)
+        comps = list(parts)
         if realm is None:
-            comps.append("".join(cur))
             realm = default_realm
-        else:
-            realm = "".join(cur)
         if not comps or comps == [""]:
             raise ValueError(f"empty principal name: {text!r}")
         return cls(tuple(comps), realm)
