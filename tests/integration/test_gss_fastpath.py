@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import Iterator
 from pathlib import Path
 
 import gssapi
@@ -21,6 +20,7 @@ from securenfs.rpc.constants import AcceptStat
 from securenfs.rpcsec_gss.constants import GssService
 from securenfs.rpcsec_gss.context import GssContext
 from tests.support.gss import ECHO_PROG, ECHO_VERS, PROC_ECHO, GssServer, gss_config
+from tests.support.gss import gss_server  # noqa: F401  (the "server" fixture)
 from tests.support.gsscrypto import EnctypeRealm, enctype_realm  # noqa: F401  (fixture)
 from tests.support.kdc import KdcRealm, kdc_realm  # noqa: F401  (fixture)
 
@@ -29,15 +29,6 @@ pytestmark = pytest.mark.timeout(120)
 SERVICES = [GssService.NONE, GssService.INTEGRITY, GssService.PRIVACY]
 # The shared realm's service keys (k5test's default): MIT picks the strongest.
 REALM_ENCTYPE = "aes256-cts-hmac-sha1-96"
-
-
-@pytest.fixture(scope="module", params=[True, False], ids=["server-fast", "server-mit"])
-def server(request: pytest.FixtureRequest, kdc_realm: KdcRealm,
-           tmp_path_factory: pytest.TempPathFactory) -> Iterator[GssServer]:
-    tmp = tmp_path_factory.mktemp("gss-fast")
-    srv = GssServer(gss_config(tmp, kdc_realm.service_keytab, kdc_realm.hostname, fast_path=request.param))
-    yield srv
-    srv.close()
 
 
 @pytest.fixture(scope="module")

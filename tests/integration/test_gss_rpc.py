@@ -9,8 +9,6 @@ import asyncio
 import itertools
 import logging
 import os
-from collections.abc import Iterator
-from pathlib import Path
 
 import gssapi
 import pytest
@@ -22,7 +20,8 @@ from securenfs.rpc.constants import NFS_PROGRAM, NFS_V4, AcceptStat, AuthFlavor,
 from securenfs.rpcsec_gss import wire
 from securenfs.rpcsec_gss.constants import GSS_S_COMPLETE, MAXSEQ, GssProc, GssService
 from securenfs.rpcsec_gss.flavors import PseudoFlavor
-from tests.support.gss import ECHO_PROG, ECHO_VERS, PROC_ECHO, PROC_WHOAMI, GssServer, gss_config
+from tests.support.gss import ECHO_PROG, ECHO_VERS, PROC_ECHO, PROC_WHOAMI, GssServer
+from tests.support.gss import gss_server  # noqa: F401  (the "server" fixture)
 from tests.support.kdc import KdcRealm, kdc_realm  # noqa: F401  (fixture)
 
 pytestmark = pytest.mark.timeout(120)
@@ -31,16 +30,6 @@ SERVICES = [GssService.NONE, GssService.INTEGRITY, GssService.PRIVACY]
 FLAVOR = {GssService.NONE: PseudoFlavor.KRB5, GssService.INTEGRITY: PseudoFlavor.KRB5I,
           GssService.PRIVACY: PseudoFlavor.KRB5P}
 NO_REPLY = 0.4
-
-
-@pytest.fixture(scope="module", params=[True, False], ids=["fast_path-on", "fast_path-off"])
-def server(request: pytest.FixtureRequest, kdc_realm: KdcRealm,
-           tmp_path_factory: pytest.TempPathFactory) -> Iterator[GssServer]:
-    """The server with kerberos.fast_path on and off: every test here runs under both."""
-    tmp = tmp_path_factory.mktemp("gss-server")
-    srv = GssServer(gss_config(tmp, kdc_realm.service_keytab, kdc_realm.hostname, fast_path=request.param))
-    yield srv
-    srv.close()
 
 
 @pytest.fixture(scope="module")

@@ -16,10 +16,12 @@ from __future__ import annotations
 import asyncio
 import os
 import threading
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Iterator
 from concurrent.futures import Future
 from pathlib import Path
 from typing import Any, TypeVar
+
+import pytest
 
 from securenfs.config import Config, ExportConfig, ListenAddress
 from securenfs.rpc.auth import Authenticated, Buffers
@@ -152,3 +154,14 @@ class GssServer:
                 self.loop.call_soon_threadsafe(self.loop.stop)
                 self.thread.join(10)
         self.loop.close()
+
+
+@pytest.fixture(scope="module", params=[True, False], ids=["fast_path-on", "fast_path-off"], name="server")
+def gss_server(request: pytest.FixtureRequest, kdc_realm: Any,
+               tmp_path_factory: pytest.TempPathFactory) -> Iterator[GssServer]:
+    """The GSS test server with kerberos.fast_path on and off: every test using it runs under
+    both.  Import it into a test module that also imports ``kdc_realm``."""
+    tmp = tmp_path_factory.mktemp("gss-server")
+    srv = GssServer(gss_config(tmp, kdc_realm.service_keytab, kdc_realm.hostname, fast_path=request.param))
+    yield srv
+    srv.close()
