@@ -72,6 +72,8 @@ class KerberosConfig:
     krb5_conf: Path | None = None
     max_contexts: int = 10000
     max_contexts_per_peer: int = 256
+    #: Seconds an unused RPCSEC_GSS context is kept (it also ends with its ticket).
+    context_idle_timeout: int = 3600
     seq_window: int = 128
     fast_path: bool = True
 
@@ -322,6 +324,7 @@ def parse(data: dict[str, Any], source: str = "<config>") -> Config:
     kc.krb5_conf = Path(conf) if conf else None
     kc.max_contexts = k.positive_int("max_contexts", kc.max_contexts)
     kc.max_contexts_per_peer = k.positive_int("max_contexts_per_peer", kc.max_contexts_per_peer)
+    kc.context_idle_timeout = k.positive_int("context_idle_timeout", kc.context_idle_timeout, 10, 86400 * 7)
     kc.seq_window = k.positive_int("seq_window", kc.seq_window, 32, 4096)
     kc.fast_path = bool(k.get("fast_path", bool, True))
     k.finish()
@@ -521,7 +524,8 @@ def dump(cfg: Config) -> str:
     kc = cfg.kerberos
     out.append(f"keytab = {_toml_value(kc.keytab)}")
     out.append(f"principals = {_toml_value(cfg.acceptor_principals())}")
-    for name in ("krb5_conf", "max_contexts", "max_contexts_per_peer", "seq_window", "fast_path"):
+    for name in ("krb5_conf", "max_contexts", "max_contexts_per_peer", "context_idle_timeout", "seq_window",
+                 "fast_path"):
         v = getattr(kc, name)
         out.append(f"# {name} = (not set)" if v is None else f"{name} = {_toml_value(v)}")
     out += ["", "[preflight]"]

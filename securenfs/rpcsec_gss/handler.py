@@ -154,7 +154,7 @@ class RpcsecGssHandler:
             max_contexts=kc.max_contexts,
             max_per_peer=kc.max_contexts_per_peer,
             seq_window=kc.seq_window,
-            idle_timeout=float(getattr(kc, "context_idle_timeout", 3600.0)),
+            idle_timeout=float(kc.context_idle_timeout),
         )
         return cls(acceptor, executor, limits, GssSettings(fast_path=bool(kc.fast_path)))
 

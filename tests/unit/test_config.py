@@ -28,6 +28,7 @@ lease_time = 60
 [kerberos]
 keytab = "/etc/nfs.keytab"
 principals = ["nfs/nfs1.example.com"]
+context_idle_timeout = 600
 
 [idmap]
 domain = "example.com"
@@ -51,6 +52,7 @@ sec = ["sys", "krb5"]
     assert [str(a) for a in cfg.server.listen] == ["127.0.0.1:2049", "[::1]:2050"]
     assert cfg.server.grace_time == 60  # defaults to the lease time
     assert cfg.kerberos.keytab == Path("/etc/nfs.keytab")
+    assert cfg.kerberos.context_idle_timeout == 600
     assert cfg.idmap_raw == {"domain": "example.com"}
     a, b = cfg.exports
     assert a.sec == ["krb5p"] and a.clients[0].access == "ro" and a.clients[0].anonuid == 1234
