@@ -355,8 +355,13 @@ class RpcsecGssHandler:
         seq = cred.seq_num
         # RFC 2203 §5.3.3.1: the header checksum covers the header up to and including the
         # credential; a failure is CREDPROBLEM.
+        # A context on MIT's library takes one call at a time: while a worker thread holds
+        # it for a large body, the small header calls wait there too, not in the event loop.
         try:
-            prot.verify_mic(call.header_for_verifier, call.verf_body)
+            if prot.busy():
+                await self._run(prot.verify_mic, call.header_for_verifier, call.verf_body)
+            else:
+                prot.verify_mic(call.header_for_verifier, call.verf_body)
         except ProtectionError as exc:
             self.protection_stats.bad_headers += 1
             raise AuthReject(AuthStat.RPCSEC_GSS_CREDPROBLEM, f"{ctx.label()}: header checksum: {exc}") from None
@@ -370,7 +375,8 @@ class RpcsecGssHandler:
             raise AuthDrop(f"{ctx.label()}: seq_num {seq} is {verdict.value} "
                            f"(window top {ctx.window.top}, size {ctx.window.size}); RFC 2203 §5.3.3.1")
         table.touch(ctx)
-        verf = prot.get_mic(wire.seq_bytes(seq))
+        seq_b = wire.seq_bytes(seq)
+        verf = await self._run(prot.get_mic, seq_b) if prot.busy() else prot.get_mic(seq_b)
         service = GssService(cred.service)
         # The Linux client sends DESTROY under krb5i/krb5p with empty, unwrapped arguments
         # (and knfsd accepts that, skipping the body): a DESTROY has no arguments to protect,

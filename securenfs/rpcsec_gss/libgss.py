@@ -94,11 +94,15 @@ def _failed(major: int) -> bool:
 
 class LibGssProtection:
     kind = "libgss"
-    __slots__ = ("_lib", "_ctx", "__weakref__")
+    __slots__ = ("_lib", "_ctx", "_lock", "__weakref__")
 
     def __init__(self, exported: bytes):
         lib = _load()
         self._lib = lib
+        # MIT's per-message calls update the context (send sequence number, the replay
+        # and sequence state this kind of context carries) without a lock of their own,
+        # and ctypes drops the GIL: one call at a time per context.
+        self._lock = threading.Lock()
         self._ctx = ctypes.c_void_p()
         minor = _OM()
         tok = _in(exported)
@@ -111,6 +115,9 @@ class LibGssProtection:
         """Take over an established python-gssapi context (it is unusable afterwards)."""
         return cls(ctx.export())
 
+    def busy(self) -> bool:
+        return self._lock.locked()
+
     def _error(self, what: str, major: int, minor: int) -> ProtectionError:
         return ProtectionError(what, translate(major, minor, _minor_text(self._lib, minor), per_message=True))
 
@@ -118,7 +125,8 @@ class LibGssProtection:
         d = bytes(data)
         minor, out = _OM(), _Buffer()
         inp = _in(d)
-        major = self._lib.gss_get_mic(ctypes.byref(minor), self._ctx, 0, ctypes.byref(inp), ctypes.byref(out))
+        with self._lock:
+            major = self._lib.gss_get_mic(ctypes.byref(minor), self._ctx, 0, ctypes.byref(inp), ctypes.byref(out))
         if _failed(major):
             raise self._error("get_mic", major, minor.value)
         return _take(self._lib, out)
@@ -127,8 +135,9 @@ class LibGssProtection:
         d, m = bytes(data), bytes(mic)
         minor, qop = _OM(), _OM()
         bd, bm = _in(d), _in(m)
-        major = self._lib.gss_verify_mic(ctypes.byref(minor), self._ctx, ctypes.byref(bd), ctypes.byref(bm),
-                                         ctypes.byref(qop))
+        with self._lock:
+            major = self._lib.gss_verify_mic(ctypes.byref(minor), self._ctx, ctypes.byref(bd), ctypes.byref(bm),
+                                             ctypes.byref(qop))
         if _failed(major):
             raise self._error("verify_mic", major, minor.value)
 
@@ -136,8 +145,9 @@ class LibGssProtection:
         d = bytes(data)
         minor, conf, out = _OM(), ctypes.c_int(0), _Buffer()
         inp = _in(d)
-        major = self._lib.gss_wrap(ctypes.byref(minor), self._ctx, 1, 0, ctypes.byref(inp), ctypes.byref(conf),
-                                   ctypes.byref(out))
+        with self._lock:
+            major = self._lib.gss_wrap(ctypes.byref(minor), self._ctx, 1, 0, ctypes.byref(inp), ctypes.byref(conf),
+                                       ctypes.byref(out))
         if _failed(major):
             raise self._error("wrap", major, minor.value)
         result = _take(self._lib, out)
@@ -149,8 +159,9 @@ class LibGssProtection:
         t = bytes(token)
         minor, conf, qop, out = _OM(), ctypes.c_int(0), _OM(), _Buffer()
         inp = _in(t)
-        major = self._lib.gss_unwrap(ctypes.byref(minor), self._ctx, ctypes.byref(inp), ctypes.byref(out),
-                                     ctypes.byref(conf), ctypes.byref(qop))
+        with self._lock:
+            major = self._lib.gss_unwrap(ctypes.byref(minor), self._ctx, ctypes.byref(inp), ctypes.byref(out),
+                                         ctypes.byref(conf), ctypes.byref(qop))
         if _failed(major):
             raise self._error("unwrap", major, minor.value)
         result = _take(self._lib, out)

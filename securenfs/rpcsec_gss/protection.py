@@ -14,13 +14,17 @@ implementations exist:
 
 :func:`choose_protection` makes the choice once, when the context is established, and says
 why in a :class:`ProtectionInfo` (shown by ``securenfs status``).  All implementations may be
-called from several threads at once; no lock is held across crypto.
+called from several threads at once.  The two on MIT's library make one call at a time per
+context (MIT's per-message calls update the context without a lock of their own, and both
+bindings release the GIL); the fast path holds a lock only to take a sequence number, so
+one context's large bodies are protected on as many cores as the worker pool has.
 """
 
 from __future__ import annotations
 
 import enum
 import logging
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
@@ -70,6 +74,9 @@ class Protection(Protocol):
     def unwrap(self, token: Data) -> bytes | memoryview:
         """The plaintext; raise :class:`ProtectionError` unless it was encrypted."""
 
+    def busy(self) -> bool:
+        """True while another thread holds this context (a small call would wait for it)."""
+
 
 def _supplementary_only(exc: GSSError) -> bool:
     """True when the status carries only supplementary bits (duplicate/old/gap/unseq).
@@ -88,20 +95,26 @@ class GssapiProtection:
     """python-gssapi on an established context (no replay/sequence flags)."""
 
     kind = "gssapi"
-    __slots__ = ("ctx",)
+    __slots__ = ("_lock", "ctx")
 
     def __init__(self, ctx: gssapi.SecurityContext):
         self.ctx = ctx
+        self._lock = threading.Lock()
+
+    def busy(self) -> bool:
+        return self._lock.locked()
 
     def get_mic(self, data: Data) -> bytes:
         try:
-            return gssraw.get_mic(self.ctx, _b(data))
+            with self._lock:
+                return gssraw.get_mic(self.ctx, _b(data))
         except GSSError as exc:
             raise ProtectionError("get_mic", translate_exception(exc, per_message=True)) from None
 
     def verify_mic(self, data: Data, mic: Data) -> None:
         try:
-            gssraw.verify_mic(self.ctx, _b(data), _b(mic))
+            with self._lock:
+                gssraw.verify_mic(self.ctx, _b(data), _b(mic))
         except GSSError as exc:
             if _supplementary_only(exc):
                 return
@@ -109,7 +122,8 @@ class GssapiProtection:
 
     def wrap(self, data: Data) -> bytes:
         try:
-            res = gssraw.wrap(self.ctx, _b(data), True)
+            with self._lock:
+                res = gssraw.wrap(self.ctx, _b(data), True)
         except GSSError as exc:
             raise ProtectionError("wrap", translate_exception(exc, per_message=True)) from None
         if not res.encrypted:
@@ -118,7 +132,8 @@ class GssapiProtection:
 
     def unwrap(self, token: Data) -> bytes:
         try:
-            res = gssraw.unwrap(self.ctx, _b(token))
+            with self._lock:
+                res = gssraw.unwrap(self.ctx, _b(token))
         except GSSError as exc:
             raise ProtectionError("unwrap", translate_exception(exc, per_message=True)) from None
         if not res.encrypted:
@@ -144,6 +159,10 @@ class OpenSslProtection:
 
     def __init__(self, fast: FastContext):
         self.fast = fast
+
+    @staticmethod
+    def busy() -> bool:
+        return False  # only a sequence number is taken under a lock
 
     @staticmethod
     def _failure(what: str, exc: BadToken) -> ProtectionError:

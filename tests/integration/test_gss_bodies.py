@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import os
 import struct
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -23,6 +24,9 @@ from securenfs.client.gss import GssClientAuth
 from securenfs.client.rpc import RpcClient
 from securenfs.gsscrypto import BadToken, FastContext
 from securenfs.rpcsec_gss.constants import GssService
+from securenfs.rpcsec_gss.handler import INLINE_MAX
+from securenfs.rpcsec_gss.libgss import LibGssProtection
+from securenfs.rpcsec_gss.protection import GssapiProtection
 from tests.support.gss import ECHO_PROG, ECHO_VERS, PROC_ECHO, GssServer, gss_config
 from tests.support.kdc import KdcRealm, kdc_realm  # noqa: F401  (fixture)
 
@@ -31,13 +35,11 @@ pytestmark = pytest.mark.timeout(120)
 SIZES = [0, 1, 3, 4, 5, 15, 16, 17, 4096, (1 << 20) + 3]
 
 
-@pytest.fixture(scope="module")
-def contexts(kdc_realm: KdcRealm) -> tuple[gssapi.SecurityContext, gssapi.SecurityContext]:  # noqa: F811
-    """An established (initiator, acceptor) pair without replay/sequence flags."""
+def _pair(kdc_realm: KdcRealm, extra: int = 0) -> tuple[gssapi.SecurityContext, gssapi.SecurityContext]:  # noqa: F811
     icred = gssapi.Credentials(usage="initiate", store={"ccache": str(kdc_realm.user_ccache("bodies"))})
     acred = gssapi.Credentials(usage="accept", store={"keytab": str(kdc_realm.service_keytab)})
     flags = (int(gssapi.RequirementFlag.mutual_authentication) | int(gssapi.RequirementFlag.integrity)
-             | int(gssapi.RequirementFlag.confidentiality))
+             | int(gssapi.RequirementFlag.confidentiality) | extra)
     ic = gssapi.SecurityContext(name=gssapi.Name(f"nfs@{kdc_realm.hostname}", gssapi.NameType.hostbased_service),
                                 creds=icred, usage="initiate", flags=flags)
     ac = gssapi.SecurityContext(creds=acred, usage="accept")
@@ -47,6 +49,32 @@ def contexts(kdc_realm: KdcRealm) -> tuple[gssapi.SecurityContext, gssapi.Securi
         if token and not ic.complete:
             token = ic.step(token)
     return ic, ac
+
+
+@pytest.fixture(scope="module")
+def contexts(kdc_realm: KdcRealm) -> tuple[gssapi.SecurityContext, gssapi.SecurityContext]:  # noqa: F811
+    """An established (initiator, acceptor) pair without replay/sequence flags."""
+    return _pair(kdc_realm)
+
+
+@pytest.mark.parametrize("impl", ["gssapi", "libgss"])
+def test_mit_protection_makes_one_call_at_a_time(kdc_realm: KdcRealm, impl: str) -> None:  # noqa: F811
+    """MIT's per-message calls must not run on one context in two threads at once: while one
+    holds the context, busy() says so and a second call waits for it."""
+    extra = int(gssapi.RequirementFlag.replay_detection) if impl == "libgss" else 0
+    ic, ac = _pair(kdc_realm, extra)
+    prot = LibGssProtection.from_gssapi(ac) if impl == "libgss" else GssapiProtection(ac)
+    assert not prot.busy()
+    token = ic.wrap(b"payload", True).message
+    done: list[bytes | memoryview] = []
+    with prot._lock:  # as a worker thread in the middle of a large unwrap
+        assert prot.busy()
+        t = threading.Thread(target=lambda: done.append(prot.unwrap(token)))
+        t.start()
+        t.join(0.3)
+        assert t.is_alive() and not done
+    t.join(10)
+    assert not prot.busy() and [bytes(d) for d in done] == [b"payload"]
 
 
 def _pieces(data: bytes) -> list[bytes | memoryview]:
@@ -141,6 +169,56 @@ def test_large_calls_in_fragments_and_pipelined(server: GssServer, kdc_realm: Kd
         c._transport.writelines(parts)
         for (f, st), body in zip(futs, bodies):
             assert bytes(auth.unwrap_results(await asyncio.wait_for(f, 30), st)) == body
+        await c.close()
+
+    asyncio.run(go())
+
+
+
+@pytest.mark.parametrize("client_fast", [True, False], ids=["client-fast", "client-mit"])
+@pytest.mark.parametrize("service", [GssService.INTEGRITY, GssService.PRIVACY], ids=["krb5i", "krb5p"])
+def test_concurrent_large_calls_on_one_context(server: GssServer, kdc_realm: KdcRealm,  # noqa: F811
+                                               service: GssService, client_fast: bool) -> None:
+    """Many large calls of one context at once: the server checks and protects them in
+    worker threads (above its inline limit) on either engine, and every reply matches its
+    call."""
+
+    async def go() -> None:
+        c = await RpcClient.connect(server.host, server.port)
+        auth = await GssClientAuth.establish(c, ECHO_PROG, ECHO_VERS, f"nfs@{kdc_realm.hostname}",
+                                             ccache=str(kdc_realm.user_ccache("bodies")), service=service,
+                                             fast_path=client_fast)
+        bodies = [os.urandom(INLINE_MAX * 16 + i) for i in range(12)]
+        bodies.insert(6, b"small")
+        for _ in range(2):
+            got = await asyncio.gather(*(c.call(ECHO_PROG, ECHO_VERS, PROC_ECHO, b, auth) for b in bodies))
+            assert [bytes(g) for g in got] == bodies
+        await c.close()
+
+    asyncio.run(go())
+
+
+def test_concurrent_large_calls_with_sequence_detection(server: GssServer,
+                                                        kdc_realm: KdcRealm) -> None:  # noqa: F811
+    """A context whose initiator asked for replay and sequence detection is served by MIT's
+    library through ctypes when the server's fast path is off (MIT's own window would
+    reject valid reordered tokens through python-gssapi); its large bodies are still checked
+    in worker threads, one library call at a time per context.  (The client is on the fast
+    path, which like RPCSEC_GSS ignores the order of the replies' tokens.)"""
+    flags = [gssapi.RequirementFlag.replay_detection, gssapi.RequirementFlag.out_of_sequence_detection]
+
+    async def go() -> None:
+        c = await RpcClient.connect(server.host, server.port)
+        auth = await GssClientAuth.establish(c, ECHO_PROG, ECHO_VERS, f"nfs@{kdc_realm.hostname}",
+                                             ccache=str(kdc_realm.user_ccache("bodies")),
+                                             service=GssService.PRIVACY, extra_flags=flags, fast_path=True)
+        bodies = [os.urandom(INLINE_MAX * 8 + i) for i in range(10)]
+        for _ in range(3):
+            got = await asyncio.gather(*(c.call(ECHO_PROG, ECHO_VERS, PROC_ECHO, b, auth) for b in bodies))
+            assert [bytes(g) for g in got] == bodies
+        info = server.call_soon(server.handler.table.get, auth.handle).describe()
+        fast = server.cfg.kerberos.fast_path
+        assert (info["protection"], info["implementation"]) == (("openssl", "openssl") if fast else ("mit", "libgss"))
         await c.close()
 
     asyncio.run(go())
