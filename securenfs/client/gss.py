@@ -21,14 +21,14 @@ and tests to mix the two paths across client and server.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import gssapi
 from gssapi.raw.misc import GSSError
 
-from securenfs.client.rpc import RpcClient, RpcError, check_reply
+from securenfs.client.rpc import Buffer, RpcClient, RpcError, check_reply
 from securenfs.gsscrypto import BadToken, FastContext, choose_fast_path
 from securenfs.rpc import message as msg
 from securenfs.rpc.constants import AuthFlavor
@@ -188,27 +188,30 @@ class GssClientAuth:
         return bytes(res.message), bool(res.encrypted)
 
     def wrap_args(self, args: bytes, state: Any) -> bytes:
+        parts = self.wrap_args_parts((args,), state)
+        return parts[0] if len(parts) == 1 else b"".join(parts)  # type: ignore[return-value]
+
+    def wrap_args_parts(self, args: Sequence[Buffer], state: Any) -> list[Buffer]:
+        """The call body for arguments given as several buffers, as buffers to send."""
         st: _CallState = state
         if st.service is GssService.NONE:
-            return args
+            return list(args)
         seq = wire.seq_bytes(st.seq)
         fast = self.fast
         if fast is not None:
-            # The arguments are MACed or sealed where they lie; the only copy made is the
-            # body itself (RFC 2203 §5.3.2.2 rpc_gss_integ_data, §5.3.2.3 rpc_gss_priv_data).
+            # The arguments are MACed or sealed where they lie (a WRITE's data is never
+            # joined to its COMPOUND): RFC 2203 §5.3.2.2 rpc_gss_integ_data, §5.3.2.3
+            # rpc_gss_priv_data.
             if st.service is GssService.INTEGRITY:
-                n = 4 + len(args)
-                mic = fast.get_mic_pieces((seq, args))
-                return b"".join((n.to_bytes(4, "big"), seq, args, bytes(-n & 3),
-                                 *wire.opaque_parts(mic)))
-            # A view of a buffer of its own; the caller concatenates it into the record.
-            return fast.wrap_opaque((seq, args))  # type: ignore[return-value]
-        data = seq + args
+                n = 4 + sum(len(a) for a in args)
+                mic = fast.get_mic_pieces((seq, *args))
+                return [n.to_bytes(4, "big"), seq, *args, bytes(-n & 3), *wire.opaque_parts(mic)]
+            return [fast.wrap_opaque((seq, *args))]
+        data = b"".join((seq, *args))
         if st.service is GssService.INTEGRITY:
             mic = self._get_mic(data)
-            return b"".join(bytes(p) for p in (*wire.opaque_parts(data), *wire.opaque_parts(mic)))
-        token = self._wrap(data)
-        return b"".join(bytes(p) for p in wire.opaque_parts(token))
+            return [*wire.opaque_parts(data), *wire.opaque_parts(mic)]
+        return wire.opaque_parts(self._wrap(data))
 
     def unwrap_results(self, reply: msg.Reply, state: Any) -> bytes | memoryview:
         st: _CallState = state

@@ -337,9 +337,11 @@ class Nfs4Client(StateOps):
 
     async def compound(self, ops: Ops, *, tag: bytes = b"", auth: ClientAuth | None = None,
                        minorversion: int | None = None) -> CompoundReply:
-        args = self.encode(ops, tag, self.minorversion if minorversion is None else minorversion)
-        # Decoded where it lies: READ data comes back as a view of the reply, not a copy.
-        u = Unpacker(await self.rpc.call(NFS_PROGRAM, NFS_V4, 1, args, auth or self.auth))
+        p = Packer()
+        pack_compound_args(p, tag, self.minorversion if minorversion is None else minorversion, list(ops))
+        # Sent as the encoder's chunks (a WRITE's data is not joined to the COMPOUND), and
+        # decoded where it lies: READ data comes back as a view of the reply, not a copy.
+        u = Unpacker(await self.rpc.call(NFS_PROGRAM, NFS_V4, 1, p.chunks(), auth or self.auth))
         rep = unpack_compound_reply(u)
         return rep
 

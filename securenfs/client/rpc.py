@@ -5,16 +5,17 @@ from __future__ import annotations
 import asyncio
 import os
 import socket
-import struct
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 from securenfs.rpc import message as msg
 from securenfs.rpc.auth import AuthSysParms, encode_auth_sys
 from securenfs.rpc.constants import AcceptStat, AuthFlavor
+from securenfs.rpc.record import LAST_FRAGMENT, RM, cut_fragment
 
-_RM = struct.Struct(">I")
-_LAST = 0x80000000
+Buffer = bytes | bytearray | memoryview
+
 
 
 class RpcError(Exception):
@@ -36,6 +37,10 @@ class ClientAuth(Protocol):
 
     def wrap_args(self, args: bytes, state: Any) -> bytes: ...
 
+    def wrap_args_parts(self, args: Sequence[Buffer], state: Any) -> list[Buffer]:
+        """As ``wrap_args`` for arguments in several buffers; the body as buffers to send."""
+        ...
+
     def unwrap_results(self, reply: msg.Reply, state: Any) -> bytes | memoryview: ...
 
 
@@ -48,6 +53,9 @@ class AuthNone:
 
     def wrap_args(self, args: bytes, state: Any) -> bytes:
         return args
+
+    def wrap_args_parts(self, args: Sequence[Buffer], state: Any) -> list[Buffer]:
+        return list(args)
 
     def unwrap_results(self, reply: msg.Reply, state: Any) -> bytes | memoryview:
         assert reply.body is not None
@@ -72,7 +80,7 @@ class _ClientProtocol(asyncio.Protocol):
     def __init__(self, client: RpcClient):
         self.client = client
         self.buf = bytearray()
-        self.frags: list[bytes] = []
+        self.frags: list[bytearray | memoryview] = []
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         sock = transport.get_extra_info("socket")
@@ -83,15 +91,21 @@ class _ClientProtocol(asyncio.Protocol):
         buf = self.buf
         buf += data
         pos = 0
-        while len(buf) - pos >= 4:
-            hdr = _RM.unpack_from(buf, pos)[0]
+        n = len(buf)
+        while n - pos >= 4:
+            hdr = RM.unpack_from(buf, pos)[0]
             flen = hdr & 0x7FFFFFFF
             end = pos + 4 + flen
-            if end > len(buf):
+            if end > n:
                 break
-            frag = bytes(buf[pos + 4 : end])
-            pos = end
-            if hdr & _LAST:
+            frag, rest = cut_fragment(buf, pos + 4, end)
+            if rest is None:
+                pos = end
+            else:  # a large reply (READ data), handed over in the receive buffer
+                buf = self.buf = rest
+                pos = 0
+                n = len(buf)
+            if hdr & LAST_FRAGMENT:
                 record = b"".join([*self.frags, frag]) if self.frags else frag
                 self.frags = []
                 self.client._on_record(record)
@@ -125,7 +139,7 @@ class RpcClient:
         self._xid = (self._xid + 1) & 0xFFFFFFFF
         return self._xid
 
-    def _on_record(self, record: bytes) -> None:
+    def _on_record(self, record: bytes | bytearray | memoryview) -> None:
         try:
             reply = msg.decode_reply(memoryview(record))
         except Exception:
@@ -146,13 +160,13 @@ class RpcClient:
         """Send an already-encoded call record (optionally split into fragments)."""
         assert self._transport is not None
         if fragment_size is None or fragment_size >= len(record):
-            self._transport.writelines([_RM.pack(_LAST | len(record)), record])
+            self._transport.writelines([RM.pack(LAST_FRAGMENT | len(record)), record])
             return
         parts = []
         for off in range(0, len(record), fragment_size):
             chunk = record[off : off + fragment_size]
             last = off + fragment_size >= len(record)
-            parts.append(_RM.pack((_LAST if last else 0) | len(chunk)))
+            parts.append(RM.pack((LAST_FRAGMENT if last else 0) | len(chunk)))
             parts.append(chunk)
         self._transport.writelines(parts)
 
@@ -183,11 +197,15 @@ class RpcClient:
         prog: int,
         vers: int,
         proc: int,
-        args: bytes = b"",
+        args: Buffer | Sequence[Buffer] = b"",
         auth: ClientAuth | None = None,
         timeout: float | None = 30.0,
     ) -> bytes | memoryview:
-        """Make a call and return the (unwrapped) results; raises :class:`RpcError` otherwise."""
+        """Make a call and return the (unwrapped) results; raises :class:`RpcError` otherwise.
+
+        ``args`` may be one buffer or several (an encoder's chunks, a WRITE's data among
+        them), which are protected and sent without being joined.
+        """
         auth = auth or AuthNone()
         if self.closed or self._transport is None:
             raise ConnectionError("connection closed")
@@ -196,10 +214,13 @@ class RpcClient:
         header = msg.encode_call(xid, prog, vers, proc, flavor, cred_body)
         vf, vb = auth.verifier(header, state)
         head = header + msg.encode_opaque_auth(vf, vb)
-        body = auth.wrap_args(args, state)
+        body = auth.wrap_args_parts((args,) if isinstance(args, (bytes, bytearray, memoryview)) else args, state)
+        size = len(head)
+        for b in body:
+            size += len(b)
         fut = self.expect(xid)
-        # Header and (possibly megabyte) body go out as two buffers: no joining copy.
-        self._transport.writelines([_RM.pack(_LAST | (len(head) + len(body))), head, body])
+        # Header and (possibly megabyte) body go out as they are: no joining copy.
+        self._transport.writelines([RM.pack(LAST_FRAGMENT | size), head, *body])
         try:
             reply = await asyncio.wait_for(fut, timeout)
         finally:

@@ -1010,7 +1010,8 @@ class ReadRes:
     @classmethod
     def unpack(cls, u: Unpacker) -> ReadRes:
         status = u.u32()
-        return cls(status) if status else cls(0, u.bool(), u.opaque(1 << 30))
+        # A view of the reply (no copy of the data); the client owns the reply buffer.
+        return cls(status) if status else cls(0, u.bool(), u.opaque_view(1 << 30))
 
 
 @dataclass(slots=True)

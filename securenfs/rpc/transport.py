@@ -36,19 +36,15 @@ from securenfs.rpc.auth import (
     authenticate_sys,
 )
 from securenfs.rpc.constants import AuthFlavor, AuthStat
+from securenfs.rpc.record import LAST_FRAGMENT, RM, cut_fragment
 
 log = logging.getLogger("securenfs.rpc")
 
-_RM = struct.Struct(">I")
-_LAST = 0x80000000
 #: A NULL call with AUTH_NONE credential and verifier is exactly these ten words.
 _NULL_CALL = struct.Struct(">10I")
 _NULL_REPLY = struct.Struct(">7I")
 DEFAULT_MAX_RECORD = 4 * 1024 * 1024 + 64 * 1024
 DEFAULT_MAX_INFLIGHT = 512
-#: Fragments at least this large are handed to the call in the receive buffer itself
-#: (see Connection._receive) instead of being copied out of it.
-_HANDOVER_MIN = 64 * 1024
 #: Per connection, at most this many log lines about refused calls per window; the rest
 #: are counted and summarised, so a hostile client cannot flood the log.
 LOG_BURST = 20
@@ -172,7 +168,7 @@ class Connection(asyncio.Protocol):
         n = len(buf)
         limit = self.server.limits.max_record_size
         while n - pos >= 4:
-            hdr = _RM.unpack_from(buf, pos)[0]
+            hdr = RM.unpack_from(buf, pos)[0]
             flen = hdr & 0x7FFFFFFF
             if flen + self._frag_total > limit:
                 log.warning(
@@ -186,29 +182,24 @@ class Connection(asyncio.Protocol):
             end = pos + 4 + flen
             if end > n:
                 break
-            if flen == 40 and hdr & _LAST and not self._frags:
+            if flen == 40 and hdr & LAST_FRAGMENT and not self._frags:
                 # NULL under AUTH_NONE (pings, and the first call of most clients): answered
                 # from the receive buffer without building a call object.
                 xid, mtype, rv, prog_n, vers, proc, cf, cl, vf, vl = _NULL_CALL.unpack_from(buf, pos + 4)
                 if not (mtype | proc | cf | cl | vf | vl) and rv == 2:
                     prog = self.server.programs.get(prog_n)
                     if prog is not None and prog.low_version <= vers <= prog.high_version:
-                        self._out.append(_NULL_REPLY.pack(_LAST | 24, xid, 1, 0, 0, 0, 0))
+                        self._out.append(_NULL_REPLY.pack(LAST_FRAGMENT | 24, xid, 1, 0, 0, 0, 0))
                         pos = end
                         continue
-            frag: bytearray | memoryview
-            if flen >= _HANDOVER_MIN and n - end < flen:
-                # A large fragment (krb5p/WRITE bodies): the receive buffer itself becomes the
-                # fragment, viewed in place, and only the bytes after it (less than the
-                # fragment) move to a new buffer.  Saves a copy of the megabyte per call.
-                frag = memoryview(buf)[pos + 4 : end]
-                buf = self._buf = bytearray(memoryview(buf)[end:])
+            frag, rest = cut_fragment(buf, pos + 4, end)
+            if rest is None:
+                pos = end
+            else:  # a large fragment, handed over in the receive buffer
+                buf = self._buf = rest
                 pos = 0
                 n = len(buf)
-            else:
-                frag = buf[pos + 4 : end]  # one copy, owned by the call
-                pos = end
-            if hdr & _LAST:
+            if hdr & LAST_FRAGMENT:
                 if self._frags:
                     self._frags.append(frag)
                     record: bytes | bytearray | memoryview = b"".join(self._frags)
@@ -275,7 +266,7 @@ class Connection(asyncio.Protocol):
         for p in parts:
             total += len(p)
         out = self._out
-        out.append(_RM.pack(_LAST | total))
+        out.append(RM.pack(LAST_FRAGMENT | total))
         out.extend(parts)
         if not self._in_receive and not self._flush_scheduled:
             self._flush_scheduled = True

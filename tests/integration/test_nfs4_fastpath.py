@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +20,7 @@ import pytest
 
 from securenfs.client.gss import GssClientAuth
 from securenfs.client.nfs4 import Nfs4Client
-from securenfs.client.rpc import RpcClient
+from securenfs.client.rpc import Buffer, RpcClient
 from securenfs.config import ClientRule
 from securenfs.nfs4.xdr4 import UNSTABLE4
 from securenfs.rpc.constants import NFS_PROGRAM, NFS_V4
@@ -120,14 +120,14 @@ def test_tampered_krb5p_write_is_refused(krb_server: NfsServer) -> None:
         try:
             root = await c.mount("/k")
             f = await c.open(root, "tampered", create=True)
-            orig = auth.wrap_args
+            orig = auth.wrap_args_parts
 
-            def flip(args: bytes, state: Any) -> bytes:
-                out = bytearray(orig(args, state))
+            def flip(args: Sequence[Buffer], state: Any) -> list[Buffer]:
+                out = bytearray(b"".join(orig(args, state)))
                 out[len(out) // 2] ^= 0x01
-                return bytes(out)
+                return [bytes(out)]
 
-            auth.wrap_args = flip  # type: ignore[method-assign]
+            auth.wrap_args_parts = flip  # type: ignore[method-assign]
             with pytest.raises(RpcError) as ei:
                 await c.write(f.fh, 0, b"x" * (64 * 1024), f.stateid)
             assert ei.value.reply.accept_stat == AcceptStat.GARBAGE_ARGS
