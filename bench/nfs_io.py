@@ -53,12 +53,15 @@ class Results:
     rows: dict[str, float] = field(default_factory=dict)
     #: Per row: "client 95 %, server 160 %" (CPU over the row's wall time).
     notes: dict[str, str] = field(default_factory=dict)
+    #: Print each row as it is measured.
+    verbose: bool = True
 
     def add(self, name: str, value: float, unit: str, note: str = "") -> None:
         self.rows[name] = value
         if note:
             self.notes[name] = note
-        print(f"  {name:48s} {value:10.1f} {unit}{'   ' + note if note else ''}", flush=True)
+        if self.verbose:
+            print(f"  {name:48s} {value:10.1f} {unit}{'   ' + note if note else ''}", flush=True)
 
 
 _TICK = os.sysconf("SC_CLK_TCK")
@@ -164,13 +167,13 @@ async def sequential_io(res: Results, host: str, port: int, export: str, seconds
 
 async def run_load(host: str, port: int, export: str, seconds: float, flavors: list[str], kdc: Any = None,
                    tag: str = "", *, fast_path: bool = True, server_pid: int | None = None,
-                   io_only: bool = False) -> Results:
+                   io_only: bool = False, verbose: bool = True) -> Results:
     """The whole load against one server; returns the figures by row name.
 
     ``fast_path``: the Kerberos client's engine (OpenSSL or MIT).  ``io_only``: only the
     1 MiB sequential rows.
     """
-    res = Results()
+    res = Results(verbose=verbose)
     name = f"bench-{os.getpid()}-{tag}"
     if io_only:
         await sequential_io(res, host, port, export, seconds, flavors, kdc, name, fast_path, server_pid)
