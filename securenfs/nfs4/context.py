@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -34,6 +35,7 @@ class CompoundContext:
         "conn",
         "conn_id",
         "cred",
+        "fresh_stat",
         "numops",
         "opindex",
         "peer",
@@ -62,6 +64,9 @@ class CompoundContext:
         self._access: dict[int, Access | None] = {}
         self.opindex = 0
         self.numops = 0
+        #: (node, opindex, stat) of an object the operation at ``opindex`` has just stat'ed
+        #: (LOOKUP): a GETATTR right after it on the same node uses that stat.
+        self.fresh_stat: tuple[Node, int, os.stat_result] | None = None
 
     # -- file handles --------------------------------------------------------------------------
     def set_cfh(self, node: Node, checked: bool = False) -> None:

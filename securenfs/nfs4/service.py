@@ -192,7 +192,13 @@ class Nfs4Service:
         else:
             assert node.export is not None and node.fs is not None
             need_vfs = any(a in _VFS_ATTRS for a in attrs)
-            st, vfs = await ctx.run_meta(_stat, node.fs, node.fh, need_vfs)
+            fresh = ctx.fresh_stat
+            if fresh is not None and not need_vfs and fresh[0] is node and fresh[1] == ctx.opindex - 1:
+                # LOOKUP then GETATTR (every path walk): the object was stat'ed by the
+                # operation just before this one, so no second open by handle.
+                st, vfs = fresh[2], None
+            else:
+                st, vfs = await ctx.run_meta(_stat, node.fs, node.fh, need_vfs)
             fsinfo = self.ns.fsinfo(node.export)
             if vfs is not None:
                 fsinfo = FsInfo(fsinfo.fsid, fsinfo.lease_time, fsinfo.fh_expire_type, vfs, fsinfo.fs_root)

@@ -207,3 +207,47 @@ def test_namespace_changes_and_change_info(state_server: NfsServer) -> None:  # 
         assert await status_of(c.create(pseudo, "x", FType.DIR)) == Stat.ROFS
 
     run(main())
+
+
+def test_getattr_right_after_lookup(state_server: NfsServer) -> None:  # noqa: F811
+    """LOOKUP + GETATTR (every path walk) answers from the stat LOOKUP just took; with any
+    operation between the two, or in a later COMPOUND, the object is stat'ed again."""
+    from securenfs.client.nfs4 import fattr_of
+    from securenfs.nfs4 import fattr
+    from securenfs.nfs4.xdr4 import BitmapArgs, GetattrRes, NameArgs
+
+    p = state_server.paths["/a"] / "walked"
+    want = [Attr.TYPE, Attr.SIZE, Attr.FILEID, Attr.MODE, Attr.NUMLINKS, Attr.TIME_MODIFY]
+    mask = fattr.set_to_bitmap(want)
+
+    async def walk(c: Nfs4Client, root: bytes, *between: Any) -> dict[int, Any]:
+        rep = await c.seq([(Op.PUTFH, FhArgs(root)), (Op.LOOKUP, NameArgs(b"walked")), *between,
+                           (Op.GETATTR, BitmapArgs(mask))])
+        res = rep.results[-1][1]
+        assert isinstance(res, GetattrRes)
+        return fattr.decode(res.attrs)
+
+    def expected() -> dict[int, Any]:
+        st = os.stat(p)
+        return {Attr.TYPE: FType.REG, Attr.SIZE: st.st_size, Attr.FILEID: st.st_ino,
+                Attr.MODE: stat.S_IMODE(st.st_mode), Attr.NUMLINKS: st.st_nlink,
+                Attr.TIME_MODIFY: (st.st_mtime_ns // 10**9, st.st_mtime_ns % 10**9)}
+
+    async def main() -> None:
+        c, root = await mounted_client(state_server)
+        f = await c.open(root, "walked", create=True)
+        await c.write(f.fh, 0, b"x" * 100, f.stateid, stable=FILE_SYNC4)
+        await c.close_file(f)
+        got = await walk(c, root)
+        assert got == expected() and got[Attr.SIZE] == 100
+        # Changed outside between two walks: the next walk sees the change.
+        os.chmod(p, 0o604)
+        os.truncate(p, 7)
+        os.link(p, p.with_name("walked-link"))
+        got = await walk(c, root)
+        assert got == expected() and (got[Attr.SIZE], got[Attr.MODE], got[Attr.NUMLINKS]) == (7, 0o604, 2)
+        # Changed by an operation between LOOKUP and GETATTR: GETATTR sees the change.
+        got = await walk(c, root, (Op.SETATTR, SetattrArgs(ANON_STATEID, fattr_of({Attr.MODE: 0o640}))))
+        assert got == expected() and got[Attr.MODE] == 0o640
+
+    run(main())

@@ -59,8 +59,10 @@ async def op_lookup(ctx: CompoundContext, a: NameArgs) -> StatusRes:
     if not ctx.cfh_checked:
         await ctx.check(cfh)
     creds = await ctx.creds_for(cfh.export)
-    fh, _st = await ctx.run_meta(cfh.fs.lookup, cfh.fh, name, creds)
-    ctx.set_cfh(Node(fh, cfh.export, None, cfh.fs), checked=True)
+    fh, st = await ctx.run_meta(cfh.fs.lookup, cfh.fh, name, creds)
+    node = Node(fh, cfh.export, None, cfh.fs)
+    ctx.set_cfh(node, checked=True)
+    ctx.fresh_stat = (node, ctx.opindex, st)
     return _OK
 
 
