@@ -181,6 +181,14 @@ class RpcsecGssHandler:
     async def _run(self, fn: Callable[..., T], *args: Any) -> T:
         return await asyncio.get_running_loop().run_in_executor(self.executor, fn, *args)
 
+    async def _protection(self, prot: Protection, size: int, fn: Callable[..., T], *args: Any) -> T:
+        """Run a per-message call of ``prot`` over ``size`` octets: inline when small, in the
+        pool when large or when the context is busy in another thread (a context on MIT's
+        library takes one call at a time, and the event loop must not wait for it)."""
+        if size <= INLINE_MAX and not prot.busy():
+            return fn(*args)
+        return await self._run(fn, *args)
+
     # -- entry point --------------------------------------------------------------------------
     async def authenticate(self, call: RpcCall) -> Authenticated | ControlReply:
         try:
@@ -355,13 +363,8 @@ class RpcsecGssHandler:
         seq = cred.seq_num
         # RFC 2203 §5.3.3.1: the header checksum covers the header up to and including the
         # credential; a failure is CREDPROBLEM.
-        # A context on MIT's library takes one call at a time: while a worker thread holds
-        # it for a large body, the small header calls wait there too, not in the event loop.
         try:
-            if prot.busy():
-                await self._run(prot.verify_mic, call.header_for_verifier, call.verf_body)
-            else:
-                prot.verify_mic(call.header_for_verifier, call.verf_body)
+            await self._protection(prot, 0, prot.verify_mic, call.header_for_verifier, call.verf_body)
         except ProtectionError as exc:
             self.protection_stats.bad_headers += 1
             raise AuthReject(AuthStat.RPCSEC_GSS_CREDPROBLEM, f"{ctx.label()}: header checksum: {exc}") from None
@@ -375,8 +378,7 @@ class RpcsecGssHandler:
             raise AuthDrop(f"{ctx.label()}: seq_num {seq} is {verdict.value} "
                            f"(window top {ctx.window.top}, size {ctx.window.size}); RFC 2203 §5.3.3.1")
         table.touch(ctx)
-        seq_b = wire.seq_bytes(seq)
-        verf = await self._run(prot.get_mic, seq_b) if prot.busy() else prot.get_mic(seq_b)
+        verf = await self._protection(prot, 0, prot.get_mic, wire.seq_bytes(seq))
         service = GssService(cred.service)
         # The Linux client sends DESTROY under krb5i/krb5p with empty, unwrapped arguments
         # (and knfsd accepts that, skipping the body): a DESTROY has no arguments to protect,
@@ -411,15 +413,12 @@ class RpcsecGssHandler:
             if service is GssService.INTEGRITY:
                 # RFC 2203 §5.3.2.2: rpc_gss_integ_data { databody_integ, checksum }.
                 data, checksum = wire.split_integ(body, self.settings.max_body)
-                if len(data) <= INLINE_MAX:
-                    prot.verify_mic(data, checksum)
-                else:
-                    await self._run(prot.verify_mic, data, checksum)
+                await self._protection(prot, len(data), prot.verify_mic, data, checksum)
                 plain: bytes | memoryview = data
             else:
                 # RFC 2203 §5.3.2.3: rpc_gss_priv_data { databody_priv } (a wrap token).
                 token = wire.split_priv(body, self.settings.max_body)
-                plain = prot.unwrap(token) if len(token) <= INLINE_MAX else await self._run(prot.unwrap, token)
+                plain = await self._protection(prot, len(token), prot.unwrap, token)
             inner_seq, args = wire.take_seq(plain)
         except XdrError as exc:
             raise GarbageArgs(f"{ctx.label()}: malformed {service.name.lower()} body: {exc}",
@@ -440,9 +439,7 @@ class RpcsecGssHandler:
         async def protect(results: Buffers) -> Buffers:
             # RFC 2203 §5.3.2.2: rpc_gss_integ_data { seq_num + results, MIC over them }.
             pieces = [wire.seq_bytes(seq), *results]
-            if _total(pieces) <= INLINE_MAX:
-                return integ_parts(prot, pieces)
-            return await self._run(integ_parts, prot, pieces)
+            return await self._protection(prot, _total(pieces), integ_parts, prot, pieces)
 
         return protect
 
@@ -450,9 +447,7 @@ class RpcsecGssHandler:
         async def protect(results: Buffers) -> Buffers:
             # RFC 2203 §5.3.2.3: rpc_gss_priv_data, a wrap token over seq_num + results.
             pieces = [wire.seq_bytes(seq), *results]
-            if _total(pieces) <= INLINE_MAX:
-                return wrap_opaque(prot, pieces)
-            return await self._run(wrap_opaque, prot, pieces)
+            return await self._protection(prot, _total(pieces), wrap_opaque, prot, pieces)
 
         return protect
 
