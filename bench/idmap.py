@@ -20,7 +20,12 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from idmap import IdmapConfig, IdMapper, build_mapper  # noqa: E402
 from tests.support.slapd import (  # noqa: E402
-    DOMAIN, GROUPS, PEOPLE, REALM, SUFFIX, start_directory,
+    DOMAIN,
+    GROUPS,
+    PEOPLE,
+    REALM,
+    SUFFIX,
+    start_directory,
 )
 
 TIME_LIMIT = 20.0  # seconds per phase

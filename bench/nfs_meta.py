@@ -86,9 +86,11 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         proc, port = start_server(Path(tmp))
         try:
-            getattr_ops = lambda fh: [(Op.PUTFH, FhArgs(fh)), (Op.GETATTR, BitmapArgs(LINUX_GETATTR))]
-            lookup_ops = lambda fh: [(Op.PUTFH, FhArgs(fh)), (Op.LOOKUP, NameArgs(b"file")),
-                                     (Op.GETATTR, BitmapArgs(LINUX_GETATTR))]
+            def getattr_ops(fh):
+                return [(Op.PUTFH, FhArgs(fh)), (Op.GETATTR, BitmapArgs(LINUX_GETATTR))]
+            def lookup_ops(fh):
+                return [(Op.PUTFH, FhArgs(fh)), (Op.LOOKUP, NameArgs(b"file")),
+                                                 (Op.GETATTR, BitmapArgs(LINUX_GETATTR))]
             run(measure(port, "PUTFH+GETATTR", getattr_ops, a.seconds, a.slots, a.clients))
             run(measure(port, "PUTFH+LOOKUP+GETATTR", lookup_ops, a.seconds, a.slots, a.clients))
         finally:

@@ -13,7 +13,7 @@ import enum
 import socket
 from collections.abc import Mapping as AbcMapping
 from dataclasses import dataclass, field
-from typing import cast, Any, TypeVar
+from typing import Any, TypeVar, cast
 
 _T = TypeVar("_T")
 _E = TypeVar("_E", bound=enum.Enum)

@@ -119,7 +119,7 @@ def run(base: Path) -> None:
         (secure / "alice").mkdir()
         os.chown(secure / "alice", 5001, 5001)
         idmap_file = base / "idmap.static"
-        idmap_file.write_text(f"user alice 5001 5001\ngroup alice 5001 alice\n")
+        idmap_file.write_text("user alice 5001 5001\ngroup alice 5001 alice\n")
         state = base / "state-krb5"
         port = socket.socket()
         port.bind(("127.0.0.1", 0))

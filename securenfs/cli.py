@@ -113,7 +113,7 @@ def cmd_ping(args: argparse.Namespace) -> int:
     async def run() -> int:
         try:
             client = await asyncio.wait_for(RpcClient.connect(host, addr.port), args.timeout)
-        except (OSError, asyncio.TimeoutError) as exc:
+        except (TimeoutError, OSError) as exc:
             print(f"securenfs ping: cannot connect to {host}:{addr.port}: {exc}", file=sys.stderr)
             return 2
         try:

@@ -62,7 +62,7 @@ class AdminSocket:
                 body = {"error": f"unknown request {cmd[:40]!r}; the only request is 'status'"}
             writer.write(json.dumps(body, default=str).encode() + b"\n")
             await writer.drain()
-        except (asyncio.TimeoutError, ConnectionError):
+        except (TimeoutError, ConnectionError):
             pass
         finally:
             writer.close()

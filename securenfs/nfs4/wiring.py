@@ -6,8 +6,8 @@ from concurrent.futures import Executor
 
 from securenfs.config import Config
 from securenfs.exports.secpolicy import SecPolicy
-from securenfs.identity import load_identity
 from securenfs.exports.table import ExportError, ExportTable
+from securenfs.identity import load_identity
 from securenfs.nfs4.namespace import Namespace
 from securenfs.nfs4.owners import OwnerMapper
 from securenfs.nfs4.service import Nfs4Service

@@ -18,7 +18,6 @@ RFC 2203 §5.3.3.1) or :class:`GarbageArgs`.
 from __future__ import annotations
 
 import struct
-
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -31,7 +30,7 @@ from securenfs.rpc.constants import (
     AuthStat,
 )
 from securenfs.rpc.message import RpcCall
-from securenfs.xdr import Packer, Unpacker, XdrError
+from securenfs.xdr import Packer, XdrError
 
 Buffers = Sequence[bytes | bytearray | memoryview]
 

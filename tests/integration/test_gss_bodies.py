@@ -28,14 +28,14 @@ from securenfs.rpcsec_gss.handler import INLINE_MAX
 from securenfs.rpcsec_gss.libgss import LibGssProtection
 from securenfs.rpcsec_gss.protection import GssapiProtection
 from tests.support.gss import ECHO_PROG, ECHO_VERS, PROC_ECHO, GssServer, gss_config
-from tests.support.kdc import KdcRealm, kdc_realm  # noqa: F401  (fixture)
+from tests.support.kdc import KdcRealm
 
 pytestmark = pytest.mark.timeout(120)
 
 SIZES = [0, 1, 3, 4, 5, 15, 16, 17, 4096, (1 << 20) + 3]
 
 
-def _pair(kdc_realm: KdcRealm, extra: int = 0) -> tuple[gssapi.SecurityContext, gssapi.SecurityContext]:  # noqa: F811
+def _pair(kdc_realm: KdcRealm, extra: int = 0) -> tuple[gssapi.SecurityContext, gssapi.SecurityContext]:
     icred = gssapi.Credentials(usage="initiate", store={"ccache": str(kdc_realm.user_ccache("bodies"))})
     acred = gssapi.Credentials(usage="accept", store={"keytab": str(kdc_realm.service_keytab)})
     flags = (int(gssapi.RequirementFlag.mutual_authentication) | int(gssapi.RequirementFlag.integrity)
@@ -52,13 +52,13 @@ def _pair(kdc_realm: KdcRealm, extra: int = 0) -> tuple[gssapi.SecurityContext, 
 
 
 @pytest.fixture(scope="module")
-def contexts(kdc_realm: KdcRealm) -> tuple[gssapi.SecurityContext, gssapi.SecurityContext]:  # noqa: F811
+def contexts(kdc_realm: KdcRealm) -> tuple[gssapi.SecurityContext, gssapi.SecurityContext]:
     """An established (initiator, acceptor) pair without replay/sequence flags."""
     return _pair(kdc_realm)
 
 
 @pytest.mark.parametrize("impl", ["gssapi", "libgss"])
-def test_mit_protection_makes_one_call_at_a_time(kdc_realm: KdcRealm, impl: str) -> None:  # noqa: F811
+def test_mit_protection_makes_one_call_at_a_time(kdc_realm: KdcRealm, impl: str) -> None:
     """MIT's per-message calls must not run on one context in two threads at once: while one
     holds the context, busy() says so and a second call waits for it."""
     extra = int(gssapi.RequirementFlag.replay_detection) if impl == "libgss" else 0
@@ -134,7 +134,7 @@ def test_unwrap_view_of_mit_tokens(contexts: tuple[gssapi.SecurityContext, gssap
 
 
 @pytest.fixture(scope="module", params=[True, False], ids=["server-fast", "server-mit"])
-def server(request: pytest.FixtureRequest, kdc_realm: KdcRealm,  # noqa: F811
+def server(request: pytest.FixtureRequest, kdc_realm: KdcRealm,
            tmp_path_factory: pytest.TempPathFactory) -> Iterator[GssServer]:
     tmp: Path = tmp_path_factory.mktemp("gss-bodies")
     srv = GssServer(gss_config(tmp, kdc_realm.service_keytab, kdc_realm.hostname, fast_path=request.param))
@@ -144,7 +144,7 @@ def server(request: pytest.FixtureRequest, kdc_realm: KdcRealm,  # noqa: F811
 
 @pytest.mark.parametrize("client_fast", [True, False], ids=["client-fast", "client-mit"])
 @pytest.mark.parametrize("service", [GssService.INTEGRITY, GssService.PRIVACY], ids=["krb5i", "krb5p"])
-def test_large_calls_in_fragments_and_pipelined(server: GssServer, kdc_realm: KdcRealm,  # noqa: F811
+def test_large_calls_in_fragments_and_pipelined(server: GssServer, kdc_realm: KdcRealm,
                                                 service: GssService, client_fast: bool) -> None:
     async def go() -> None:
         c = await RpcClient.connect(server.host, server.port)
@@ -177,7 +177,7 @@ def test_large_calls_in_fragments_and_pipelined(server: GssServer, kdc_realm: Kd
 
 @pytest.mark.parametrize("client_fast", [True, False], ids=["client-fast", "client-mit"])
 @pytest.mark.parametrize("service", [GssService.INTEGRITY, GssService.PRIVACY], ids=["krb5i", "krb5p"])
-def test_concurrent_large_calls_on_one_context(server: GssServer, kdc_realm: KdcRealm,  # noqa: F811
+def test_concurrent_large_calls_on_one_context(server: GssServer, kdc_realm: KdcRealm,
                                                service: GssService, client_fast: bool) -> None:
     """Many large calls of one context at once: the server checks and protects them in
     worker threads (above its inline limit) on either engine, and every reply matches its
@@ -199,7 +199,7 @@ def test_concurrent_large_calls_on_one_context(server: GssServer, kdc_realm: Kdc
 
 
 def test_concurrent_large_calls_with_sequence_detection(server: GssServer,
-                                                        kdc_realm: KdcRealm) -> None:  # noqa: F811
+                                                        kdc_realm: KdcRealm) -> None:
     """A context whose initiator asked for replay and sequence detection is served by MIT's
     library through ctypes when the server's fast path is off (MIT's own window would
     reject valid reordered tokens through python-gssapi); its large bodies are still checked

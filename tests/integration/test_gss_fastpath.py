@@ -20,9 +20,8 @@ from securenfs.rpc.constants import AcceptStat
 from securenfs.rpcsec_gss.constants import GssService
 from securenfs.rpcsec_gss.context import GssContext
 from tests.support.gss import ECHO_PROG, ECHO_VERS, PROC_ECHO, GssServer, gss_config
-from tests.support.gss import gss_server  # noqa: F401  (the "server" fixture)
-from tests.support.gsscrypto import EnctypeRealm, enctype_realm  # noqa: F401  (fixture)
-from tests.support.kdc import KdcRealm, kdc_realm  # noqa: F401  (fixture)
+from tests.support.gsscrypto import EnctypeRealm
+from tests.support.kdc import KdcRealm
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -130,7 +129,7 @@ def test_status_shows_engine_enctype_and_reason(server: GssServer, kdc_realm: Kd
         assert p1["mit_reasons"]["kerberos.fast_path is off"] >= 1
 
 
-def test_enctype_without_fast_path_keeps_mit(enctype_realm: EnctypeRealm, tmp_path: Path) -> None:  # noqa: F811
+def test_enctype_without_fast_path_keeps_mit(enctype_realm: EnctypeRealm, tmp_path: Path) -> None:
     """A camellia context: the server (fast path on) and the client both stay on MIT, and
     the status says why; krb5i and krb5p calls work."""
     service, keytab, _conf, ccache = enctype_realm.service_for(26)

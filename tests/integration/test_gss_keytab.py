@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import time
 from pathlib import Path
 
@@ -21,7 +20,7 @@ from securenfs.rpcsec_gss.handler import GssSettings, RpcsecGssHandler
 from securenfs.rpcsec_gss.table import TableLimits
 from securenfs.server import StartupError
 from tests.support.gss import ECHO_PROG, ECHO_VERS, PROC_ECHO, GssServer, gss_config
-from tests.support.kdc import KdcRealm, kdc_realm  # noqa: F401  (fixture)
+from tests.support.kdc import KdcRealm
 
 pytestmark = pytest.mark.timeout(120)
 

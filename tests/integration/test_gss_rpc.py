@@ -21,8 +21,7 @@ from securenfs.rpcsec_gss import wire
 from securenfs.rpcsec_gss.constants import GSS_S_COMPLETE, MAXSEQ, GssProc, GssService
 from securenfs.rpcsec_gss.flavors import PseudoFlavor
 from tests.support.gss import ECHO_PROG, ECHO_VERS, PROC_ECHO, PROC_WHOAMI, GssServer
-from tests.support.gss import gss_server  # noqa: F401  (the "server" fixture)
-from tests.support.kdc import KdcRealm, kdc_realm  # noqa: F401  (fixture)
+from tests.support.kdc import KdcRealm
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -58,7 +57,7 @@ async def good_call(c: RpcClient, auth: GssClientAuth) -> None:
 async def no_reply(c: RpcClient, xid: int, record: bytes) -> bool:
     try:
         await c.call_raw(xid, record, timeout=NO_REPLY)
-    except asyncio.TimeoutError:
+    except TimeoutError:
         return True
     return False
 

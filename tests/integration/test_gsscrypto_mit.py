@@ -16,15 +16,14 @@ from gssapi.raw.misc import GSSError
 
 from securenfs.gsscrypto import BadToken, FastContext
 from securenfs.gsscrypto.keysource import inquire_session_key
-from tests.support.gsscrypto import EnctypeRealm, enctype_realm  # noqa: F401
-from tests.support.kdc import kdc_realm  # noqa: F401
+from tests.support.gsscrypto import EnctypeRealm
 
 AES = [17, 18, 19, 20]
 SIZES = [0, 1, 15, 16, 17, 4096, (1 << 20) + 3]
 
 
 @pytest.fixture(scope="module")
-def contexts(enctype_realm: EnctypeRealm) -> dict[int, tuple]:  # noqa: F811
+def contexts(enctype_realm: EnctypeRealm) -> dict[int, tuple]:
     """Per enctype: (MIT initiator, MIT acceptor, fast initiator, fast acceptor)."""
     out = {}
     for et in AES:
@@ -98,7 +97,7 @@ def test_tampered_fast_tokens_are_rejected_by_mit(contexts: dict, enctype: int) 
 
 @pytest.mark.parametrize("enctype", AES)
 def test_gss_context_keeps_working_after_from_gss(
-    enctype_realm: EnctypeRealm,  # noqa: F811
+    enctype_realm: EnctypeRealm,
     enctype: int,
 ) -> None:
     init, acc = enctype_realm.context_pair(enctype)
@@ -111,7 +110,7 @@ def test_gss_context_keeps_working_after_from_gss(
 
 @pytest.mark.parametrize("enctype", [18, 19])
 def test_lucid_export_destroys_the_mit_context_and_agrees_with_the_probe(
-    enctype_realm: EnctypeRealm,  # noqa: F811
+    enctype_realm: EnctypeRealm,
     enctype: int,
 ) -> None:
     """Why the fast path uses the session-key inquiry: MIT 1.20 deletes a context whose
@@ -131,7 +130,7 @@ def test_lucid_export_destroys_the_mit_context_and_agrees_with_the_probe(
 
 
 def test_without_mutual_auth_the_initiator_subkey_is_used(
-    enctype_realm: EnctypeRealm,  # noqa: F811
+    enctype_realm: EnctypeRealm,
 ) -> None:
     init, acc = enctype_realm.context_pair(18, mutual=False)
     fi = FastContext.from_gss(init)
@@ -144,7 +143,7 @@ def test_without_mutual_auth_the_initiator_subkey_is_used(
 
 
 def test_unsupported_enctype_falls_back_with_a_reason(
-    enctype_realm: EnctypeRealm,  # noqa: F811
+    enctype_realm: EnctypeRealm,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     init, acc = enctype_realm.context_pair(26)  # camellia256-cts-cmac
@@ -156,7 +155,7 @@ def test_unsupported_enctype_falls_back_with_a_reason(
 
 
 def test_unestablished_context_falls_back(
-    enctype_realm: EnctypeRealm,  # noqa: F811
+    enctype_realm: EnctypeRealm,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     ctx = gssapi.SecurityContext(
@@ -167,7 +166,7 @@ def test_unestablished_context_falls_back(
     assert "not established" in caplog.text
 
 
-def test_shared_realm_default_context(kdc_realm) -> None:  # noqa: F811
+def test_shared_realm_default_context(kdc_realm) -> None:
     """With the project's default realm (no enctype settings) the fast path engages."""
     icred = gssapi.Credentials(
         usage="initiate", store={"ccache": f"FILE:{kdc_realm.user_ccache('user')}"}

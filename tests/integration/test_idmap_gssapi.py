@@ -9,10 +9,8 @@ import pytest
 
 from idmap import IdmapConfig, IdmapUnavailable, SyncIdMapper, build_mapper
 from idmap.backends.ldap import LdapBackend
-from tests.support.kdc import KdcRealm, kdc_realm
-from tests.support.slapd import DOMAIN, REALM, SUFFIX, Directory, slapd_directory
-
-__all__ = ["kdc_realm", "slapd_directory"]
+from tests.support.kdc import KdcRealm
+from tests.support.slapd import DOMAIN, REALM, SUFFIX, Directory
 
 
 def gssapi_config(uri: str, keytab: str, principal: str | None) -> IdmapConfig:

@@ -11,11 +11,7 @@ import pytest
 
 from idmap import IdmapConfig, IdmapNotFound, IdmapUnavailable, SyncIdMapper, build_mapper
 from idmap.records import CacheState
-from tests.support.slapd import (
-    DOMAIN, GID_BASE, GROUPS, PEOPLE, REALM, SUFFIX, UID_BASE, Directory, slapd_directory,
-)
-
-__all__ = ["slapd_directory"]
+from tests.support.slapd import DOMAIN, GID_BASE, GROUPS, PEOPLE, REALM, SUFFIX, UID_BASE, Directory
 
 PROFILES = ["rfc2307", "rfc2307bis", "ad"]
 
@@ -179,14 +175,15 @@ def test_starttls_checks_the_ca(slapd_directory: Directory, tmp_path: Any) -> No
     finally:
         good.close()
     # A CA that did not sign the server's certificate: the server must not be used.
+    import datetime
+
     from cryptography import x509
     from cryptography.hazmat.primitives import hashes, serialization
     from cryptography.hazmat.primitives.asymmetric import ec
-    import datetime
 
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(x509.oid.NameOID.COMMON_NAME, "other CA")])
-    now = datetime.datetime.now(datetime.timezone.utc)
+    now = datetime.datetime.now(datetime.UTC)
     cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
             .public_key(key.public_key()).serial_number(1).not_valid_before(now)
             .not_valid_after(now + datetime.timedelta(days=1))

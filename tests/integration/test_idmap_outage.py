@@ -10,11 +10,7 @@ import pytest
 
 from idmap import IdmapConfig, IdmapNotFound, IdmapUnavailable, SyncIdMapper, build_mapper
 from idmap.records import CacheState
-from tests.support.slapd import (
-    DOMAIN, GROUPS, PEOPLE, REALM, SUFFIX, UID_BASE, Directory, small_directory,
-)
-
-__all__ = ["small_directory"]
+from tests.support.slapd import DOMAIN, GROUPS, PEOPLE, REALM, SUFFIX, UID_BASE, Directory
 
 TIMEOUT = 1.0
 

@@ -19,15 +19,15 @@ from securenfs.nfs4.constants import Access4, Attr, Op, Stat
 from securenfs.nfs4.xdr4 import AccessArgs, AccessRes, FhArgs
 from securenfs.rpc.constants import NFS_PROGRAM, NFS_V4
 from securenfs.rpcsec_gss.constants import GssService
-from tests.support.kdc import KdcRealm, kdc_realm  # noqa: F401  (fixture)
+from tests.support.kdc import KdcRealm
 from tests.support.nfsserver import NfsServer
-from tests.support.slapd import DOMAIN, GROUPS, PEOPLE, SUFFIX, Directory, slapd_directory  # noqa: F401
+from tests.support.slapd import DOMAIN, GROUPS, PEOPLE, SUFFIX, Directory
 
 CYC_A = 5400  # an LDAP group alice belongs to and bob does not
 
 
 @pytest.fixture
-def idmap_server(tmp_path: Path, kdc_realm: KdcRealm, slapd_directory: Directory) -> Iterator[NfsServer]:  # noqa: F811
+def idmap_server(tmp_path: Path, kdc_realm: KdcRealm, slapd_directory: Directory) -> Iterator[NfsServer]:
     srv = NfsServer(tmp_path, [("/home", ["krb5", "krb5i", "krb5p"], [ClientRule(squash="root")])], kdc=kdc_realm)
     srv.cfg.idmap_raw = {
         "domain": DOMAIN,
@@ -71,7 +71,7 @@ async def _access(client: Nfs4Client, fh: bytes, mask: int) -> int:
     return int(res.access)
 
 
-def test_supplementary_ldap_group_decides_access(idmap_server: NfsServer, kdc_realm: KdcRealm) -> None:  # noqa: F811
+def test_supplementary_ldap_group_decides_access(idmap_server: NfsServer, kdc_realm: KdcRealm) -> None:
     async def main() -> tuple[int, int]:
         alice = await _session(idmap_server, kdc_realm, "alice")
         bob = await _session(idmap_server, kdc_realm, "bob")
@@ -88,7 +88,7 @@ def test_supplementary_ldap_group_decides_access(idmap_server: NfsServer, kdc_re
     assert not bob_bits & Access4.READ, "bob is not in the group: the kernel must refuse read"
 
 
-def test_getattr_shows_directory_names(idmap_server: NfsServer, kdc_realm: KdcRealm) -> None:  # noqa: F811
+def test_getattr_shows_directory_names(idmap_server: NfsServer, kdc_realm: KdcRealm) -> None:
     async def main() -> dict[int, Any]:
         alice = await _session(idmap_server, kdc_realm, "alice")
         try:
@@ -103,7 +103,7 @@ def test_getattr_shows_directory_names(idmap_server: NfsServer, kdc_realm: KdcRe
     assert group == f"staff@{DOMAIN}"
 
 
-def test_files_created_by_a_principal_belong_to_its_uid(idmap_server: NfsServer, kdc_realm: KdcRealm) -> None:  # noqa: F811
+def test_files_created_by_a_principal_belong_to_its_uid(idmap_server: NfsServer, kdc_realm: KdcRealm) -> None:
     async def main() -> tuple[dict[int, Any], int, int, list[int]]:
         alice = await _session(idmap_server, kdc_realm, "alice")
         try:

@@ -7,10 +7,10 @@ from pathlib import Path
 
 from keytabs.kdcprobe import run_probe
 from keytabs.keytab import read_keytab
-from tests.support.kdc import KdcRealm, kdc_realm  # noqa: F401  (fixture)
+from tests.support.kdc import KdcRealm
 
 
-def test_probe_reads_kvno_and_loops_back(kdc_realm: KdcRealm, tmp_path: Path) -> None:  # noqa: F811
+def test_probe_reads_kvno_and_loops_back(kdc_realm: KdcRealm, tmp_path: Path) -> None:
     host = "probe.keytab.test"
     realm = kdc_realm.realm
     kt = tmp_path / "probe.keytab"
@@ -39,7 +39,7 @@ def test_probe_reads_kvno_and_loops_back(kdc_realm: KdcRealm, tmp_path: Path) ->
     assert not res.tgt_principal and "integrity" in res.tgt_errors[nfs].lower()
 
 
-def test_probe_gives_up_on_a_silent_kdc(kdc_realm: KdcRealm, tmp_path: Path) -> None:  # noqa: F811
+def test_probe_gives_up_on_a_silent_kdc(kdc_realm: KdcRealm, tmp_path: Path) -> None:
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as silent:
         silent.bind(("127.0.0.1", 0))
         port = silent.getsockname()[1]

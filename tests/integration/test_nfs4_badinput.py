@@ -19,7 +19,7 @@ from securenfs.nfs4.xdr4 import (
     unpack_compound_reply,
 )
 from securenfs.xdr import Packer, Unpacker
-from tests.support.nfsserver import NfsServer, nfs_server  # noqa: F401
+from tests.support.nfsserver import NfsServer
 
 V = VoidArgs()
 

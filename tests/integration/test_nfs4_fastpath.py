@@ -25,7 +25,6 @@ from securenfs.config import ClientRule
 from securenfs.nfs4.xdr4 import UNSTABLE4
 from securenfs.rpc.constants import NFS_PROGRAM, NFS_V4
 from securenfs.rpcsec_gss.constants import GssService
-from tests.support.kdc import kdc_realm  # noqa: F401  (fixture)
 from tests.support.nfsserver import NfsServer
 
 pytestmark = pytest.mark.timeout(120)
@@ -35,7 +34,7 @@ FLAVORS = {"krb5i": GssService.INTEGRITY, "krb5p": GssService.PRIVACY}
 
 
 @pytest.fixture(scope="module", params=[True, False], ids=["server-fast", "server-mit"])
-def krb_server(request: pytest.FixtureRequest, kdc_realm: Any,  # noqa: F811
+def krb_server(request: pytest.FixtureRequest, kdc_realm: Any,
                tmp_path_factory: pytest.TempPathFactory) -> Iterator[NfsServer]:
     tmp: Path = tmp_path_factory.mktemp("nfs-fastpath")
     srv = NfsServer(tmp, [("/k", ["krb5i", "krb5p"], [ClientRule(squash="none")])], kdc=kdc_realm,

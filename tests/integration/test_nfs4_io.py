@@ -22,7 +22,7 @@ from securenfs.nfs4.xdr4 import (
     FhArgs,
     SetattrArgs,
 )
-from tests.support.nfsserver import NfsServer, ProcessServer, mounted_client, state_server  # noqa: F401
+from tests.support.nfsserver import NfsServer, ProcessServer, mounted_client
 
 BIG = (1 << 64) - 1
 
@@ -39,7 +39,7 @@ async def status_of(coro: Any) -> int:
     return 0
 
 
-def test_stable_writes_commit_and_verifier_across_restart(state_server: NfsServer) -> None:  # noqa: F811
+def test_stable_writes_commit_and_verifier_across_restart(state_server: NfsServer) -> None:
     path = state_server.paths["/a"] / "data"
 
     async def first() -> tuple[bytes, bytes]:
@@ -89,7 +89,7 @@ def test_file_sync_data_survives_kill_9(tmp_path: Path) -> None:
         srv.kill()
 
 
-def test_hostile_offsets_counts_and_stateids(state_server: NfsServer) -> None:  # noqa: F811
+def test_hostile_offsets_counts_and_stateids(state_server: NfsServer) -> None:
     (state_server.paths["/a"] / "f").write_bytes(b"0123456789")
 
     async def main() -> None:
@@ -120,7 +120,7 @@ def test_hostile_offsets_counts_and_stateids(state_server: NfsServer) -> None:  
     run(main())
 
 
-def test_setattr_size_mode_owner_times(state_server: NfsServer) -> None:  # noqa: F811
+def test_setattr_size_mode_owner_times(state_server: NfsServer) -> None:
     p = state_server.paths["/a"] / "s"
     p.write_bytes(b"x" * 100)
 
@@ -159,7 +159,7 @@ def test_setattr_size_mode_owner_times(state_server: NfsServer) -> None:  # noqa
     run(main())
 
 
-def test_namespace_changes_and_change_info(state_server: NfsServer) -> None:  # noqa: F811
+def test_namespace_changes_and_change_info(state_server: NfsServer) -> None:
     base = state_server.paths["/a"]
 
     async def change(c: Nfs4Client, fh: bytes) -> int:
@@ -209,7 +209,7 @@ def test_namespace_changes_and_change_info(state_server: NfsServer) -> None:  # 
     run(main())
 
 
-def test_getattr_right_after_lookup(state_server: NfsServer) -> None:  # noqa: F811
+def test_getattr_right_after_lookup(state_server: NfsServer) -> None:
     """LOOKUP + GETATTR (every path walk) answers from the stat LOOKUP just took; with any
     operation between the two, or in a later COMPOUND, the object is stat'ed again."""
     from securenfs.client.nfs4 import fattr_of

@@ -10,7 +10,7 @@ from securenfs.client.nfs4 import Nfs4Error, stateid_seqid
 from securenfs.nfs4.constants import Op, Stat
 from securenfs.nfs4.xdr4 import WRITE_LT, FhArgs, LockArgs, LockRes, StateOwner
 from securenfs.xdr import Packer
-from tests.support.nfsserver import NfsServer, mounted_client, state_server  # noqa: F401
+from tests.support.nfsserver import NfsServer, mounted_client
 
 ALL = (1 << 64) - 1
 
@@ -44,7 +44,7 @@ def ranges(srv: NfsServer, fh: bytes) -> list[tuple[bytes, int, int, bool]]:
                   for a, b, t in rs)
 
 
-def test_split_merge_upgrade_downgrade_and_denied(state_server: NfsServer) -> None:  # noqa: F811
+def test_split_merge_upgrade_downgrade_and_denied(state_server: NfsServer) -> None:
     (state_server.paths["/a"] / "db").write_bytes(b"\0" * 4096)
 
     async def main() -> None:
@@ -94,7 +94,7 @@ def test_split_merge_upgrade_downgrade_and_denied(state_server: NfsServer) -> No
     run(main())
 
 
-def test_lock_owners_are_separate_and_many_locks(state_server: NfsServer) -> None:  # noqa: F811
+def test_lock_owners_are_separate_and_many_locks(state_server: NfsServer) -> None:
     async def main() -> None:
         a, root = await mounted_client(state_server)
         files = [await a.open(root, f"f{i}", create=True) for i in range(20)]
@@ -127,7 +127,7 @@ def test_lock_owners_are_separate_and_many_locks(state_server: NfsServer) -> Non
     run(main())
 
 
-def test_bad_lock_ranges_and_reclaim(state_server: NfsServer) -> None:  # noqa: F811
+def test_bad_lock_ranges_and_reclaim(state_server: NfsServer) -> None:
     async def main() -> None:
         a, root = await mounted_client(state_server)
         f = await a.open(root, "r", create=True, access=1)

@@ -14,7 +14,7 @@ from securenfs.config import ClientRule
 from securenfs.nfs4.constants import Attr, Op, Stat
 from securenfs.nfs4.fattr import set_to_bitmap
 from securenfs.nfs4.xdr4 import BitmapArgs, FhArgs, NameArgs, ReaddirArgs, VoidArgs
-from tests.support.nfsserver import NfsServer, nfs_server  # noqa: F401
+from tests.support.nfsserver import NfsServer
 
 V = VoidArgs()
 

@@ -24,7 +24,7 @@ from securenfs.nfs4.xdr4 import (
     VoidArgs,
     WriteArgs,
 )
-from tests.support.nfsserver import NfsServer, mounted_client, state_server  # noqa: F401
+from tests.support.nfsserver import NfsServer, mounted_client
 
 READ, WRITE, BOTH = 1, 2, 3
 DENY_NONE, DENY_READ, DENY_WRITE = 0, 1, 2
@@ -43,7 +43,7 @@ async def status_of(coro: Any) -> int:
     return 0
 
 
-def test_create_modes_and_exclusive_retry(state_server: NfsServer) -> None:  # noqa: F811
+def test_create_modes_and_exclusive_retry(state_server: NfsServer) -> None:
     path = state_server.paths["/a"]
 
     async def main() -> None:
@@ -79,7 +79,7 @@ def test_create_modes_and_exclusive_retry(state_server: NfsServer) -> None:  # n
     run(main())
 
 
-def test_deny_write_share_reservation_between_clients(state_server: NfsServer) -> None:  # noqa: F811
+def test_deny_write_share_reservation_between_clients(state_server: NfsServer) -> None:
     (state_server.paths["/a"] / "doc").write_bytes(b"original")
 
     async def main() -> None:
@@ -105,7 +105,7 @@ def test_deny_write_share_reservation_between_clients(state_server: NfsServer) -
     run(main())
 
 
-def test_upgrade_downgrade_and_open_seqids(state_server: NfsServer) -> None:  # noqa: F811
+def test_upgrade_downgrade_and_open_seqids(state_server: NfsServer) -> None:
     (state_server.paths["/a"] / "f").write_bytes(b"x")
 
     async def main() -> None:
@@ -142,7 +142,7 @@ def test_upgrade_downgrade_and_open_seqids(state_server: NfsServer) -> None:  # 
     run(main())
 
 
-def test_stateids_belong_to_their_client(state_server: NfsServer) -> None:  # noqa: F811
+def test_stateids_belong_to_their_client(state_server: NfsServer) -> None:
     (state_server.paths["/a"] / "f").write_bytes(b"secret")
 
     async def main() -> None:
@@ -171,7 +171,7 @@ def test_stateids_belong_to_their_client(state_server: NfsServer) -> None:  # no
     run(main())
 
 
-def test_current_stateid_in_one_compound(state_server: NfsServer) -> None:  # noqa: F811
+def test_current_stateid_in_one_compound(state_server: NfsServer) -> None:
     async def main() -> None:
         c, root = await mounted_client(state_server)
         from securenfs.nfs4.xdr4 import OPEN4_CREATE, Fattr
@@ -191,7 +191,7 @@ def test_current_stateid_in_one_compound(state_server: NfsServer) -> None:  # no
 
 
 @pytest.mark.parametrize("rounds", [15])
-def test_concurrent_opens_from_two_clients(state_server: NfsServer, rounds: int) -> None:  # noqa: F811
+def test_concurrent_opens_from_two_clients(state_server: NfsServer, rounds: int) -> None:
     (state_server.paths["/a"] / "race").write_bytes(b"")
 
     async def main() -> None:
@@ -218,7 +218,7 @@ def test_concurrent_opens_from_two_clients(state_server: NfsServer, rounds: int)
     run(main())
 
 
-def test_many_files_with_a_small_descriptor_cache(state_server: NfsServer) -> None:  # noqa: F811
+def test_many_files_with_a_small_descriptor_cache(state_server: NfsServer) -> None:
     async def main() -> None:
         svc = state_server.server.nfs.service  # type: ignore[union-attr]
         svc.state.fds.limit = 8

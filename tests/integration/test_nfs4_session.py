@@ -17,7 +17,7 @@ from securenfs.nfs4.xdr4 import (
     SessionIdArgs,
     VoidArgs,
 )
-from tests.support.nfsserver import NfsServer, nfs_server  # noqa: F401
+from tests.support.nfsserver import NfsServer
 
 V = VoidArgs()
 

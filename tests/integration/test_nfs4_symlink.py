@@ -9,10 +9,10 @@ import os
 from securenfs.client.nfs4 import Nfs4Client, Nfs4Error
 from securenfs.client.rpc import AuthSys
 from securenfs.nfs4.constants import Stat
-from tests.support.nfsserver import NfsServer, nfs_server  # noqa: F401  (fixture)
+from tests.support.nfsserver import NfsServer
 
 
-def test_lookup_through_a_symlink_is_nfs4err_symlink(nfs_server: NfsServer) -> None:  # noqa: F811
+def test_lookup_through_a_symlink_is_nfs4err_symlink(nfs_server: NfsServer) -> None:
     os.symlink("/etc", nfs_server.paths["/a"] / "escape")
     (nfs_server.paths["/a"] / "dir").mkdir()
     os.symlink("dir", nfs_server.paths["/a"] / "inside")

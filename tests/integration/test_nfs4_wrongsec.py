@@ -25,7 +25,6 @@ from securenfs.nfs4.xdr4 import (
 )
 from securenfs.rpc.constants import NFS_PROGRAM, NFS_V4
 from securenfs.rpcsec_gss.flavors import KRB5_OID_DER
-from tests.support.kdc import kdc_realm  # noqa: F401
 from tests.support.nfsserver import NfsServer
 
 V = VoidArgs()
@@ -34,7 +33,7 @@ SERVICE = {"krb5": 1, "krb5i": 2, "krb5p": 3}
 
 
 @pytest.fixture(scope="module")
-def matrix_server(tmp_path_factory: pytest.TempPathFactory, kdc_realm: Any) -> Iterator[NfsServer]:  # noqa: F811
+def matrix_server(tmp_path_factory: pytest.TempPathFactory, kdc_realm: Any) -> Iterator[NfsServer]:
     tmp: Path = tmp_path_factory.mktemp("wrongsec")
     srv = NfsServer(tmp, [("/top/a", ["krb5p"]), ("/top/b", ["krb5", "sys"])], kdc=kdc_realm)
     (srv.paths["/top/a"] / "sub").mkdir()

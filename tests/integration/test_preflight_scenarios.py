@@ -25,7 +25,7 @@ from preflight.result import Severity
 from preflight.runner import Report, run_checks
 from preflight.settings import ExportSpec, PreflightSettings
 from tests.support.dnsserver import FakeDnsServer, Zone, host_zone
-from tests.support.kdc import KdcRealm, kdc_realm  # noqa: F401  (fixture)
+from tests.support.kdc import KdcRealm
 from tests.support.ntpserver import FakeNtpServer
 
 DOMAIN = "preflight.test"
@@ -87,7 +87,7 @@ class Env:
 
 
 @pytest.fixture(scope="module")
-def env(kdc_realm: KdcRealm, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:  # noqa: F811
+def env(kdc_realm: KdcRealm, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
     tmp = tmp_path_factory.mktemp("preflight")
     realm = kdc_realm.realm
     keytabs: dict[str, Path] = {}

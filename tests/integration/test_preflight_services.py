@@ -12,7 +12,7 @@ from preflight.result import Severity
 from preflight.runner import run_checks
 from preflight.settings import PreflightSettings
 from tests.support.dnsserver import FakeDnsServer
-from tests.support.kdc import KdcRealm, kdc_realm  # noqa: F401  (fixture)
+from tests.support.kdc import KdcRealm
 from tests.support.slapd import SUFFIX, Directory, start_directory
 
 IDMAP_CHECKS = ["LDAP-001", "LDAP-006", "IDM-001", "IDM-002", "IDM-003"]
@@ -83,7 +83,7 @@ def test_ldap_server_down_is_critical(directory: Directory, tmp_path: Path) -> N
     assert states(rep)["LDAP-006"] == "SKIPPED" and states(rep)["IDM-003"] == "SKIPPED"
 
 
-def test_kdc_found_through_srv_records(kdc_realm: KdcRealm, tmp_path: Path) -> None:  # noqa: F811
+def test_kdc_found_through_srv_records(kdc_realm: KdcRealm, tmp_path: Path) -> None:
     from preflight.krb5conf import load_krb5_conf
 
     realm = kdc_realm.realm

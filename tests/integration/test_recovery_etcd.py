@@ -16,7 +16,6 @@ import pytest
 
 from securenfs.recovery import Decision, GraceManager, Recovery, RecoveryError, RecoveryUnavailable
 from securenfs.recovery.etcd import EtcdRecoveryStore
-from tests.support.etcd import etcd_cluster  # noqa: F401  (fixture)
 from tests.support.ports import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -64,7 +63,7 @@ def prefix() -> str:
     return f"/securenfs-test/{uuid.uuid4().hex}"
 
 
-def test_failover_to_another_node_with_cluster_grace(etcd_cluster, prefix):  # noqa: F811
+def test_failover_to_another_node_with_cluster_grace(etcd_cluster, prefix):
     async def scenario():
         # Node C runs all along: no clients of its own, so its grace ends at once.
         c = node(etcd_cluster, "node-c", prefix)
@@ -128,7 +127,7 @@ async def _not_member(store: EtcdRecoveryStore, name: str) -> bool:
     return name not in await store.members()
 
 
-def test_take_over_a_fenced_node_at_once(etcd_cluster, prefix):  # noqa: F811
+def test_take_over_a_fenced_node_at_once(etcd_cluster, prefix):
     async def scenario():
         a = node(etcd_cluster, "node-a", prefix, ttl=60)
         await a.start(1)
@@ -151,7 +150,7 @@ def test_take_over_a_fenced_node_at_once(etcd_cluster, prefix):  # noqa: F811
     asyncio.run(scenario())
 
 
-def test_node_dead_in_grace_without_takeover_releases_the_cluster(etcd_cluster, prefix):  # noqa: F811
+def test_node_dead_in_grace_without_takeover_releases_the_cluster(etcd_cluster, prefix):
     async def scenario():
         a = node(etcd_cluster, "node-a", prefix, grace=1)
         await a.start(1)
@@ -190,7 +189,7 @@ def test_etcd_unreachable_at_start_refuses_to_start(prefix):
     assert dead[0] in msg and dead[1] in msg and "endpoint health" in msg
 
 
-def test_etcd_outage_mid_run_confirms_no_client_until_it_is_back(etcd_cluster, prefix):  # noqa: F811
+def test_etcd_outage_mid_run_confirms_no_client_until_it_is_back(etcd_cluster, prefix):
     async def scenario():
         r = node(etcd_cluster, "node-a", prefix, ttl=30)
         await r.start(1)

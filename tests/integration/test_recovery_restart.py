@@ -25,7 +25,6 @@ from securenfs.client.nfs4 import ANON_STATEID, Nfs4Client, Nfs4Error, OpenFile
 from securenfs.client.rpc import AuthSys, RpcClient
 from securenfs.nfs4.constants import ExchgIdFlag, Stat
 from securenfs.nfs4.xdr4 import FILE_SYNC4
-from tests.support.etcd import etcd_cluster  # noqa: F401
 
 GRACE = 15
 LEASE = 10
@@ -320,7 +319,7 @@ def _etcd_recovery(cluster: Any, node: str, prefix: str) -> str:
             "member_ttl = 2\netcd_timeout = 1\n")
 
 
-def test_cluster_failover_clients_reclaim_on_another_node(tmp_path: Path, etcd_cluster: Any) -> None:  # noqa: F811
+def test_cluster_failover_clients_reclaim_on_another_node(tmp_path: Path, etcd_cluster: Any) -> None:
     prefix = f"/securenfs-test-{uuid.uuid4().hex[:8]}"
     share = tmp_path / "share"
     a_node = RecoveryProcess(tmp_path, "a", share=share, recovery=_etcd_recovery(etcd_cluster, "a", prefix))
@@ -372,7 +371,7 @@ def test_cluster_failover_clients_reclaim_on_another_node(tmp_path: Path, etcd_c
         b_node.kill()
 
 
-def test_etcd_outage_mid_run_delays_new_clients(tmp_path: Path, etcd_cluster: Any) -> None:  # noqa: F811
+def test_etcd_outage_mid_run_delays_new_clients(tmp_path: Path, etcd_cluster: Any) -> None:
     prefix = f"/securenfs-test-{uuid.uuid4().hex[:8]}"
     srv = RecoveryProcess(tmp_path, "a", recovery=_etcd_recovery(etcd_cluster, "a", prefix))
     srv.start()

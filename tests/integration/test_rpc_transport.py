@@ -31,9 +31,8 @@ from tests.support.rpcserver import (
     call_bytes,
     echo_args,
     random_xid,
-    recv_reply,
     record,
-    rpc_server,  # noqa: F401  (fixture)
+    recv_reply,
 )
 
 

@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 from securenfs.rpc.constants import NFS_PROGRAM, NFS_V4, AcceptStat
-from tests.support.rpcserver import call_bytes, recv_reply, record
+from tests.support.rpcserver import call_bytes, record, recv_reply
 
 
 def start(tmp_path: Path, *extra: str) -> tuple[subprocess.Popen[bytes], Path]:

@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
-
 from typing import Any
-
-import asyncio
-import socket
 
 import pytest
 
@@ -22,7 +20,7 @@ from securenfs.client.nfs4 import Nfs4Client
 from securenfs.client.rpc import AuthSys, RpcClient
 from securenfs.rpc.constants import NFS_PROGRAM, NFS_V4
 from securenfs.rpcsec_gss.constants import GssService
-from tests.support.kdc import KdcRealm, kdc_realm  # noqa: F401  (fixture)
+from tests.support.kdc import KdcRealm
 
 
 def serve(tmp_path: Path, realm: KdcRealm, keytab: Path, *extra: str) -> subprocess.Popen[str]:

@@ -20,13 +20,13 @@ from __future__ import annotations
 
 import atexit
 import os
-from pathlib import Path
-import time
 import shutil
 import signal
 import tempfile
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 

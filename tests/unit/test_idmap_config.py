@@ -7,7 +7,13 @@ from typing import Any
 import pytest
 
 from idmap.config import (
-    BackendKind, IdmapConfig, IdmapConfigError, MachinePolicy, Nesting, SchemaProfile, TlsMode,
+    BackendKind,
+    IdmapConfig,
+    IdmapConfigError,
+    MachinePolicy,
+    Nesting,
+    SchemaProfile,
+    TlsMode,
 )
 
 BASE: dict[str, Any] = {"domain": "Example.COM.", "local_realms": ["EXAMPLE.COM"]}

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from idmap import IdmapConfig, IdMapper, IdmapNotFound, IdmapUnavailable
+from idmap import IdmapConfig, IdmapNotFound, IdMapper, IdmapUnavailable
 from idmap.errors import BackendUnavailable
 from idmap.records import CacheState, GroupRec, UserRec
 
