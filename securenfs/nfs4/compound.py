@@ -21,6 +21,7 @@ from securenfs.nfs4.xdr4 import SequenceArgs, SequenceRes, unpack_compound_heade
 from securenfs.rpc.auth import Credential, GarbageArgs
 from securenfs.state.clients import Client
 from securenfs.state.sessions import Replay, Session, Slot
+from securenfs.vfs.errors import FsError
 from securenfs.xdr import Packer, Unpacker, XdrError
 
 log = logging.getLogger("securenfs.nfs4")
@@ -49,6 +50,12 @@ async def compound(svc: Nfs4Service, cred: Credential, peer: str, conn: object, 
     if hdr.minorversion != NFS4_MINOR_VERSION:
         # RFC 8881 §16.2.3: nothing is evaluated; clients probing 4.2 fall back to 4.1.
         return _reply(Stat.MINOR_VERS_MISMATCH, hdr.tag, [], 0)
+    try:
+        hdr.tag.decode("utf-8")
+    except UnicodeDecodeError:
+        # RFC 8881 §14.2, §16.2.3: the tag is a utf8str_cs; invalid UTF-8 is NFS4ERR_INVAL,
+        # and nothing is evaluated.
+        return _reply(Stat.INVAL, hdr.tag, [], 0)
     n = hdr.numops
     if n == 0:
         return _reply(Stat.OK, hdr.tag, [], 0)
@@ -213,6 +220,11 @@ async def _evaluate(ctx: CompoundContext, u: Unpacker, n: int, session: Session 
             res = getattr(exc, "result", None)
             status = exc.status
             _log_status(ctx, spec.op, exc)
+        except FsError as exc:
+            # A check of the file-system layer run in the operation itself (component names).
+            res = None
+            status = ctx.svc.fs_status(exc)
+            _log_status(ctx, spec.op, Nfs4Error(status, str(exc)))
         except Exception:
             log.exception("%s %s: server fault", ctx.peer, spec.op.name)
             res = None
@@ -229,10 +241,10 @@ async def _evaluate(ctx: CompoundContext, u: Unpacker, n: int, session: Session 
             size = len(p)
             status = getattr(res, "status", 0)
         if total + size > max_reply:
-            parts.append(_status_only(opnum, Stat.REP_TOO_BIG))
+            parts.append(_status_only(opnum, Stat.REP_TOO_BIG) + _ERROR_TAIL.get(opnum, b""))
             return Stat.REP_TOO_BIG, parts, count + 1
         if cachethis and total + size > max_cached:
-            parts.append(_status_only(opnum, Stat.REP_TOO_BIG_TO_CACHE))
+            parts.append(_status_only(opnum, Stat.REP_TOO_BIG_TO_CACHE) + _ERROR_TAIL.get(opnum, b""))
             return Stat.REP_TOO_BIG_TO_CACHE, parts, count + 1
         total += size
         parts.extend(chunks)
