@@ -29,6 +29,17 @@ _U32 = struct.Struct(">I")
 _OP_SEQ = int(Op.SEQUENCE)
 
 
+def _rpc_overhead(cred: Credential) -> int:
+    """Bytes the RPC reply adds around the COMPOUND reply, at most: the accepted-reply header
+    with a null verifier (RFC 5531 §9: 24 bytes); under RPCSEC_GSS a Kerberos MIC as the
+    verifier and the integrity or privacy wrapping of the body (RFC 2203 §5.3.2, §5.3.3).
+    ca_maxresponsesize and ca_maxresponsesize_cached count these too (RFC 8881 §18.36.3)."""
+    svc = cred.gss_service
+    if svc is None:
+        return 24
+    return 24 + 64 + (0 if svc == 1 else 48 if svc == 2 else 96)
+
+
 def _status_only(op: int, status: int) -> bytes:
     return _U32.pack(op) + _U32.pack(status)
 
@@ -106,14 +117,18 @@ async def compound(svc: Nfs4Service, cred: Credential, peer: str, conn: object, 
     seqres.pack(sp)
     first_part = sp.getvalue()
     reply: list[bytes | bytearray | memoryview]
+    # Everything around the results counts against the session's reply sizes: the RPC
+    # header and the COMPOUND status, tag and count.
+    rpc_overhead = _rpc_overhead(cred)
+    used = rpc_overhead + 12 + ((len(hdr.tag) + 3) & ~3) + len(first_part)
     try:
-        status, parts, count = await _evaluate(ctx, u, n - 1, session, len(first_part), sa.cachethis)
+        status, parts, count = await _evaluate(ctx, u, n - 1, session, used, sa.cachethis)
         reply = _reply(status, hdr.tag, [first_part, *parts], count + 1)
     except BaseException:
         Session.finish(slot, None)
         raise
     size = sum(len(x) for x in reply)
-    if size > session.fore.maxresponsesize_cached:
+    if size + rpc_overhead > session.fore.maxresponsesize_cached:
         Session.finish(slot, None)
         return reply
     data = b"".join(reply)
@@ -165,14 +180,18 @@ def _status_flags(svc: Nfs4Service, client: Client) -> int:
 
 async def _evaluate(ctx: CompoundContext, u: Unpacker, n: int, session: Session | None, used: int = 0,
                     cachethis: bool = False) -> tuple[int, list[bytes | bytearray | memoryview], int]:
-    """Evaluate ``n`` operations; returns (status of the last, encoded results, count)."""
+    """Evaluate ``n`` operations; returns (status of the last, encoded results, count).
+    ``used`` is what the reply holds already (headers, the SEQUENCE result): each result must
+    fit ca_maxresponsesize (else NFS4ERR_REP_TOO_BIG), and with sa_cachethis
+    ca_maxresponsesize_cached (else NFS4ERR_REP_TOO_BIG_TO_CACHE), RFC 8881 §2.10.6.4,
+    §15.1.3.3, §15.1.3.4."""
     parts: list[bytes | bytearray | memoryview] = []
     count = 0
     status = 0
     total = used
     if session is not None:
-        max_reply = session.fore.maxresponsesize - 64  # room for the RPC and COMPOUND headers
-        max_cached = session.fore.maxresponsesize_cached - 64
+        max_reply = session.fore.maxresponsesize
+        max_cached = session.fore.maxresponsesize_cached
     else:
         max_reply = max_cached = 1 << 30
     buf = u.buffer
