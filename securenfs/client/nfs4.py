@@ -363,10 +363,12 @@ class Nfs4Client(StateOps):
         return res
 
     async def create_session(self, auth: ClientAuth | None = None, *, max_ops: int = 16,
-                             cached: int = 16384) -> CreateSessionRes:
+                             cached: int = 16384, fore: ChannelAttrs | None = None) -> CreateSessionRes:
+        """CREATE_SESSION for the client id of the last EXCHANGE_ID; ``fore`` replaces the
+        default fore-channel attributes."""
         assert self.exchange is not None
         # 1 MiB of READ/WRITE data plus the COMPOUND around it.
-        fore = ChannelAttrs(0, (1 << 20) + 1024, (1 << 20) + 1024, cached, max_ops, self.want_slots)
+        fore = fore or ChannelAttrs(0, (1 << 20) + 1024, (1 << 20) + 1024, cached, max_ops, self.want_slots)
         back = ChannelAttrs(0, 4096, 4096, 0, 2, 1)
         rep = self.check(await self.compound(
             [(Op.CREATE_SESSION, CreateSessionArgs(self.clientid, self.exchange.sequenceid, 0, fore, back))], auth=auth))

@@ -21,11 +21,23 @@ from securenfs.nfs4.xdr4 import SequenceArgs, SequenceRes, unpack_compound_heade
 from securenfs.rpc.auth import Credential, GarbageArgs
 from securenfs.state.clients import Client
 from securenfs.state.sessions import Replay, Session, Slot
+from securenfs.vfs.errors import FsError
 from securenfs.xdr import Packer, Unpacker, XdrError
 
 log = logging.getLogger("securenfs.nfs4")
 _U32 = struct.Struct(">I")
 _OP_SEQ = int(Op.SEQUENCE)
+
+
+def _rpc_overhead(cred: Credential) -> int:
+    """Bytes the RPC reply adds around the COMPOUND reply, at most: the accepted-reply header
+    with a null verifier (RFC 5531 §9: 24 bytes); under RPCSEC_GSS a Kerberos MIC as the
+    verifier and the integrity or privacy wrapping of the body (RFC 2203 §5.3.2, §5.3.3).
+    ca_maxresponsesize and ca_maxresponsesize_cached count these too (RFC 8881 §18.36.3)."""
+    svc = cred.gss_service
+    if svc is None:
+        return 24
+    return 24 + 64 + (0 if svc == 1 else 48 if svc == 2 else 96)
 
 
 def _status_only(op: int, status: int) -> bytes:
@@ -49,6 +61,12 @@ async def compound(svc: Nfs4Service, cred: Credential, peer: str, conn: object, 
     if hdr.minorversion != NFS4_MINOR_VERSION:
         # RFC 8881 §16.2.3: nothing is evaluated; clients probing 4.2 fall back to 4.1.
         return _reply(Stat.MINOR_VERS_MISMATCH, hdr.tag, [], 0)
+    try:
+        hdr.tag.decode("utf-8")
+    except UnicodeDecodeError:
+        # RFC 8881 §14.2, §16.2.3: the tag is a utf8str_cs; invalid UTF-8 is NFS4ERR_INVAL,
+        # and nothing is evaluated.
+        return _reply(Stat.INVAL, hdr.tag, [], 0)
     n = hdr.numops
     if n == 0:
         return _reply(Stat.OK, hdr.tag, [], 0)
@@ -99,14 +117,18 @@ async def compound(svc: Nfs4Service, cred: Credential, peer: str, conn: object, 
     seqres.pack(sp)
     first_part = sp.getvalue()
     reply: list[bytes | bytearray | memoryview]
+    # Everything around the results counts against the session's reply sizes: the RPC
+    # header and the COMPOUND status, tag and count.
+    rpc_overhead = _rpc_overhead(cred)
+    used = rpc_overhead + 12 + ((len(hdr.tag) + 3) & ~3) + len(first_part)
     try:
-        status, parts, count = await _evaluate(ctx, u, n - 1, session, len(first_part), sa.cachethis)
+        status, parts, count = await _evaluate(ctx, u, n - 1, session, used, sa.cachethis)
         reply = _reply(status, hdr.tag, [first_part, *parts], count + 1)
     except BaseException:
         Session.finish(slot, None)
         raise
     size = sum(len(x) for x in reply)
-    if size > session.fore.maxresponsesize_cached:
+    if size + rpc_overhead > session.fore.maxresponsesize_cached:
         Session.finish(slot, None)
         return reply
     data = b"".join(reply)
@@ -158,14 +180,18 @@ def _status_flags(svc: Nfs4Service, client: Client) -> int:
 
 async def _evaluate(ctx: CompoundContext, u: Unpacker, n: int, session: Session | None, used: int = 0,
                     cachethis: bool = False) -> tuple[int, list[bytes | bytearray | memoryview], int]:
-    """Evaluate ``n`` operations; returns (status of the last, encoded results, count)."""
+    """Evaluate ``n`` operations; returns (status of the last, encoded results, count).
+    ``used`` is what the reply holds already (headers, the SEQUENCE result): each result must
+    fit ca_maxresponsesize (else NFS4ERR_REP_TOO_BIG), and with sa_cachethis
+    ca_maxresponsesize_cached (else NFS4ERR_REP_TOO_BIG_TO_CACHE), RFC 8881 §2.10.6.4,
+    §15.1.3.3, §15.1.3.4."""
     parts: list[bytes | bytearray | memoryview] = []
     count = 0
     status = 0
     total = used
     if session is not None:
-        max_reply = session.fore.maxresponsesize - 64  # room for the RPC and COMPOUND headers
-        max_cached = session.fore.maxresponsesize_cached - 64
+        max_reply = session.fore.maxresponsesize
+        max_cached = session.fore.maxresponsesize_cached
     else:
         max_reply = max_cached = 1 << 30
     buf = u.buffer
@@ -213,6 +239,11 @@ async def _evaluate(ctx: CompoundContext, u: Unpacker, n: int, session: Session 
             res = getattr(exc, "result", None)
             status = exc.status
             _log_status(ctx, spec.op, exc)
+        except FsError as exc:
+            # A check of the file-system layer run in the operation itself (component names).
+            res = None
+            status = ctx.svc.fs_status(exc)
+            _log_status(ctx, spec.op, Nfs4Error(status, str(exc)))
         except Exception:
             log.exception("%s %s: server fault", ctx.peer, spec.op.name)
             res = None
@@ -229,10 +260,10 @@ async def _evaluate(ctx: CompoundContext, u: Unpacker, n: int, session: Session 
             size = len(p)
             status = getattr(res, "status", 0)
         if total + size > max_reply:
-            parts.append(_status_only(opnum, Stat.REP_TOO_BIG))
+            parts.append(_status_only(opnum, Stat.REP_TOO_BIG) + _ERROR_TAIL.get(opnum, b""))
             return Stat.REP_TOO_BIG, parts, count + 1
         if cachethis and total + size > max_cached:
-            parts.append(_status_only(opnum, Stat.REP_TOO_BIG_TO_CACHE))
+            parts.append(_status_only(opnum, Stat.REP_TOO_BIG_TO_CACHE) + _ERROR_TAIL.get(opnum, b""))
             return Stat.REP_TOO_BIG_TO_CACHE, parts, count + 1
         total += size
         parts.extend(chunks)

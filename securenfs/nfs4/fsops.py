@@ -254,9 +254,10 @@ def setattr_path(fs: LocalFs, fh: bytes, creds: FsCreds, mode: int | None, uid: 
             try:
                 if uid is not None or gid is not None:
                     os.chown(path, -1 if uid is None else uid, -1 if gid is None else gid, follow_symlinks=not islnk)
-                if mode is not None:
-                    if islnk:
-                        raise FsError(errno.EINVAL, "the mode of a symbolic link cannot be set")
+                # Linux has no mode on a symbolic link (lchmod fails): the mode of a link is
+                # accepted and left as it is, as the kernel's NFS server does, so a client's
+                # recursive chmod of a tree holding links does not stop at the first link.
+                if mode is not None and not islnk:
                     os.chmod(path, mode & 0o7777)
                 if atime is not None or mtime is not None:
                     if islnk:

@@ -177,7 +177,7 @@ class Nfs4Service:
         if isinstance(exc, BadHandle):
             return Stat.BADHANDLE
         if isinstance(exc, BadName):
-            return Stat.INVAL if exc.empty else Stat.BADNAME
+            return Stat.INVAL if exc.invalid else Stat.BADNAME
         if isinstance(exc, BadCookie):
             return Stat.BAD_COOKIE
         if isinstance(exc, CookieVerifierMismatch):

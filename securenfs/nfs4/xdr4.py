@@ -53,7 +53,7 @@ def unpack_fh(u: Unpacker) -> bytes:
 
 
 def unpack_component(u: Unpacker) -> bytes:
-    """A component4 as raw bytes (validated by :func:`securenfs.nfs4.names.check_name`).
+    """A component4 as raw bytes (validated by :func:`securenfs.vfs.names.check_name`).
 
     Over-long names are not an XDR error: RFC 8881 gives them NFS4ERR_NAMETOOLONG, so the
     limit here is generous and the name check reports the length.

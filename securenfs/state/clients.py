@@ -207,22 +207,22 @@ class ClientTable:
             result, confirmed_r = conf, True  # case 6: update properties
         elif conf is not None and conf.verifier == args.verifier and conf.principal == principal:
             result, confirmed_r = conf, True  # case 2: existing confirmed client, same everything
-        elif conf is not None and conf.principal != principal and (
-            conf.has_state() or not conf.lease_expired(self.lease_time)
-        ):
-            # case 3: someone else owns this co_ownerid and it is still in use.
+        elif conf is not None and conf.principal != principal and conf.has_state():
+            # case 3: someone else owns this co_ownerid and it is still in use (sessions,
+            # opens or locks; a courteous server keeps them past the lease).  Without state
+            # the record is replaced as for a new owner, as the Linux server does.
             log.warning("EXCHANGE_ID from %s as %s refused (NFS4ERR_CLID_INUSE): owner %r belongs to %s",
                         peer, principal, args.ownerid[:48], conf.describe())
             raise Nfs4Error(Stat.CLID_INUSE, "client owner registered by another principal")
         else:
-            # case 1 (new), case 3 with an expired, stateless holder, case 4 (client reboot:
+            # case 1 (new), case 3 with a stateless holder, case 4 (client reboot:
             # new verifier; the old record lives until the new one is confirmed) and case 5
             # (an unconfirmed record is replaced).
             if rec.unconfirmed is not None:
                 self._drop(rec.unconfirmed, "replaced by a newer EXCHANGE_ID")
                 rec = self._owners.setdefault(args.ownerid, _Owner(conf))
             if conf is not None and conf.principal != principal:
-                self._drop(conf, "owner re-registered by another principal after its lease expired")
+                self._drop(conf, "owner re-registered by another principal while it held no state")
                 rec = self._owners.setdefault(args.ownerid, _Owner())
             result = self._new_record(args, principal, peer)
             rec.unconfirmed = result

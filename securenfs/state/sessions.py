@@ -31,9 +31,19 @@ class ServerLimits:
     max_request: int = 1049600  # 1 MiB of WRITE data plus headers
     max_response: int = 1049600
     max_response_cached: int = 16384
-    #: Below these a client cannot even send SEQUENCE+PUTFH+GETATTR: NFS4ERR_TOOSMALL.
-    min_request: int = 512
-    min_response: int = 512
+
+
+#: The smallest COMPOUND request that can exist on a session, RPC header included (RFC 8881
+#: §18.36.3 counts "the RPC headers (including security flavor credentials and verifiers)"):
+#: an RPC call header with AUTH_NONE (xid, CALL, rpcvers, prog, vers, proc, null credential and
+#: verifier: 40 bytes), an empty tag, minorversion and op count (12), and SEQUENCE4args with
+#: its op number (36).  A fore channel that cannot carry it is NFS4ERR_TOOSMALL.
+MIN_SEQUENCE_REQUEST = 40 + 12 + 36
+#: The smallest reply: RPC reply header (xid, REPLY, MSG_ACCEPTED, null verifier, SUCCESS: 24),
+#: status, empty tag and count (12), and SEQUENCE4res with op number and status (8 + 36).
+#: ca_maxresponsesize must hold it, and so must ca_maxresponsesize_cached (a SEQUENCE reply is
+#: what a retry of the smallest request is answered from, RFC 8881 §2.10.6.1).
+MIN_SEQUENCE_REPLY = 24 + 12 + 8 + 36
 
 
 #: Requests up to this size are digested whole; larger ones (WRITE data) by their length and
@@ -141,11 +151,22 @@ class SessionTable:
         return len(self._by_id)
 
     def negotiate(self, asked: ChannelAttrs) -> ChannelAttrs:
-        """The fore channel the server grants: never more than the client asked or than the
-        server's limits; NFS4ERR_TOOSMALL when the client's sizes cannot carry a request."""
+        """The fore channel the server grants (RFC 8881 §18.36.3): each value lowered to the
+        server's limit, never raised.  NFS4ERR_TOOSMALL only when the client's values cannot
+        carry a SEQUENCE request or reply, or ca_maxresponsesize_cached cannot hold a cached
+        SEQUENCE reply.  A ca_maxresponsesize_cached of 0 is granted as 0 (the Linux client
+        sends 0): replies are then not cached, and sa_cachethis gets
+        NFS4ERR_REP_TOO_BIG_TO_CACHE (§2.10.6.4)."""
         lim = self.limits
-        if asked.maxrequestsize < lim.min_request or asked.maxresponsesize < lim.min_response:
-            raise Nfs4Error(Stat.TOOSMALL, "channel request/response sizes too small")
+        if asked.maxrequestsize < MIN_SEQUENCE_REQUEST:
+            raise Nfs4Error(Stat.TOOSMALL, f"ca_maxrequestsize {asked.maxrequestsize} cannot carry a SEQUENCE "
+                            f"request ({MIN_SEQUENCE_REQUEST} bytes)")
+        if asked.maxresponsesize < MIN_SEQUENCE_REPLY:
+            raise Nfs4Error(Stat.TOOSMALL, f"ca_maxresponsesize {asked.maxresponsesize} cannot carry a SEQUENCE "
+                            f"reply ({MIN_SEQUENCE_REPLY} bytes)")
+        if 0 < asked.maxresponsesize_cached < MIN_SEQUENCE_REPLY:
+            raise Nfs4Error(Stat.TOOSMALL, f"ca_maxresponsesize_cached {asked.maxresponsesize_cached} cannot hold "
+                            f"a SEQUENCE reply ({MIN_SEQUENCE_REPLY} bytes)")
         if asked.maxoperations < 1 or asked.maxrequests < 1:
             raise Nfs4Error(Stat.TOOSMALL, "channel allows no operation or no request")
         return ChannelAttrs(

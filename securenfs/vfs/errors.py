@@ -6,7 +6,8 @@ NFS4ERR_STALE, ENOENT -> NFS4ERR_NOENT, ...).  Two subclasses carry a meaning th
 expresses exactly:
 
 * :class:`BadName` -- a component name that can never name a file ("", ".", "..", or one
-  holding "/" or NUL); NFS4ERR_BADNAME (NFS4ERR_INVAL for the empty name, RFC 8881 §18.13.3).
+  holding "/" or NUL); NFS4ERR_BADNAME (NFS4ERR_INVAL for the empty name and for one that is
+  not UTF-8, RFC 8881 §18.13.3, §14.2).
 * :class:`BadCookie` / :class:`CookieVerifierMismatch` -- READDIR cookie problems
   (NFS4ERR_BAD_COOKIE / NFS4ERR_NOT_SAME, RFC 8881 §18.23.3).
 """
@@ -33,9 +34,11 @@ class FsError(OSError):
 class BadName(FsError):
     """A name that is not a valid single path component (NFS4ERR_BADNAME / NFS4ERR_INVAL)."""
 
-    def __init__(self, message: str, *, empty: bool = False):
+    def __init__(self, message: str, *, empty: bool = False, not_utf8: bool = False):
         super().__init__(_errno.EINVAL, message)
         self.empty = empty
+        #: NFS4ERR_INVAL rather than NFS4ERR_BADNAME: empty, or not UTF-8 (RFC 8881 §14.2).
+        self.invalid = empty or not_utf8
 
 
 class BadCookie(FsError):

@@ -240,7 +240,7 @@ class LocalFs:
     # -- namespace ----------------------------------------------------------------------------
 
     def lookup(self, dir_fh: bytes, name: str, creds: FsCreds) -> tuple[bytes, os.stat_result]:
-        check_name(name)
+        check_name(os.fsencode(name))
         with self.resolved(dir_fh) as (dfd, dst):
             if stat_mod.S_ISLNK(dst.st_mode):
                 raise FsError(errno.ELOOP, "LOOKUP in a symbolic link")  # NFS4ERR_SYMLINK (RFC 8881 §18.15.3)
@@ -251,6 +251,8 @@ class LocalFs:
 
     def lookupp(self, fh: bytes, creds: FsCreds) -> bytes | None:
         with self.resolved(fh) as (fd, st):
+            if stat_mod.S_ISLNK(st.st_mode):
+                raise FsError(errno.ELOOP, "LOOKUPP of a symbolic link")  # NFS4ERR_SYMLINK (RFC 8881 §18.14.3)
             if not stat_mod.S_ISDIR(st.st_mode):
                 raise FsError(errno.ENOTDIR, "LOOKUPP of a non-directory")
             if (st.st_dev, st.st_ino) == (self._root_dev, self._root_ino):

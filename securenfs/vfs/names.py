@@ -1,9 +1,16 @@
-"""Validation of single path components received from clients (RFC 8881 §1.7.3.4, §18.13)."""
+"""The one check of a single path component received from a client (RFC 8881 §14.2,
+§18.13.3): LOOKUP, OPEN, CREATE, REMOVE, RENAME (both names), LINK and SECINFO all use it,
+and so does the file-system layer for the names it is handed.
+
+* empty, or not valid UTF-8: :class:`BadName` with ``invalid`` set (NFS4ERR_INVAL);
+* ".", "..", or holding "/" or NUL -- it can never name a directory entry: :class:`BadName`
+  (NFS4ERR_BADNAME).  LOOKUPP is the only way up;
+* longer than ``NAME_MAX`` bytes: ENAMETOOLONG (NFS4ERR_NAMETOOLONG).
+"""
 
 from __future__ import annotations
 
 import errno
-import os
 
 from securenfs.vfs.errors import BadName, FsError
 
@@ -11,19 +18,17 @@ from securenfs.vfs.errors import BadName, FsError
 NAME_MAX = 255
 
 
-def check_name(name: str) -> bytes:
-    """The on-disk bytes of a component name, or :class:`BadName` / ENAMETOOLONG.
-
-    "." and ".." are refused: LOOKUPP is the only way up, and it never leaves the export
-    except to the pseudo node above it.  "/" would make a path and NUL ends C strings.
-    """
-    if not name:
+def check_name(raw: bytes) -> str:
+    """The component ``raw`` (as sent on the wire) as text, or :class:`BadName` / ENAMETOOLONG."""
+    if not raw:
         raise BadName("a name may not be empty", empty=True)
-    if name in (".", ".."):
-        raise BadName(f"the name {name!r} is not allowed")
-    if "/" in name or "\0" in name:
-        raise BadName(f"the name {name!r} contains '/' or NUL")
-    raw = os.fsencode(name)
     if len(raw) > NAME_MAX:
         raise FsError(errno.ENAMETOOLONG, f"a name of {len(raw)} bytes exceeds {NAME_MAX}")
-    return raw
+    if raw in (b".", b".."):
+        raise BadName(f"the name {raw.decode()!r} is not allowed")
+    if b"/" in raw or b"\0" in raw:
+        raise BadName(f"the name {raw[:40]!r} contains '/' or NUL")
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise BadName(f"the name {raw[:40]!r} is not valid UTF-8", not_utf8=True) from None

@@ -10,17 +10,9 @@ from securenfs.client.nfs4 import Nfs4Error, stateid_seqid
 from securenfs.nfs4.constants import Op, Stat
 from securenfs.nfs4.xdr4 import WRITE_LT, FhArgs, LockArgs, LockRes, StateOwner
 from securenfs.xdr import Packer
-from tests.support.nfsserver import NfsServer, mounted_client
+from tests.support.nfsserver import NfsServer, RawArgs, mounted_client
 
 ALL = (1 << 64) - 1
-
-
-class _Raw:
-    def __init__(self, data: bytes):
-        self.data = data
-
-    def pack(self, p: Packer) -> None:
-        p.raw(self.data)
 
 
 def run(coro: Any) -> Any:
@@ -157,7 +149,7 @@ def test_bad_lock_ranges_and_reclaim(state_server: NfsServer) -> None:
         rl = Packer()
         rl.u64(a.clientid)
         rl.opaque(b"o")
-        rep = await a.seq_raw([(Op.RELEASE_LOCKOWNER, _Raw(rl.getvalue()))])
+        rep = await a.seq_raw([(Op.RELEASE_LOCKOWNER, RawArgs(rl.getvalue()))])
         assert rep.status == Stat.NOTSUPP
         # The server still serves.
         assert (await a.lockt(f.fh, 0, 10)).status == 0

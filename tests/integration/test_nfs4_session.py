@@ -158,7 +158,7 @@ def test_create_session_sequencing_and_destroy(nfs_server: NfsServer) -> None:
         sid = r1.results[0][1].sessionid  # type: ignore[attr-defined]
         # Tiny channel sizes cannot work.
         args.sequence = ex.sequenceid + 1
-        args.fore = ChannelAttrs(0, 100, 100, 0, 8, 4)
+        args.fore = ChannelAttrs(0, 60, 60, 0, 8, 4)
         assert (await c.compound([(Op.CREATE_SESSION, args)])).status == Stat.TOOSMALL
         # The server's limits cap what the client asks for.
         args.fore = ChannelAttrs(0, 1 << 30, 1 << 30, 1 << 30, 10000, 10000)

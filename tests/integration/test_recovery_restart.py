@@ -272,6 +272,52 @@ def test_grace_runs_to_its_end_when_a_recorded_client_does_not_come_back(tmp_pat
         srv.kill()
 
 
+def test_no_new_opens_or_locks_before_reclaim_complete(tmp_path: Path) -> None:
+    # RFC 8881 §18.51.3: "Whenever a client establishes a new client ID and before it does the
+    # first non-reclaim operation that obtains a lock, it MUST send a RECLAIM_COMPLETE [...]
+    # If non-reclaim locking operations are done before the RECLAIM_COMPLETE, an
+    # NFS4ERR_GRACE error will be returned."  Clients that sent it, and reclaims, go on.
+    srv = RecoveryProcess(tmp_path, grace=6, lease=5)
+    srv.start()
+    try:
+        async def first() -> tuple[Nfs4Client, OpenFile]:
+            a, fa, root = await holder(srv.port, "a", b"A", 0)
+            # No client was recorded before this start: grace is over, and still a client
+            # without RECLAIM_COMPLETE gets no new open (the one that sent it, above, did).
+            m = await connect(srv.port)
+            await m.establish()
+            assert await status_of(m.open(root, "m", create=True)) == Stat.GRACE
+            assert (await m.lockt(fa.fh, 500, 10)).status == 0  # LOCKT takes no lock
+            await m.reclaim_complete()
+            fm = await m.open(root, "m", create=True)
+            await m.lock(fm, 0, 10)
+            for c in (a, m):
+                await c.close()
+            return a, fa
+
+        a, fa = run(first())
+        assert srv.status()["state"] == "normal"
+        srv.kill()
+        srv.start()
+
+        async def second() -> None:
+            a2 = await come_back(srv.port, a)
+            ga = await a2.reclaim_open(fa.fh)  # reclaims need no RECLAIM_COMPLETE
+            # A is expected and has not sent RECLAIM_COMPLETE: grace runs to its end.
+            await asyncio.to_thread(srv.wait_grace_over, 12)
+            root = await a2.lookup_path("/share")
+            assert await status_of(a2.lock(ga, 0, 10)) == Stat.GRACE
+            assert await status_of(a2.open(root, "other", create=True)) == Stat.GRACE
+            await a2.reclaim_complete()
+            await a2.lock(ga, 0, 10)
+            await a2.open(root, "other", create=True)
+            await a2.close()
+
+        run(second())
+    finally:
+        srv.kill()
+
+
 def test_corrupt_recovery_store_refuses_to_start(tmp_path: Path) -> None:
     srv = RecoveryProcess(tmp_path)
     srv.start()

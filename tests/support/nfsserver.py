@@ -104,6 +104,16 @@ class NfsServer:
         return asyncio.run_coroutine_threadsafe(coro, self._loop).result(timeout)
 
 
+class RawArgs:
+    """Operation arguments a test encodes itself (fields our client's encoder never sends)."""
+
+    def __init__(self, data: bytes):
+        self.data = data
+
+    def pack(self, p: Any) -> None:
+        p.raw(self.data)
+
+
 @pytest.fixture
 def nfs_server(tmp_path: Path) -> Iterator[NfsServer]:
     """Two sys exports (/a and /b/c) below a pseudo path."""

@@ -7,9 +7,9 @@ from __future__ import annotations
 from securenfs.nfs4.constants import Stat
 from securenfs.nfs4.context import CompoundContext
 from securenfs.nfs4.errors import Nfs4Error
-from securenfs.nfs4.names import check_name
 from securenfs.nfs4.namespace import Node
 from securenfs.nfs4.xdr4 import FhArgs, GetFhRes, NameArgs, StatusRes, VoidArgs
+from securenfs.vfs.names import check_name
 
 _OK = StatusRes(0)
 

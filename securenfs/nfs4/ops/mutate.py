@@ -16,7 +16,6 @@ from securenfs.nfs4 import fattr, fsops
 from securenfs.nfs4.constants import Attr, FType, Stat
 from securenfs.nfs4.context import CompoundContext
 from securenfs.nfs4.errors import Nfs4Error
-from securenfs.nfs4.names import check_name
 from securenfs.nfs4.namespace import Node
 from securenfs.nfs4.ops.io import _io_fd
 from securenfs.nfs4.ops.state import lookup_state, same_file, stateid_of
@@ -31,6 +30,7 @@ from securenfs.nfs4.xdr4 import (
     SetattrArgs,
     SetattrRes,
 )
+from securenfs.vfs.names import check_name
 
 #: Attributes SETATTR changes; other supported ones are read-only (NFS4ERR_INVAL).
 SETTABLE = frozenset({Attr.SIZE, Attr.MODE, Attr.OWNER, Attr.OWNER_GROUP, Attr.TIME_ACCESS_SET,

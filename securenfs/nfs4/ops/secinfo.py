@@ -9,8 +9,8 @@ from securenfs.exports.table import Export, PseudoNode
 from securenfs.nfs4.constants import SecinfoStyle, Stat
 from securenfs.nfs4.context import CompoundContext
 from securenfs.nfs4.errors import Nfs4Error
-from securenfs.nfs4.names import check_name
 from securenfs.nfs4.xdr4 import NameArgs, SecinfoEntry, SecinfoNoNameArgs, SecinfoRes
+from securenfs.vfs.names import check_name
 
 
 def _entry(s: SecInfo) -> SecinfoEntry:

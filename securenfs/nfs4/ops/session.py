@@ -33,6 +33,7 @@ from securenfs.state.clients import Client, principal_of
 log = logging.getLogger("securenfs.nfs4")
 
 _OK = StatusRes(0)
+_CSA_FLAGS = int(CreateSessionFlag.PERSIST | CreateSessionFlag.CONN_BACK_CHAN | CreateSessionFlag.CONN_RDMA)
 #: Largest backchannel slot table recorded (callbacks are not sent yet).
 _MAX_BACK_SLOTS = 16
 
@@ -60,6 +61,10 @@ async def op_create_session(ctx: CompoundContext, a: CreateSessionArgs) -> Creat
         return c.cs_reply  # type: ignore[return-value]
     if a.sequence != (c.cs_seq + 1) & 0xFFFFFFFF:
         raise Nfs4Error(Stat.SEQ_MISORDERED, f"csa_sequence {a.sequence}, expected {(c.cs_seq + 1) & 0xFFFFFFFF}")
+    if a.flags & ~_CSA_FLAGS:
+        # RFC 8881 §18.36.3 defines three csa_flags bits; others are not flags of this
+        # minor version.
+        raise Nfs4Error(Stat.INVAL, f"unknown csa_flags {a.flags & ~_CSA_FLAGS:#x}")
     fore = svc.sessions.negotiate(a.fore)
     b = a.back
     back = ChannelAttrs(0, b.maxrequestsize, b.maxresponsesize, b.maxresponsesize_cached,

@@ -19,7 +19,6 @@ from securenfs.nfs4 import fattr, fsops
 from securenfs.nfs4.constants import Attr, Stat
 from securenfs.nfs4.context import CompoundContext
 from securenfs.nfs4.errors import Nfs4Error
-from securenfs.nfs4.names import check_name
 from securenfs.nfs4.namespace import Node
 from securenfs.nfs4.xdr4 import (
     CLAIM_DELEG_CUR_FH,
@@ -54,6 +53,7 @@ from securenfs.nfs4.xdr4 import (
     TestStateidRes,
 )
 from securenfs.state.opens import LockState, OpenState
+from securenfs.vfs.names import check_name
 
 _ZERO_OTHER = bytes(12)
 _ONE = b"\x00\x00\x00\x01"
@@ -119,9 +119,9 @@ def same_file(ctx: CompoundContext, st: OpenState | LockState) -> None:
 # -- OPEN ---------------------------------------------------------------------------------------
 
 async def op_open(ctx: CompoundContext, a: OpenArgs) -> OpenRes:
+    # RFC 8881 §18.16.3: "the server MUST ignore the clientid field" of the open_owner4;
+    # the owner belongs to the session's client.
     cid = client_id(ctx)
-    if a.owner.clientid != cid:
-        raise Nfs4Error(Stat.INVAL, "open_owner carries another client id than the session's")
     access, deny = validate_share(a.share_access, a.share_deny)
     reclaim = a.claim == CLAIM_PREVIOUS
     if reclaim:
@@ -242,12 +242,19 @@ def _note_reclaim(ctx: CompoundContext) -> None:
 
 
 def _check_new_state(ctx: CompoundContext, what: str) -> None:
-    """Non-reclaim OPEN and LOCK during grace could take what a recorded client is about to
-    reclaim (RFC 8881 §8.4.2.1): NFS4ERR_GRACE until grace ends (in a cluster: until every
-    node's grace ends)."""
+    """Non-reclaim OPEN and LOCK: NFS4ERR_GRACE while grace runs, since they could take what
+    a recorded client is about to reclaim (RFC 8881 §8.4.2.1; in a cluster until every node's
+    grace ends), and from a client that has not sent RECLAIM_COMPLETE (§18.51.3: "If
+    non-reclaim locking operations are done before the RECLAIM_COMPLETE, an NFS4ERR_GRACE
+    error will be returned")."""
     rec = ctx.svc.recovery
-    if rec is not None and rec.grace.enforcing:
-        raise Nfs4Error(Stat.GRACE, f"{what}: grace period, only reclaims are accepted")
+    if rec is None:
+        return
+    assert ctx.client is not None
+    if rec.grace.check_new_state(ctx.client.reclaim_complete):
+        why = ("grace period, only reclaims are accepted" if rec.grace.enforcing
+               else "the client has not sent RECLAIM_COMPLETE")
+        raise Nfs4Error(Stat.GRACE, f"{what}: {why}")
 
 
 def _open_name(fs: Any, dfh: bytes, name: str, creds: Any, create: bool, exclusive: bool, acc: int, mode: int,
@@ -331,10 +338,8 @@ async def op_lock(ctx: CompoundContext, a: LockArgs) -> LockRes:
     try:
         if a.new_lock_owner:
             assert a.lock_owner is not None
-            if a.lock_owner.clientid != cid:
-                # Checked after the open stateid: a bad stateid is the more useful answer.
-                ctx.svc.state.lookup(cid, stateid_of(ctx, a.open_stateid), _OPEN, fh)
-                raise Nfs4Error(Stat.INVAL, "lock_owner carries another client id than the session's")
+            # RFC 8881 §18.10.3: the clientid in lock_owner4 is ignored; the session names
+            # the client.
             ls = ctx.svc.state.lock(cid, fh, a.locktype, a.offset, a.length,
                                     open_sid=stateid_of(ctx, a.open_stateid), lock_owner=a.lock_owner.owner)
         else:
@@ -352,10 +357,12 @@ async def op_lockt(ctx: CompoundContext, a: LocktArgs) -> LocktRes:
     node = ctx.require_cfh()
     if node.pnode is not None:
         raise Nfs4Error(Stat.ISDIR, "pseudo directory")
-    if a.owner.clientid != cid:
-        raise Nfs4Error(Stat.INVAL, "lock_owner carries another client id than the session's")
-    # During grace the answer could be wrong: locks not yet reclaimed are missing.
-    _check_new_state(ctx, "LOCKT")
+    # RFC 8881 §18.11.3: the clientid in lock_owner4 is ignored, as for LOCK.
+    # During grace the answer could be wrong: locks not yet reclaimed are missing.  LOCKT
+    # takes no lock, so RECLAIM_COMPLETE does not matter here.
+    rec = ctx.svc.recovery
+    if rec is not None and rec.grace.enforcing:
+        raise Nfs4Error(Stat.GRACE, "LOCKT: grace period, only reclaims are accepted")
     try:
         ctx.svc.state.lockt(cid, node.fh, a.locktype, a.offset, a.length, a.owner.owner)
     except LockConflictError as exc:
