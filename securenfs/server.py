@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 from securenfs import __version__, gate
 from securenfs.admin.socket import AdminSocket
-from securenfs.config import Config
+from securenfs.config import KERBEROS_FLAVORS, Config
 from securenfs.identity import IdentityError, ServerIdentity, load_identity
 from securenfs.nfs4.program import Nfs4Program
 from securenfs.rpc.constants import AuthFlavor
@@ -84,6 +84,9 @@ class Server:
         (``securenfs serve`` does this; an in-process Server serves its config as given)."""
         self.gate_state = "running"
         self.gate_overrides = gate.held_back(self.cfg)
+        self.rpc.held_flavors[AuthFlavor.RPCSEC_GSS] = (
+            "Kerberos (RPCSEC_GSS) is held back while the start-up preflight runs; "
+            "it comes on when its checks pass (see `securenfs status`)")
 
     async def start(self) -> None:
         prepare_state_dir(self.cfg.server.state_dir)
@@ -98,7 +101,8 @@ class Server:
         loop.set_default_executor(self.executor)
         for w in self.cfg.warnings:
             log.warning("config: %s", w)
-        if self.cfg.uses_kerberos and self.gate_state == "off":
+        if self.cfg.uses_kerberos and self.gate_state != "running":
+            # No preflight, or a strict preflight that already passed: serve Kerberos now.
             self.enable_gss()
         self._build_nfs4()
         await self._start_recovery()
@@ -146,6 +150,10 @@ class Server:
         self.gate_overrides = out.overrides
         self.disabled_exports = out.reasons
         self.gate_state = "done"
+        if self.gss is None:
+            reasons = dict.fromkeys(r for rs in out.reasons.values() for r in rs)
+            self.rpc.held_flavors[AuthFlavor.RPCSEC_GSS] = (
+                "Kerberos (RPCSEC_GSS) is held back because the preflight failed: " + "; ".join(reasons))
         log.info("preflight finished: %s", "every export serves all its flavors" if not out.overrides else
                  f"{len(out.overrides)} export(s) narrowed (see above and `securenfs status`)")
 
@@ -160,6 +168,7 @@ class Server:
             raise StartupError(f"Kerberos exports cannot be served: {exc}") from None
         handler.start()
         self.rpc.set_flavor(AuthFlavor.RPCSEC_GSS, handler)
+        self.rpc.held_flavors.pop(AuthFlavor.RPCSEC_GSS, None)
         self.gss = handler
         return handler
 
@@ -237,11 +246,22 @@ class Server:
             "calls_in_flight": self.rpc.inflight(),
         }
 
+    def served_flavors(self) -> dict[str, list[str]]:
+        """Per export (pseudo path), the flavors served right now: what the live SecPolicy
+        allows, without the Kerberos flavors while no RPCSEC_GSS handler answers."""
+        svc = self.nfs.service
+        if svc is None:
+            return {}
+        policy = svc.ns.policy
+        return {e.pseudo: [f for f in policy.flavors(e) if self.gss is not None or f not in KERBEROS_FLAVORS]
+                for e in policy.table.exports}
+
     def _status_exports(self) -> list[dict[str, object]]:
         out: list[dict[str, object]] = []
+        served = self.served_flavors()
         for e in self.cfg.exports:
-            flavors = self.gate_overrides.get(e.pseudo, e.sec)
-            entry: dict[str, object] = {"pseudo": e.pseudo, "path": str(e.path), "flavors": list(flavors),
+            flavors = served.get(e.pseudo, [])
+            entry: dict[str, object] = {"pseudo": e.pseudo, "path": str(e.path), "flavors": flavors,
                                         "configured": list(e.sec), "enabled": bool(flavors),
                                         "disabled_because": self.disabled_exports.get(e.pseudo, [])}
             if self.gate_state == "running" and e.needs_kerberos:

@@ -17,7 +17,7 @@ import pytest
 
 from securenfs.client.gss import GssClientAuth
 from securenfs.client.nfs4 import Nfs4Client
-from securenfs.client.rpc import AuthSys, RpcClient
+from securenfs.client.rpc import AuthSys, RpcClient, RpcError
 from securenfs.rpc.constants import NFS_PROGRAM, NFS_V4
 from securenfs.rpcsec_gss.constants import GssService
 from tests.support.kdc import KdcRealm
@@ -132,6 +132,48 @@ def test_broken_keytab_switches_krb5p_export_off_sys_serves(kdc_realm: KdcRealm,
         err = stop(proc)
     assert "export /secure (krb5p) is switched off because" in err
     assert "KT-002" in err
+
+
+def served(tmp_path: Path) -> dict[str, list[str]]:
+    doc = json.loads(status(tmp_path, "--json").stdout)
+    return {e["pseudo"]: e["flavors"] for e in doc["exports"]}
+
+
+@pytest.mark.parametrize("mode", ["--no-preflight", "--strict"])
+def test_krb5p_serves_from_the_first_call(kdc_realm: KdcRealm, tmp_path: Path, mode: str) -> None:
+    """Without the preflight, or after a strict one that passed before listening, RPCSEC_GSS
+    is served from the first call, and `securenfs status` shows the flavors the live policy
+    serves.  (The background gate is test_good_keytab_serves_both_and_status_shows_them.)"""
+    proc = serve(tmp_path, kdc_realm, kdc_realm.service_keytab, mode)
+    try:
+        wait_ready(proc, tmp_path / "ready")
+        port = int((tmp_path / "ready").read_text().split()[1])
+        assert asyncio.run(krb5p_mount(port, kdc_realm, "/secure"))
+        assert served(tmp_path) == {"/secure": ["krb5p"], "/public": ["sys"]}
+        assert "[on ] /secure" in status(tmp_path).stdout
+    finally:
+        err = stop(proc)
+    assert "not supported" not in err
+
+
+def test_kerberos_call_held_back_by_the_gate_is_logged_with_the_check(kdc_realm: KdcRealm, tmp_path: Path,
+                                                                       bad_keytab: Path) -> None:
+    proc = serve(tmp_path, kdc_realm, bad_keytab)
+    try:
+        wait_ready(proc, tmp_path / "ready")
+        wait_gate(tmp_path)
+        port = int((tmp_path / "ready").read_text().split()[1])
+        with pytest.raises(RpcError, match="AUTH_BADCRED|authentication error 1"):
+            asyncio.run(krb5p_mount(port, kdc_realm, "/secure"))
+        assert served(tmp_path)["/secure"] == []
+        (tmp_path / "pub" / "hello").write_text("still serving")
+        assert asyncio.run(sys_read(port, "/public/hello")) == b"still serving"
+    finally:
+        err = stop(proc)
+    refused = [line for line in err.splitlines() if "refused:" in line]
+    assert refused, err
+    assert "held back because the preflight failed: KT-002" in refused[0] and "fix:" in refused[0]
+    assert "flavor 6 is not supported" not in err
 
 
 def test_strict_refuses_to_start_with_the_remedy(kdc_realm: KdcRealm, tmp_path: Path, bad_keytab: Path) -> None:
