@@ -75,7 +75,14 @@ class Server:
         self.gate_overrides: dict[str, list[str]] = {}
         self.disabled_exports: dict[str, list[str]] = {}
         self._gate_task: asyncio.Task[None] | None = None
-        self.admin.add_provider("preflight", lambda: {"state": self.gate_state})
+        #: the last preflight run (None before the first), and whether Kerberos has served
+        #: since start (then only a broken keytab switches it off, see preflight.gate)
+        self.gate_last: gate.GateOutcome | None = None
+        self.kerberos_served = False
+        self._gate_lock = asyncio.Lock()
+        self._reloads: set[asyncio.Task[dict[str, object]]] = set()
+        self.admin.add_command("reload", self.reload)
+        self.admin.add_provider("preflight", self._status_preflight)
         self.owners: object | None = None
         self.recovery: Recovery | None = None
 
@@ -104,6 +111,7 @@ class Server:
         if self.cfg.uses_kerberos and self.gate_state != "running":
             # No preflight, or a strict preflight that already passed: serve Kerberos now.
             self.enable_gss()
+            self.kerberos_served = True
         self._build_nfs4()
         await self._start_recovery()
         try:
@@ -118,18 +126,50 @@ class Server:
         if self.gate_state == "running":
             log.info("preflight running: Kerberos flavors are held back until their checks pass; "
                      "AUTH_SYS exports serve now")
-            self._gate_task = asyncio.create_task(self._run_gate())
+        if self.gate_state != "off":
+            self._gate_task = asyncio.create_task(self._gate_loop(run_now=self.gate_state == "running"))
 
-    async def _run_gate(self) -> None:
+    async def reload(self) -> dict[str, object]:
+        """SIGHUP and ``securenfs reload``: run the preflight gate now (when it is on) and
+        answer with what is served afterwards."""
+        if self.gate_state != "off":
+            await self.run_gate()
+        return {"ok": True, "exports": self._status_exports(), "preflight": self._status_preflight()}
+
+    def _on_sighup(self) -> None:
+        log.info("SIGHUP: reloading")
+        task = asyncio.create_task(self.reload())
+        self._reloads.add(task)
+        task.add_done_callback(self._reloads.discard)
+
+    async def _gate_loop(self, run_now: bool) -> None:
+        """The live gate: a run at start (unless --strict just ran one), then every
+        ``preflight.interval`` seconds (0: only on SIGHUP and ``securenfs reload``)."""
+        if run_now:
+            await self.run_gate()
+        while self.cfg.preflight.interval:
+            await asyncio.sleep(self.cfg.preflight.interval)
+            await self.run_gate()
+
+    async def run_gate(self) -> gate.GateOutcome:
         """Run the preflight off the event loop, then serve the Kerberos flavors that passed."""
-        loop = asyncio.get_running_loop()
-        try:
-            out = await loop.run_in_executor(None, gate.decide, self.cfg)
-        except Exception as exc:  # the preflight tool itself failed: keep Kerberos off, say why
-            log.exception("preflight failed to run")
-            out = gate.GateOutcome(dict(self.gate_overrides),
-                                   {p: [f"the preflight could not run: {exc}"] for p in self.gate_overrides})
-        gate.log_outcome(self.cfg, out)
+        async with self._gate_lock:
+            loop = asyncio.get_running_loop()
+            served = self.kerberos_served
+            try:
+                out = await loop.run_in_executor(None, gate.decide, self.cfg, served)
+            except Exception as exc:  # the preflight tool itself failed: change nothing, say why
+                log.exception("preflight failed to run")
+                held = dict(self.gate_overrides) if served else gate.held_back(self.cfg)
+                reason = f"the preflight could not run: {exc}"
+                out = gate.GateOutcome(held, {p: [reason] for p in held},
+                                       self.gate_last.checks if self.gate_last else {})
+            self.apply_gate(out)
+            return out
+
+    def apply_gate(self, out: gate.GateOutcome) -> None:
+        """Serve what ``out`` allows: one new SecPolicy, swapped in one assignment."""
+        gate.log_outcome(self.cfg, out, self.gate_last)
         if out.serves_kerberos(self.cfg) and self.gss is None:
             try:
                 self.enable_gss()
@@ -146,16 +186,21 @@ class Server:
             ns = svc.ns
             # One new immutable policy object, swapped in one assignment: SECINFO and
             # WRONGSEC keep answering from the same object (RFC 8881 §2.6.3.1).
-            ns.policy = SecPolicy(ns.table, ns.policy._available, out.overrides)
+            ns.policy = SecPolicy(ns.table, ns.policy._available, out.overrides, out.reasons)
+        changed = self.gate_last is None or self.gate_last.overrides != out.overrides
         self.gate_overrides = out.overrides
         self.disabled_exports = out.reasons
         self.gate_state = "done"
+        self.gate_last = out
+        if self.gss is not None and out.serves_kerberos(self.cfg):
+            self.kerberos_served = True
         if self.gss is None:
             reasons = dict.fromkeys(r for rs in out.reasons.values() for r in rs)
             self.rpc.held_flavors[AuthFlavor.RPCSEC_GSS] = (
                 "Kerberos (RPCSEC_GSS) is held back because the preflight failed: " + "; ".join(reasons))
-        log.info("preflight finished: %s", "every export serves all its flavors" if not out.overrides else
-                 f"{len(out.overrides)} export(s) narrowed (see above and `securenfs status`)")
+        if changed:
+            log.info("preflight finished: %s", "every export serves all its flavors" if not out.overrides else
+                     f"{len(out.overrides)} export(s) narrowed (see above and `securenfs status`)")
 
     def enable_gss(self) -> RpcsecGssHandler:
         """Serve RPCSEC_GSS (RFC 2203) with acceptor keys from ``kerberos.keytab``."""
@@ -269,6 +314,14 @@ class Server:
             out.append(entry)
         return out
 
+    def _status_preflight(self) -> dict[str, object]:
+        last = self.gate_last
+        checks = {cid: {"status": c.status, "summary": c.summary, "remedy": c.remedy, "ran_at": c.ran_at}
+                  for cid, c in (last.checks if last else {}).items()}
+        return {"state": self.gate_state, "interval": self.cfg.preflight.interval,
+                "kerberos": "on" if self.gss is not None and self.kerberos_served else "off",
+                "checks": checks}
+
     def _status_gss(self) -> dict[str, object]:
         assert self.gss is not None
         contexts = self.gss.contexts()
@@ -310,6 +363,8 @@ class Server:
         for sig in (signal.SIGTERM, signal.SIGINT):
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.add_signal_handler(sig, self.request_stop)
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(signal.SIGHUP, self._on_sighup)
         await self._stop.wait()
         await self.stop()
 
@@ -331,18 +386,15 @@ def new_event_loop() -> asyncio.AbstractEventLoop:
 
 
 def serve(cfg: Config, ready_file: Path | None = None) -> int:
+    strict_outcome: gate.GateOutcome | None = None
     if gate.needed(cfg) and cfg.preflight.strict:
         # --strict: the preflight runs before anything listens, and any failure refuses.
-        outcome = gate.decide(cfg)
-        gate.log_outcome(cfg, outcome)
-        if outcome.restricted:
+        strict_outcome = gate.decide(cfg)
+        gate.log_outcome(cfg, strict_outcome)
+        if strict_outcome.restricted:
             log.error("refusing to start (preflight.strict / --strict): fix the problems above, "
                       "or start without --strict to serve the other exports")
             return 2
-        cfg.preflight.enabled = False  # passed: no second run in the background
-        strict_passed = True
-    else:
-        strict_passed = False
     if cfg.uses_kerberos and cfg.kerberos.fast_path:
         # Keep megabyte-sized krb5p buffers in the heap for reuse (docs/gsscrypto.md).
         from securenfs.gsscrypto.malloctune import tune_malloc_for_large_buffers
@@ -351,8 +403,9 @@ def serve(cfg: Config, ready_file: Path | None = None) -> int:
     loop = new_event_loop()
     asyncio.set_event_loop(loop)
     server = Server(cfg)
-    if strict_passed:
-        server.gate_state = "done"
+    if strict_outcome is not None:
+        server.gate_state = "done"  # Kerberos is served from the start; the live gate re-runs later
+        server.gate_last = strict_outcome
     elif gate.needed(cfg):
         server.hold_for_preflight()
     try:

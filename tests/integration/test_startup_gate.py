@@ -5,30 +5,35 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from securenfs.client.gss import GssClientAuth
-from securenfs.client.nfs4 import Nfs4Client
+from securenfs.client.gss import GssClientAuth, GssClientError
+from securenfs.client.nfs4 import Nfs4Client, Nfs4Error
 from securenfs.client.rpc import AuthSys, RpcClient, RpcError
 from securenfs.rpc.constants import NFS_PROGRAM, NFS_V4
 from securenfs.rpcsec_gss.constants import GssService
+from tests.support.forwarder import Forwarder
 from tests.support.kdc import KdcRealm
+from tests.support.ports import free_port
 
 
-def serve(tmp_path: Path, realm: KdcRealm, keytab: Path, *extra: str) -> subprocess.Popen[str]:
+def serve(tmp_path: Path, realm: KdcRealm, keytab: Path, *extra: str,
+          krb5_conf: Path | None = None) -> subprocess.Popen[str]:
     krb = tmp_path / "krb"
     pub = tmp_path / "pub"
     krb.mkdir(exist_ok=True)
     pub.mkdir(exist_ok=True)
-    env = dict(os.environ, KRB5_CONFIG=str(realm.krb5_conf), KRB5RCACHEDIR=str(realm.tmpdir))
+    env = dict(os.environ, KRB5_CONFIG=str(krb5_conf or realm.krb5_conf), KRB5RCACHEDIR=str(realm.tmpdir))
     return subprocess.Popen(
         [sys.executable, "-m", "securenfs", "serve", "--listen", "127.0.0.1:0",
          "--state-dir", str(tmp_path / "state"), "--hostname", realm.hostname, "--keytab", str(keytab),
@@ -213,3 +218,127 @@ def test_sys_export_serves_while_the_preflight_is_still_running(kdc_realm: KdcRe
     finally:
         stop(proc)
         silent.close()
+
+
+# -- the live gate: re-runs every preflight.interval seconds, on SIGHUP and `securenfs reload` --
+
+@pytest.fixture
+def kdc_link(kdc_realm: KdcRealm, tmp_path: Path) -> Iterator[tuple[Forwarder, Path]]:
+    """A krb5.conf for the server alone whose KDC is reached through a forwarder the test
+    switches on and off (the KDC keeps serving the test's own client throughout)."""
+    text = kdc_realm.krb5_conf.read_text()
+    kdc = re.search(r"kdc = ([^:\s]+):(\d+)", text)
+    assert kdc is not None, text
+    fwd = Forwarder(free_port(), ("127.0.0.1", int(kdc.group(2))))
+    conf = tmp_path / "krb5.conf"
+    conf.write_text(text.replace(kdc.group(0), f"kdc = 127.0.0.1:{fwd.port}"))
+    try:
+        yield fwd, conf
+    finally:
+        fwd.stop()
+
+
+def gate_config(tmp_path: Path, interval: int) -> Path:
+    conf = tmp_path / "securenfs.toml"
+    conf.write_text(f"[preflight]\ninterval = {interval}\ntimeout = 3\n")
+    return conf
+
+
+def wait_served(tmp_path: Path, pseudo: str, want: list[str], limit: float = 60) -> dict[str, Any]:
+    """Poll `securenfs status` until ``pseudo`` serves ``want`` (bounded)."""
+    deadline = time.monotonic() + limit
+    while True:
+        doc: dict[str, Any] = json.loads(status(tmp_path, "--json").stdout)
+        if doc["preflight"]["state"] == "done" and {e["pseudo"]: e["flavors"] for e in doc["exports"]}[pseudo] == want:
+            return doc
+        assert time.monotonic() < deadline, f"{pseudo} did not come to serve {want}: {doc['exports']}"
+        time.sleep(0.2)
+
+
+def reload(tmp_path: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "securenfs", "reload", "--state-dir", str(tmp_path / "state")],
+                          capture_output=True, text=True, timeout=120)
+
+
+def test_kdc_down_at_start_then_up_turns_krb5p_on_within_the_period(kdc_realm: KdcRealm, tmp_path: Path,
+                                                                     kdc_link: tuple[Forwarder, Path]) -> None:
+    fwd, krb5_conf = kdc_link
+    proc = serve(tmp_path, kdc_realm, kdc_realm.service_keytab, "--config", str(gate_config(tmp_path, 2)),
+                 krb5_conf=krb5_conf)
+    try:
+        wait_ready(proc, tmp_path / "ready")
+        doc = wait_gate(tmp_path)
+        assert {e["pseudo"]: e["flavors"] for e in doc["exports"]}["/secure"] == []
+        assert doc["preflight"]["checks"]["KDC-001"]["status"] in ("ERROR", "CRITICAL")
+        assert doc["preflight"]["kerberos"] == "off"
+        fwd.start()  # the KDC becomes reachable: the next periodic run turns krb5p on
+        doc = wait_served(tmp_path, "/secure", ["krb5p"])
+        assert doc["preflight"]["checks"]["KDC-001"]["status"] == "OK"
+        port = int((tmp_path / "ready").read_text().split()[1])
+        assert asyncio.run(krb5p_mount(port, kdc_realm, "/secure"))
+        human = status(tmp_path).stdout
+        assert "KDC-001" in human and "Kerberos on" in human
+    finally:
+        err = stop(proc)
+    assert "export /secure serves all its flavors again" in err
+
+
+def test_kdc_down_after_start_keeps_krb5p_on(kdc_realm: KdcRealm, tmp_path: Path,
+                                              kdc_link: tuple[Forwarder, Path]) -> None:
+    """Once Kerberos has served, a KDC outage is reported but switches nothing off: the
+    acceptor needs only its keytab."""
+    fwd, krb5_conf = kdc_link
+    fwd.start()
+    proc = serve(tmp_path, kdc_realm, kdc_realm.service_keytab, "--config", str(gate_config(tmp_path, 0)),
+                 krb5_conf=krb5_conf)
+    try:
+        wait_ready(proc, tmp_path / "ready")
+        wait_served(tmp_path, "/secure", ["krb5p"])
+        fwd.stop()
+        out = reload(tmp_path)
+        assert out.returncode == 0, out.stderr
+        doc = json.loads(status(tmp_path, "--json").stdout)
+        assert doc["preflight"]["checks"]["KDC-001"]["status"] in ("ERROR", "CRITICAL")
+        assert {e["pseudo"]: e["flavors"] for e in doc["exports"]}["/secure"] == ["krb5p"]
+        port = int((tmp_path / "ready").read_text().split()[1])
+        assert asyncio.run(krb5p_mount(port, kdc_realm, "/secure"))
+    finally:
+        err = stop(proc)
+    assert "preflight KDC-001" in err  # reported and logged
+    assert "switched off" not in err
+
+
+def test_keytab_key_removed_switches_krb5p_off_and_back_on(kdc_realm: KdcRealm, tmp_path: Path,
+                                                           bad_keytab: Path) -> None:
+    keytab = tmp_path / "server.keytab"
+    keytab.write_bytes(kdc_realm.service_keytab.read_bytes())
+    proc = serve(tmp_path, kdc_realm, keytab, "--config", str(gate_config(tmp_path, 0)))
+    try:
+        wait_ready(proc, tmp_path / "ready")
+        wait_served(tmp_path, "/secure", ["krb5p"])
+        port = int((tmp_path / "ready").read_text().split()[1])
+        keytab.write_bytes(bad_keytab.read_bytes())  # the nfs/ key is gone
+        proc.send_signal(signal.SIGHUP)
+        doc = wait_served(tmp_path, "/secure", [])
+        assert doc["preflight"]["checks"]["KT-002"]["status"] in ("ERROR", "CRITICAL")
+        secure = {e["pseudo"]: e for e in doc["exports"]}["/secure"]
+        assert any("KT-002" in r for r in secure["disabled_because"])
+        with pytest.raises((RpcError, Nfs4Error, GssClientError)):
+            asyncio.run(krb5p_mount(port, kdc_realm, "/secure"))
+        (tmp_path / "pub" / "hello").write_text("sys still serves")
+        assert asyncio.run(sys_read(port, "/public/hello")) == b"sys still serves"
+        keytab.write_bytes(kdc_realm.service_keytab.read_bytes())  # fixed: the next run brings it back
+        assert reload(tmp_path).returncode == 0
+        wait_served(tmp_path, "/secure", ["krb5p"], limit=5)
+        assert asyncio.run(krb5p_mount(port, kdc_realm, "/secure"))
+    finally:
+        err = stop(proc)
+    assert "export /secure (krb5p) is switched off because" in err
+
+
+def test_reload_without_a_server_is_clear(tmp_path: Path) -> None:
+    out = reload(tmp_path)
+    assert out.returncode == 3 and "no server answers" in out.stderr
+    alias = subprocess.run([sys.executable, "-m", "securenfs", "preflight", "--reload", "--state-dir",
+                            str(tmp_path / "state")], capture_output=True, text=True, timeout=60)
+    assert alias.returncode == 3 and "securenfs reload: no server answers" in alias.stderr
