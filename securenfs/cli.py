@@ -50,20 +50,31 @@ def _load(args: argparse.Namespace) -> cfgmod.Config:
     )
 
 
-def cmd_serve(args: argparse.Namespace) -> int:
-    from securenfs.server import serve
-
-    setup_logging(args.log_level)
+def _load_for_serve(args: argparse.Namespace) -> cfgmod.Config:
     cfg = _load(args)
     if args.strict:
         cfg.preflight.strict = True
     if args.no_preflight:
         cfg.preflight.enabled = False
     if not cfg.exports:
-        print("securenfs: no exports configured; add [[exports]] to the config or pass --export "
-              "(see securenfs serve --help)", file=sys.stderr)
+        raise cfgmod.ConfigError(cfg.source, "exports", "no exports configured",
+                                 "add [[exports]] to the config or pass --export (see securenfs serve --help)")
+    return cfg
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from securenfs.server import serve
+
+    setup_logging(args.log_level)
+    try:
+        cfg = _load_for_serve(args)
+    except cfgmod.ConfigError as exc:
+        if exc.key != "exports":
+            raise
+        print(f"securenfs: {exc.message}; {exc.fix}", file=sys.stderr)
         return 2
-    return serve(cfg, Path(args.ready_file) if args.ready_file else None)
+    # SIGHUP / `securenfs reload` re-read the same file with the same options.
+    return serve(cfg, Path(args.ready_file) if args.ready_file else None, lambda: _load_for_serve(args))
 
 
 def _ask_server(args: argparse.Namespace, request: str, timeout: float = 5.0) -> dict[str, Any] | None:

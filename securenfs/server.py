@@ -8,13 +8,14 @@ import logging
 import os
 import signal
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from securenfs import __version__, gate
 from securenfs.admin.socket import AdminSocket
-from securenfs.config import KERBEROS_FLAVORS, Config
+from securenfs.config import KERBEROS_FLAVORS, Config, ConfigError
 from securenfs.identity import IdentityError, ServerIdentity, load_identity
 from securenfs.nfs4.program import Nfs4Program
 from securenfs.rpc.constants import AuthFlavor
@@ -81,6 +82,10 @@ class Server:
         self.kerberos_served = False
         self._gate_lock = asyncio.Lock()
         self._reloads: set[asyncio.Task[dict[str, object]]] = set()
+        self._reload_lock = asyncio.Lock()
+        #: Re-reads the configuration for a reload (``securenfs serve`` sets it: the same
+        #: file and command-line options); None: a reload only re-runs the preflight gate.
+        self.load_config: Callable[[], Config] | None = None
         self.admin.add_command("reload", self.reload)
         self.admin.add_provider("preflight", self._status_preflight)
         self.owners: object | None = None
@@ -130,11 +135,62 @@ class Server:
             self._gate_task = asyncio.create_task(self._gate_loop(run_now=self.gate_state == "running"))
 
     async def reload(self) -> dict[str, object]:
-        """SIGHUP and ``securenfs reload``: run the preflight gate now (when it is on) and
-        answer with what is served afterwards."""
+        """SIGHUP and ``securenfs reload``: re-read the configuration (when the server was
+        started from one, see ``load_config``), apply what can change live, then run the
+        preflight gate now (when it is on).  A configuration that does not load or whose
+        exports cannot be served changes nothing; the answer says why."""
+        answer: dict[str, object] = {"ok": True, "warnings": []}
+        if self.load_config is not None:
+            async with self._reload_lock:
+                try:
+                    answer.update(self._reload_exports(self.load_config()))
+                except (ConfigError, StartupError) as exc:
+                    log.error("reload refused, nothing changed: %s", exc)
+                    return {"ok": False, "error": str(exc)}
+                except Exception as exc:  # an unforeseen failure must not take the server down
+                    log.exception("reload refused, nothing changed")
+                    return {"ok": False, "error": f"{type(exc).__name__}: {exc}"}
         if self.gate_state != "off":
             await self.run_gate()
-        return {"ok": True, "exports": self._status_exports(), "preflight": self._status_preflight()}
+        answer.update(exports=self._status_exports(), preflight=self._status_preflight())
+        return answer
+
+    def _reload_exports(self, new: Config) -> dict[str, object]:
+        """Serve ``new``'s exports from the next request: one new export table and SecPolicy,
+        swapped together (see Namespace.replace_exports).  Raises StartupError, changing
+        nothing, when they cannot be served."""
+        from securenfs.exports.secpolicy import SecPolicy
+        from securenfs.exports.table import ExportError, ExportTable
+        from securenfs.reload import export_changes, merge
+
+        svc = self.nfs.service
+        assert svc is not None
+        merged, warnings = merge(self.cfg, new)
+        if merged.uses_kerberos and self.gss is None and self.gate_state == "off":
+            raise StartupError("exports: the new configuration adds Kerberos flavors, but this server was "
+                               "started without Kerberos; restart it to serve them")
+        try:
+            table = ExportTable.from_config(merged.exports)
+        except ExportError as exc:
+            raise StartupError(f"exports: {exc}") from None
+        # Kept exports keep the gate's current narrowing until the run below; new Kerberos
+        # exports wait for it while Kerberos is held back.
+        overrides = {p: f for p, f in self.gate_overrides.items() if any(e.pseudo == p for e in merged.exports)}
+        if self.gss is None or not self.kerberos_served:
+            overrides = {**gate.held_back(merged), **overrides}
+        policy = SecPolicy(table, svc.ns.policy._available, overrides, self.disabled_exports)
+        try:
+            svc.ns.replace_exports(table, policy)
+        except OSError as exc:
+            raise StartupError(f"exports: {exc}") from None
+        svc.index_client_rules()
+        changes = export_changes(self.cfg.exports, merged.exports)
+        self.cfg, self.gate_overrides = merged, overrides
+        for w in warnings:
+            log.warning("reload: %s", w)
+        log.info("reload: exports added %s, removed %s, changed %s", changes["added"] or "none",
+                 changes["removed"] or "none", changes["changed"] or "none")
+        return {"warnings": warnings, **changes}
 
     def _on_sighup(self) -> None:
         log.info("SIGHUP: reloading")
@@ -385,7 +441,7 @@ def new_event_loop() -> asyncio.AbstractEventLoop:
     return asyncio.new_event_loop()
 
 
-def serve(cfg: Config, ready_file: Path | None = None) -> int:
+def serve(cfg: Config, ready_file: Path | None = None, load_config: Callable[[], Config] | None = None) -> int:
     strict_outcome: gate.GateOutcome | None = None
     if gate.needed(cfg) and cfg.preflight.strict:
         # --strict: the preflight runs before anything listens, and any failure refuses.
@@ -403,6 +459,7 @@ def serve(cfg: Config, ready_file: Path | None = None) -> int:
     loop = new_event_loop()
     asyncio.set_event_loop(loop)
     server = Server(cfg)
+    server.load_config = load_config
     if strict_outcome is not None:
         server.gate_state = "done"  # Kerberos is served from the start; the live gate re-runs later
         server.gate_last = strict_outcome

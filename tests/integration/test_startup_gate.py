@@ -4,76 +4,48 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import re
 import signal
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from securenfs.client.gss import GssClientAuth, GssClientError
+from securenfs.client.gss import GssClientError
 from securenfs.client.nfs4 import Nfs4Client, Nfs4Error
-from securenfs.client.rpc import AuthSys, RpcClient, RpcError
-from securenfs.rpc.constants import NFS_PROGRAM, NFS_V4
-from securenfs.rpcsec_gss.constants import GssService
+from securenfs.client.rpc import AuthSys, RpcError
 from tests.support.forwarder import Forwarder
 from tests.support.kdc import KdcRealm
 from tests.support.ports import free_port
+from tests.support.serveproc import (
+    krb5p_client,
+    reload,
+    serve_process,
+    served,
+    status,
+    stop,
+    wait_gate,
+    wait_ready,
+    wait_served,
+)
 
 
 def serve(tmp_path: Path, realm: KdcRealm, keytab: Path, *extra: str,
           krb5_conf: Path | None = None) -> subprocess.Popen[str]:
+    """The server with a krb5p export /secure and a sys export /public."""
     krb = tmp_path / "krb"
     pub = tmp_path / "pub"
     krb.mkdir(exist_ok=True)
     pub.mkdir(exist_ok=True)
-    env = dict(os.environ, KRB5_CONFIG=str(krb5_conf or realm.krb5_conf), KRB5RCACHEDIR=str(realm.tmpdir))
-    return subprocess.Popen(
-        [sys.executable, "-m", "securenfs", "serve", "--listen", "127.0.0.1:0",
-         "--state-dir", str(tmp_path / "state"), "--hostname", realm.hostname, "--keytab", str(keytab),
-         "--export", f"{krb}:/secure:sec=krb5p", "--export", f"{pub}:/public:sec=sys",
-         "--ready-file", str(tmp_path / "ready"), *extra],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
-
-
-def wait_ready(proc: subprocess.Popen[str], ready: Path) -> None:
-    deadline = time.monotonic() + 60
-    while not (ready.exists() and ready.read_text().strip()):
-        if proc.poll() is not None:
-            raise AssertionError(f"server exited: {proc.stderr.read() if proc.stderr else ''}")
-        if time.monotonic() > deadline:
-            proc.kill()
-            raise AssertionError("server did not start")
-        time.sleep(0.05)
-
-
-def status(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "securenfs", "status", "--state-dir", str(tmp_path / "state"), *args],
-                          capture_output=True, text=True, timeout=30)
-
-
-def wait_gate(tmp_path: Path, limit: float = 60) -> dict[str, Any]:
-    """The status document once the background preflight has finished."""
-    deadline = time.monotonic() + limit
-    while True:
-        doc: dict[str, Any] = json.loads(status(tmp_path, "--json").stdout)
-        if doc["preflight"]["state"] == "done":
-            return doc
-        assert time.monotonic() < deadline, "the preflight did not finish"
-        time.sleep(0.1)
+    return serve_process(tmp_path, realm, keytab, "--export", f"{krb}:/secure:sec=krb5p",
+                         "--export", f"{pub}:/public:sec=sys", *extra, krb5_conf=krb5_conf)
 
 
 async def krb5p_mount(port: int, realm: KdcRealm, path: str) -> bytes:
-    rpc = await RpcClient.connect("127.0.0.1", port)
-    auth = await GssClientAuth.establish(rpc, NFS_PROGRAM, NFS_V4, f"nfs@{realm.hostname}",
-                                         ccache=str(realm.user_ccache("alice")), service=GssService.PRIVACY)
-    client = Nfs4Client(rpc, auth)
+    client = await krb5p_client(port, realm)
     try:
         return await client.mount(path)
     finally:
@@ -88,12 +60,6 @@ async def sys_read(port: int, path: str) -> bytes:
         return bytes((await client.read(fh, 0, 100)).data)
     finally:
         await client.close()
-
-
-def stop(proc: subprocess.Popen[str]) -> str:
-    proc.send_signal(signal.SIGTERM)
-    proc.wait(30)
-    return proc.stderr.read() if proc.stderr else ""
 
 
 @pytest.fixture
@@ -137,11 +103,6 @@ def test_broken_keytab_switches_krb5p_export_off_sys_serves(kdc_realm: KdcRealm,
         err = stop(proc)
     assert "export /secure (krb5p) is switched off because" in err
     assert "KT-002" in err
-
-
-def served(tmp_path: Path) -> dict[str, list[str]]:
-    doc = json.loads(status(tmp_path, "--json").stdout)
-    return {e["pseudo"]: e["flavors"] for e in doc["exports"]}
 
 
 @pytest.mark.parametrize("mode", ["--no-preflight", "--strict"])
@@ -242,22 +203,6 @@ def gate_config(tmp_path: Path, interval: int) -> Path:
     conf = tmp_path / "securenfs.toml"
     conf.write_text(f"[preflight]\ninterval = {interval}\ntimeout = 3\n")
     return conf
-
-
-def wait_served(tmp_path: Path, pseudo: str, want: list[str], limit: float = 60) -> dict[str, Any]:
-    """Poll `securenfs status` until ``pseudo`` serves ``want`` (bounded)."""
-    deadline = time.monotonic() + limit
-    while True:
-        doc: dict[str, Any] = json.loads(status(tmp_path, "--json").stdout)
-        if doc["preflight"]["state"] == "done" and {e["pseudo"]: e["flavors"] for e in doc["exports"]}[pseudo] == want:
-            return doc
-        assert time.monotonic() < deadline, f"{pseudo} did not come to serve {want}: {doc['exports']}"
-        time.sleep(0.2)
-
-
-def reload(tmp_path: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "securenfs", "reload", "--state-dir", str(tmp_path / "state")],
-                          capture_output=True, text=True, timeout=120)
 
 
 def test_kdc_down_at_start_then_up_turns_krb5p_on_within_the_period(kdc_realm: KdcRealm, tmp_path: Path,
