@@ -176,7 +176,8 @@ class Server:
         # Kept exports keep the gate's current narrowing until the run below; new Kerberos
         # exports wait for it while Kerberos is held back.
         overrides = {p: f for p, f in self.gate_overrides.items() if any(e.pseudo == p for e in merged.exports)}
-        if self.gss is None or not self.kerberos_served:
+        last = self.gate_last
+        if self.gss is None or not self.kerberos_served or (last is not None and not last.serves_kerberos(self.cfg)):
             overrides = {**gate.held_back(merged), **overrides}
         policy = SecPolicy(table, svc.ns.policy._available, overrides, self.disabled_exports)
         try:
