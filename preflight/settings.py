@@ -6,7 +6,10 @@ import os
 import socket
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from idmap.config import LdapConfig
 
 DEFAULT_KRB5_CONF = Path("/etc/krb5.conf")
 DEFAULT_KEYTAB = Path("/etc/krb5.keytab")
@@ -63,6 +66,9 @@ class PreflightSettings:
     local_realms: list[str] = field(default_factory=list)
     ldap_uris: list[str] = field(default_factory=list)
     ldap_base_dn: str = ""
+    #: The [idmap.ldap] settings the ID mapper uses (bind, TLS, schema, attributes); None:
+    #: anonymous bind and the RFC 2307 schema on ``ldap_uris`` / ``ldap_base_dn``.
+    ldap: LdapConfig | None = None
     probe_user: str = ""
     exports: list[ExportSpec] = field(default_factory=list)
     lease_time: int = 90
@@ -88,6 +94,7 @@ class PreflightSettings:
         pre = getattr(cfg, "preflight", None)
         idmap: dict[str, Any] = dict(getattr(cfg, "idmap_raw", None) or {})
         ldap = idmap.get("ldap") or {}
+        ldap_cfg = _idmap_ldap(idmap)
         s = cls(
             hostname=str(getattr(server, "hostname", "") or ""),
             krb5_conf=Path(krb.krb5_conf) if getattr(krb, "krb5_conf", None) else None,
@@ -96,7 +103,8 @@ class PreflightSettings:
             idmap_domain=str(idmap.get("domain") or ""),
             local_realms=list(idmap.get("local_realms") or []),
             ldap_uris=list(ldap.get("uris") or []),
-            ldap_base_dn=str(ldap.get("base_dn") or ""),
+            ldap_base_dn=ldap_cfg.base if ldap_cfg else str(ldap.get("base") or ""),
+            ldap=ldap_cfg,
             exports=[
                 ExportSpec(str(e.pseudo), Path(e.path), list(e.sec))
                 for e in getattr(cfg, "exports", [])
@@ -116,6 +124,19 @@ class PreflightSettings:
         realm = next((p.rsplit("@", 1)[1] for p in s.principals if "@" in p), "")
         s.realm = realm
         return s
+
+
+def _idmap_ldap(idmap: dict[str, Any]) -> LdapConfig | None:
+    """[idmap.ldap] parsed as the ID mapper parses it (the server has already refused a
+    table that does not parse; the preflight CLI then falls back to the raw keys)."""
+    if not idmap.get("ldap"):
+        return None
+    from idmap.config import IdmapConfig, IdmapConfigError
+
+    try:
+        return IdmapConfig.from_mapping(idmap).ldap
+    except IdmapConfigError:
+        return None
 
 
 def split_host_port(text: str, default_port: int) -> tuple[str, int]:

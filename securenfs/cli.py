@@ -8,6 +8,7 @@ import importlib
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 from securenfs import config as cfgmod
 from securenfs.logsetup import setup_logging
@@ -49,26 +50,37 @@ def _load(args: argparse.Namespace) -> cfgmod.Config:
     )
 
 
-def cmd_serve(args: argparse.Namespace) -> int:
-    from securenfs.server import serve
-
-    setup_logging(args.log_level)
+def _load_for_serve(args: argparse.Namespace) -> cfgmod.Config:
     cfg = _load(args)
     if args.strict:
         cfg.preflight.strict = True
     if args.no_preflight:
         cfg.preflight.enabled = False
     if not cfg.exports:
-        print("securenfs: no exports configured; add [[exports]] to the config or pass --export "
-              "(see securenfs serve --help)", file=sys.stderr)
+        raise cfgmod.ConfigError(cfg.source, "exports", "no exports configured",
+                                 "add [[exports]] to the config or pass --export (see securenfs serve --help)")
+    return cfg
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from securenfs.server import serve
+
+    setup_logging(args.log_level)
+    try:
+        cfg = _load_for_serve(args)
+    except cfgmod.ConfigError as exc:
+        if exc.key != "exports":
+            raise
+        print(f"securenfs: {exc.message}; {exc.fix}", file=sys.stderr)
         return 2
-    return serve(cfg, Path(args.ready_file) if args.ready_file else None)
+    # SIGHUP / `securenfs reload` re-read the same file with the same options.
+    return serve(cfg, Path(args.ready_file) if args.ready_file else None, lambda: _load_for_serve(args))
 
 
-def cmd_status(args: argparse.Namespace) -> int:
-    import json
-
-    from securenfs.admin.socket import query, render
+def _ask_server(args: argparse.Namespace, request: str, timeout: float = 5.0) -> dict[str, Any] | None:
+    """Send ``request`` to the running server's admin socket (from --socket, --state-dir or
+    the config); None, after saying why, when no server answers."""
+    from securenfs.admin.socket import query
     from securenfs.server import admin_socket_path
 
     if args.socket:
@@ -79,18 +91,48 @@ def cmd_status(args: argparse.Namespace) -> int:
             cfg.server.state_dir = Path(args.state_dir)
         path = admin_socket_path(cfg)
     try:
-        status = query(path)
+        return query(path, timeout=timeout, request=request)
     except (FileNotFoundError, ConnectionRefusedError):
-        print(f"securenfs status: no server answers on {path} (is it running? pass --state-dir or --socket)",
+        print(f"securenfs {args.command}: no server answers on {path} (is it running? pass --state-dir or --socket)",
               file=sys.stderr)
-        return 3
     except OSError as exc:
-        print(f"securenfs status: {path}: {exc}", file=sys.stderr)
+        print(f"securenfs {args.command}: {path}: {exc}", file=sys.stderr)
+    return None
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    import json
+
+    from securenfs.admin.socket import render
+
+    status = _ask_server(args, "status")
+    if status is None:
         return 3
     if args.json:
         print(json.dumps(status, indent=2, default=str))
     else:
         sys.stdout.write(render(status))
+    return 0
+
+
+def cmd_reload(args: argparse.Namespace) -> int:
+    """Ask the running server to re-read its configuration and re-run the preflight gate."""
+    import json
+
+    from securenfs.admin.socket import render
+
+    answer = _ask_server(args, "reload", args.timeout)
+    if answer is None:
+        return 3
+    if args.json:
+        print(json.dumps(answer, indent=2, default=str))
+    elif answer.get("ok"):
+        sys.stdout.write(render({k: v for k, v in answer.items() if k in ("exports", "preflight")}))
+    for w in answer.get("warnings", []):
+        print(f"securenfs reload: warning: {w}", file=sys.stderr)
+    if not answer.get("ok"):
+        print(f"securenfs reload: refused, nothing changed: {answer.get('error')}", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -166,6 +208,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print the JSON document")
     p.set_defaults(func=cmd_status)
 
+    p = sub.add_parser("reload", help="make a running server re-read its config and re-run the preflight")
+    p.add_argument("--config", metavar="PATH", help="config file, to find the admin socket")
+    p.add_argument("--state-dir", metavar="DIR", help="state directory of the server")
+    p.add_argument("--socket", metavar="PATH", help="admin socket path")
+    p.add_argument("--json", action="store_true", help="print the JSON answer")
+    p.add_argument("--timeout", type=float, default=300.0, help="seconds to wait for the answer (default 300)")
+    p.set_defaults(func=cmd_reload)
+
     p = sub.add_parser("check-config", help="validate the configuration and print the effective one",
                        epilog=SERVE_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     _add_config_options(p)
@@ -187,6 +237,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["preflight"] and "--reload" in argv:
+        argv = ["reload", *(a for a in argv[1:] if a != "--reload")]  # alias of `securenfs reload`
     if argv and argv[0] in DELEGATED:
         return _delegate(DELEGATED[argv[0]], argv[1:])
     parser = build_parser()

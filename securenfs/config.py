@@ -87,6 +87,7 @@ class PreflightConfig:
     probe_user: str | None = None
     enabled: bool = True
     strict: bool = False
+    interval: int = 300  # seconds between runs of the live gate; 0: only on SIGHUP / reload
 
 
 @dataclass(slots=True)
@@ -340,6 +341,7 @@ def parse(data: dict[str, Any], source: str = "<config>") -> Config:
     pc.probe_user = p.get("probe_user", str, None)
     pc.enabled = bool(p.get("enabled", bool, True))
     pc.strict = bool(p.get("strict", bool, False))
+    pc.interval = p.positive_int("interval", pc.interval, 0, 86400)
     p.finish()
 
     cfg.recovery = _parse_recovery(top.get("recovery", dict, {}), source)
@@ -530,7 +532,7 @@ def dump(cfg: Config) -> str:
         out.append(f"# {name} = (not set)" if v is None else f"{name} = {_toml_value(v)}")
     out += ["", "[preflight]"]
     pc = cfg.preflight
-    for name in ("enabled", "strict", "ntp_servers", "dns_servers", "hosts_file", "timeout", "probe_user"):
+    for name in ("enabled", "strict", "interval", "ntp_servers", "dns_servers", "hosts_file", "timeout", "probe_user"):
         v = getattr(pc, name)
         out.append(f"# {name} = (not set)" if v is None else f"{name} = {_toml_value(v)}")
     out += ["", "[recovery]"]

@@ -8,16 +8,51 @@ the Kerberos checks fail; an export with Kerberos flavors only stays switched of
 decision is logged with the failing check and its remedy, and `securenfs status` shows it.
 With ``preflight.strict`` (``--strict``) the preflight runs before the server listens and any
 failure refuses the start.
+
+The gate is live: the server re-runs it every ``preflight.interval`` seconds, on SIGHUP and on
+``securenfs reload``.  A flavor held back comes on at the first run whose checks pass; once
+Kerberos has served, only a broken keytab switches it off again (see ``preflight.gate``).
+Each run logs only what changed since the previous one.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from securenfs.config import KERBEROS_FLAVORS, Config
 
+if TYPE_CHECKING:
+    from preflight.result import Result
+
 log = logging.getLogger("securenfs.gate")
+
+
+@dataclass(slots=True, frozen=True)
+class CheckState:
+    """The last result of one preflight check (the worst of its results)."""
+
+    status: str  # OK, WARNING, ERROR, CRITICAL or SKIPPED
+    summary: str
+    remedy: str
+    ran_at: float
+
+    @property
+    def failed(self) -> bool:
+        return self.status in ("ERROR", "CRITICAL")
+
+    def line(self, check_id: str) -> str:
+        return f"{check_id} {self.summary}" + (f" -- fix: {self.remedy}" if self.remedy else "")
+
+
+def check_states(results: list[Result], ran_at: float) -> dict[str, CheckState]:
+    worst: dict[str, Result] = {}
+    for r in results:
+        if r.id not in worst or r.severity > worst[r.id].severity:
+            worst[r.id] = r
+    return {cid: CheckState(r.status, r.summary, r.remedy, ran_at) for cid, r in sorted(worst.items())}
 
 
 @dataclass(slots=True)
@@ -26,6 +61,8 @@ class GateOutcome:
     overrides: dict[str, list[str]] = field(default_factory=dict)
     #: pseudo path -> readable reasons (one per failing check, with its remedy)
     reasons: dict[str, list[str]] = field(default_factory=dict)
+    #: check id -> its last result (empty when the preflight could not run)
+    checks: dict[str, CheckState] = field(default_factory=dict)
 
     @property
     def restricted(self) -> bool:
@@ -45,16 +82,17 @@ def held_back(cfg: Config) -> dict[str, list[str]]:
     return {e.pseudo: [f for f in e.sec if f not in KERBEROS_FLAVORS] for e in cfg.exports if e.needs_kerberos}
 
 
-def decide(cfg: Config) -> GateOutcome:
-    """Run the preflight for ``cfg`` (blocking, bounded by its per-check timeouts)."""
+def decide(cfg: Config, served: bool = False) -> GateOutcome:
+    """Run the preflight for ``cfg`` (blocking, bounded by its per-check timeouts).
+    ``served``: Kerberos has served since start, so only a broken keytab holds it back."""
     from preflight import run_preflight
     from preflight.gate import decide_exports
     from preflight.settings import PreflightSettings
 
     settings = PreflightSettings.from_server_config(cfg)
     report = run_preflight(settings)
-    decisions = {d.pseudo: d for d in decide_exports(report, settings.exports)}
-    out = GateOutcome()
+    decisions = {d.pseudo: d for d in decide_exports(report, settings.exports, served=served)}
+    out = GateOutcome(checks=check_states(report.results, time.time()))
     for e in cfg.exports:
         d = decisions.get(e.pseudo)
         if d is None or list(d.flavors) == list(e.sec):
@@ -65,9 +103,22 @@ def decide(cfg: Config) -> GateOutcome:
     return out
 
 
-def log_outcome(cfg: Config, out: GateOutcome) -> None:
+def log_outcome(cfg: Config, out: GateOutcome, before: GateOutcome | None = None) -> None:
+    """Log the decision and every failed check; with ``before`` (the previous run), only
+    what changed: exports narrowed or restored, checks that failed or recovered."""
+    old_checks = before.checks if before is not None else {}
+    for cid, st in out.checks.items():
+        prev = old_checks.get(cid)
+        if st.failed and (prev is None or prev.status != st.status or prev.summary != st.summary):
+            log.warning("preflight %s", st.line(cid))
+        elif not st.failed and prev is not None and prev.failed:
+            log.info("preflight %s passes again: %s", cid, st.summary)
     for e in cfg.exports:
+        if before is not None and before.overrides.get(e.pseudo) == out.overrides.get(e.pseudo):
+            continue
         if e.pseudo not in out.overrides:
+            if before is not None:
+                log.warning("export %s serves all its flavors again (%s)", e.pseudo, ",".join(e.sec))
             continue
         flavors = out.overrides[e.pseudo]
         if flavors:

@@ -8,13 +8,14 @@ import logging
 import os
 import signal
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from securenfs import __version__, gate
 from securenfs.admin.socket import AdminSocket
-from securenfs.config import Config
+from securenfs.config import KERBEROS_FLAVORS, Config, ConfigError
 from securenfs.identity import IdentityError, ServerIdentity, load_identity
 from securenfs.nfs4.program import Nfs4Program
 from securenfs.rpc.constants import AuthFlavor
@@ -75,7 +76,18 @@ class Server:
         self.gate_overrides: dict[str, list[str]] = {}
         self.disabled_exports: dict[str, list[str]] = {}
         self._gate_task: asyncio.Task[None] | None = None
-        self.admin.add_provider("preflight", lambda: {"state": self.gate_state})
+        #: the last preflight run (None before the first), and whether Kerberos has served
+        #: since start (then only a broken keytab switches it off, see preflight.gate)
+        self.gate_last: gate.GateOutcome | None = None
+        self.kerberos_served = False
+        self._gate_lock = asyncio.Lock()
+        self._reloads: set[asyncio.Task[dict[str, object]]] = set()
+        self._reload_lock = asyncio.Lock()
+        #: Re-reads the configuration for a reload (``securenfs serve`` sets it: the same
+        #: file and command-line options); None: a reload only re-runs the preflight gate.
+        self.load_config: Callable[[], Config] | None = None
+        self.admin.add_command("reload", self.reload)
+        self.admin.add_provider("preflight", self._status_preflight)
         self.owners: object | None = None
         self.recovery: Recovery | None = None
 
@@ -84,6 +96,9 @@ class Server:
         (``securenfs serve`` does this; an in-process Server serves its config as given)."""
         self.gate_state = "running"
         self.gate_overrides = gate.held_back(self.cfg)
+        self.rpc.held_flavors[AuthFlavor.RPCSEC_GSS] = (
+            "Kerberos (RPCSEC_GSS) is held back while the start-up preflight runs; "
+            "it comes on when its checks pass (see `securenfs status`)")
 
     async def start(self) -> None:
         prepare_state_dir(self.cfg.server.state_dir)
@@ -98,8 +113,10 @@ class Server:
         loop.set_default_executor(self.executor)
         for w in self.cfg.warnings:
             log.warning("config: %s", w)
-        if self.cfg.uses_kerberos and self.gate_state == "off":
+        if self.cfg.uses_kerberos and self.gate_state != "running":
+            # No preflight, or a strict preflight that already passed: serve Kerberos now.
             self.enable_gss()
+            self.kerberos_served = True
         self._build_nfs4()
         await self._start_recovery()
         try:
@@ -114,18 +131,102 @@ class Server:
         if self.gate_state == "running":
             log.info("preflight running: Kerberos flavors are held back until their checks pass; "
                      "AUTH_SYS exports serve now")
-            self._gate_task = asyncio.create_task(self._run_gate())
+        if self.gate_state != "off":
+            self._gate_task = asyncio.create_task(self._gate_loop(run_now=self.gate_state == "running"))
 
-    async def _run_gate(self) -> None:
-        """Run the preflight off the event loop, then serve the Kerberos flavors that passed."""
-        loop = asyncio.get_running_loop()
+    async def reload(self) -> dict[str, object]:
+        """SIGHUP and ``securenfs reload``: re-read the configuration (when the server was
+        started from one, see ``load_config``), apply what can change live, then run the
+        preflight gate now (when it is on).  A configuration that does not load or whose
+        exports cannot be served changes nothing; the answer says why."""
+        answer: dict[str, object] = {"ok": True, "warnings": []}
+        if self.load_config is not None:
+            async with self._reload_lock:
+                try:
+                    answer.update(self._reload_exports(self.load_config()))
+                except (ConfigError, StartupError) as exc:
+                    log.error("reload refused, nothing changed: %s", exc)
+                    return {"ok": False, "error": str(exc)}
+                except Exception as exc:  # an unforeseen failure must not take the server down
+                    log.exception("reload refused, nothing changed")
+                    return {"ok": False, "error": f"{type(exc).__name__}: {exc}"}
+        if self.gate_state != "off":
+            await self.run_gate()
+        answer.update(exports=self._status_exports(), preflight=self._status_preflight())
+        return answer
+
+    def _reload_exports(self, new: Config) -> dict[str, object]:
+        """Serve ``new``'s exports from the next request: one new export table and SecPolicy,
+        swapped together (see Namespace.replace_exports).  Raises StartupError, changing
+        nothing, when they cannot be served."""
+        from securenfs.exports.secpolicy import SecPolicy
+        from securenfs.exports.table import ExportError, ExportTable
+        from securenfs.reload import export_changes, merge
+
+        svc = self.nfs.service
+        assert svc is not None
+        merged, warnings = merge(self.cfg, new)
+        if merged.uses_kerberos and self.gss is None and self.gate_state == "off":
+            raise StartupError("exports: the new configuration adds Kerberos flavors, but this server was "
+                               "started without Kerberos; restart it to serve them")
         try:
-            out = await loop.run_in_executor(None, gate.decide, self.cfg)
-        except Exception as exc:  # the preflight tool itself failed: keep Kerberos off, say why
-            log.exception("preflight failed to run")
-            out = gate.GateOutcome(dict(self.gate_overrides),
-                                   {p: [f"the preflight could not run: {exc}"] for p in self.gate_overrides})
-        gate.log_outcome(self.cfg, out)
+            table = ExportTable.from_config(merged.exports)
+        except ExportError as exc:
+            raise StartupError(f"exports: {exc}") from None
+        # Kept exports keep the gate's current narrowing until the run below; new Kerberos
+        # exports wait for it while Kerberos is held back.
+        overrides = {p: f for p, f in self.gate_overrides.items() if any(e.pseudo == p for e in merged.exports)}
+        last = self.gate_last
+        if self.gss is None or not self.kerberos_served or (last is not None and not last.serves_kerberos(self.cfg)):
+            overrides = {**gate.held_back(merged), **overrides}
+        policy = SecPolicy(table, svc.ns.policy._available, overrides, self.disabled_exports)
+        try:
+            svc.ns.replace_exports(table, policy)
+        except OSError as exc:
+            raise StartupError(f"exports: {exc}") from None
+        svc.index_client_rules()
+        changes = export_changes(self.cfg.exports, merged.exports)
+        self.cfg, self.gate_overrides = merged, overrides
+        for w in warnings:
+            log.warning("reload: %s", w)
+        log.info("reload: exports added %s, removed %s, changed %s", changes["added"] or "none",
+                 changes["removed"] or "none", changes["changed"] or "none")
+        return {"warnings": warnings, **changes}
+
+    def _on_sighup(self) -> None:
+        log.info("SIGHUP: reloading")
+        task = asyncio.create_task(self.reload())
+        self._reloads.add(task)
+        task.add_done_callback(self._reloads.discard)
+
+    async def _gate_loop(self, run_now: bool) -> None:
+        """The live gate: a run at start (unless --strict just ran one), then every
+        ``preflight.interval`` seconds (0: only on SIGHUP and ``securenfs reload``)."""
+        if run_now:
+            await self.run_gate()
+        while self.cfg.preflight.interval:
+            await asyncio.sleep(self.cfg.preflight.interval)
+            await self.run_gate()
+
+    async def run_gate(self) -> gate.GateOutcome:
+        """Run the preflight off the event loop, then serve the Kerberos flavors that passed."""
+        async with self._gate_lock:
+            loop = asyncio.get_running_loop()
+            served = self.kerberos_served
+            try:
+                out = await loop.run_in_executor(None, gate.decide, self.cfg, served)
+            except Exception as exc:  # the preflight tool itself failed: change nothing, say why
+                log.exception("preflight failed to run")
+                held = dict(self.gate_overrides) if served else gate.held_back(self.cfg)
+                reason = f"the preflight could not run: {exc}"
+                out = gate.GateOutcome(held, {p: [reason] for p in held},
+                                       self.gate_last.checks if self.gate_last else {})
+            self.apply_gate(out)
+            return out
+
+    def apply_gate(self, out: gate.GateOutcome) -> None:
+        """Serve what ``out`` allows: one new SecPolicy, swapped in one assignment."""
+        gate.log_outcome(self.cfg, out, self.gate_last)
         if out.serves_kerberos(self.cfg) and self.gss is None:
             try:
                 self.enable_gss()
@@ -142,12 +243,21 @@ class Server:
             ns = svc.ns
             # One new immutable policy object, swapped in one assignment: SECINFO and
             # WRONGSEC keep answering from the same object (RFC 8881 §2.6.3.1).
-            ns.policy = SecPolicy(ns.table, ns.policy._available, out.overrides)
+            ns.policy = SecPolicy(ns.table, ns.policy._available, out.overrides, out.reasons)
+        changed = self.gate_last is None or self.gate_last.overrides != out.overrides
         self.gate_overrides = out.overrides
         self.disabled_exports = out.reasons
         self.gate_state = "done"
-        log.info("preflight finished: %s", "every export serves all its flavors" if not out.overrides else
-                 f"{len(out.overrides)} export(s) narrowed (see above and `securenfs status`)")
+        self.gate_last = out
+        if self.gss is not None and out.serves_kerberos(self.cfg):
+            self.kerberos_served = True
+        if self.gss is None:
+            reasons = dict.fromkeys(r for rs in out.reasons.values() for r in rs)
+            self.rpc.held_flavors[AuthFlavor.RPCSEC_GSS] = (
+                "Kerberos (RPCSEC_GSS) is held back because the preflight failed: " + "; ".join(reasons))
+        if changed:
+            log.info("preflight finished: %s", "every export serves all its flavors" if not out.overrides else
+                     f"{len(out.overrides)} export(s) narrowed (see above and `securenfs status`)")
 
     def enable_gss(self) -> RpcsecGssHandler:
         """Serve RPCSEC_GSS (RFC 2203) with acceptor keys from ``kerberos.keytab``."""
@@ -160,6 +270,7 @@ class Server:
             raise StartupError(f"Kerberos exports cannot be served: {exc}") from None
         handler.start()
         self.rpc.set_flavor(AuthFlavor.RPCSEC_GSS, handler)
+        self.rpc.held_flavors.pop(AuthFlavor.RPCSEC_GSS, None)
         self.gss = handler
         return handler
 
@@ -237,17 +348,36 @@ class Server:
             "calls_in_flight": self.rpc.inflight(),
         }
 
+    def served_flavors(self) -> dict[str, list[str]]:
+        """Per export (pseudo path), the flavors served right now: what the live SecPolicy
+        allows, without the Kerberos flavors while no RPCSEC_GSS handler answers."""
+        svc = self.nfs.service
+        if svc is None:
+            return {}
+        policy = svc.ns.policy
+        return {e.pseudo: [f for f in policy.flavors(e) if self.gss is not None or f not in KERBEROS_FLAVORS]
+                for e in policy.table.exports}
+
     def _status_exports(self) -> list[dict[str, object]]:
         out: list[dict[str, object]] = []
+        served = self.served_flavors()
         for e in self.cfg.exports:
-            flavors = self.gate_overrides.get(e.pseudo, e.sec)
-            entry: dict[str, object] = {"pseudo": e.pseudo, "path": str(e.path), "flavors": list(flavors),
+            flavors = served.get(e.pseudo, [])
+            entry: dict[str, object] = {"pseudo": e.pseudo, "path": str(e.path), "flavors": flavors,
                                         "configured": list(e.sec), "enabled": bool(flavors),
                                         "disabled_because": self.disabled_exports.get(e.pseudo, [])}
             if self.gate_state == "running" and e.needs_kerberos:
                 entry["disabled_because"] = ["preflight still running: Kerberos flavors held back"]
             out.append(entry)
         return out
+
+    def _status_preflight(self) -> dict[str, object]:
+        last = self.gate_last
+        checks = {cid: {"status": c.status, "summary": c.summary, "remedy": c.remedy, "ran_at": c.ran_at}
+                  for cid, c in (last.checks if last else {}).items()}
+        return {"state": self.gate_state, "interval": self.cfg.preflight.interval,
+                "kerberos": "on" if self.gss is not None and self.kerberos_served else "off",
+                "checks": checks}
 
     def _status_gss(self) -> dict[str, object]:
         assert self.gss is not None
@@ -290,6 +420,8 @@ class Server:
         for sig in (signal.SIGTERM, signal.SIGINT):
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.add_signal_handler(sig, self.request_stop)
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(signal.SIGHUP, self._on_sighup)
         await self._stop.wait()
         await self.stop()
 
@@ -310,19 +442,16 @@ def new_event_loop() -> asyncio.AbstractEventLoop:
     return asyncio.new_event_loop()
 
 
-def serve(cfg: Config, ready_file: Path | None = None) -> int:
+def serve(cfg: Config, ready_file: Path | None = None, load_config: Callable[[], Config] | None = None) -> int:
+    strict_outcome: gate.GateOutcome | None = None
     if gate.needed(cfg) and cfg.preflight.strict:
         # --strict: the preflight runs before anything listens, and any failure refuses.
-        outcome = gate.decide(cfg)
-        gate.log_outcome(cfg, outcome)
-        if outcome.restricted:
+        strict_outcome = gate.decide(cfg)
+        gate.log_outcome(cfg, strict_outcome)
+        if strict_outcome.restricted:
             log.error("refusing to start (preflight.strict / --strict): fix the problems above, "
                       "or start without --strict to serve the other exports")
             return 2
-        cfg.preflight.enabled = False  # passed: no second run in the background
-        strict_passed = True
-    else:
-        strict_passed = False
     if cfg.uses_kerberos and cfg.kerberos.fast_path:
         # Keep megabyte-sized krb5p buffers in the heap for reuse (docs/gsscrypto.md).
         from securenfs.gsscrypto.malloctune import tune_malloc_for_large_buffers
@@ -331,8 +460,10 @@ def serve(cfg: Config, ready_file: Path | None = None) -> int:
     loop = new_event_loop()
     asyncio.set_event_loop(loop)
     server = Server(cfg)
-    if strict_passed:
-        server.gate_state = "done"
+    server.load_config = load_config
+    if strict_outcome is not None:
+        server.gate_state = "done"  # Kerberos is served from the start; the live gate re-runs later
+        server.gate_last = strict_outcome
     elif gate.needed(cfg):
         server.hold_for_preflight()
     try:

@@ -356,6 +356,17 @@ class LdapBackend:
                 state["retry_in"] = round(max(0.0, self._retry_at - self._clock()), 1)
         return state
 
+    def probe_base(self, uri: str) -> None:
+        """Connect, bind and read the search base on ``uri`` exactly as lookups do (the
+        preflight's LDAP-006).  Raises ldap.LDAPError, or BackendUnavailable when the
+        SASL/GSSAPI bind has no Kerberos credentials."""
+        conn = self._connect(uri)
+        try:
+            conn.search_ext_s(self.cfg.base, ldap.SCOPE_BASE, "(objectClass=*)", ["1.1"],
+                              timeout=self.cfg.timeout)
+        finally:
+            conn.unbind_s()
+
     def close(self) -> None:
         while True:
             try:

@@ -6,14 +6,19 @@ on the domain every file shows up as nobody:nobody.
 
 from __future__ import annotations
 
+import dataclasses
 import pwd
 import socket
 import time
+from typing import TYPE_CHECKING
 from urllib.parse import urlparse
 
 from preflight.context import RunContext
 from preflight.registry import check
 from preflight.result import Result, critical, error, ok, warning
+
+if TYPE_CHECKING:
+    from idmap.config import LdapConfig
 
 
 @check("IDM-001", "Nfsv4DomainSet")
@@ -108,79 +113,96 @@ def ldap_reachable(ctx: RunContext) -> Result:
     return ok("LDAP-001", f"{good} LDAP server(s) reachable", detail)
 
 
-def _ldap_conn(ctx: RunContext, uri: str):  # type: ignore[no-untyped-def]
-    import ldap
+def ldap_config(ctx: RunContext) -> LdapConfig:
+    """The LDAP settings of the ID mapper ([idmap.ldap]: bind, TLS, schema, attributes), with
+    the URIs and base the preflight was given; anonymous RFC 2307 when there is no table."""
+    from idmap.config import LdapConfig
 
-    conn = ldap.initialize(uri)
-    conn.set_option(ldap.OPT_NETWORK_TIMEOUT, ctx.settings.peer_timeout)
-    conn.set_option(ldap.OPT_TIMEOUT, ctx.settings.peer_timeout)
-    conn.set_option(ldap.OPT_REFERRALS, 0)
-    conn.simple_bind_s("", "")
-    return conn
+    s = ctx.settings
+    timeout = min(s.peer_timeout * 2, s.timeout)
+    if s.ldap is None:
+        return LdapConfig(list(s.ldap_uris), s.ldap_base_dn, s.ldap_base_dn, s.ldap_base_dn, timeout=timeout)
+    cfg = s.ldap
+    if s.ldap_base_dn and s.ldap_base_dn != cfg.base:  # --base-dn given on the command line
+        cfg = dataclasses.replace(cfg, base=s.ldap_base_dn, user_base=s.ldap_base_dn, group_base=s.ldap_base_dn)
+    return dataclasses.replace(cfg, uris=list(s.ldap_uris or cfg.uris), timeout=min(cfg.timeout, timeout))
+
+
+def _bind_remedy(cfg: LdapConfig) -> str:
+    from idmap.config import BindMethod
+
+    if cfg.bind is BindMethod.SIMPLE:
+        return f"Check [idmap.ldap] bind_dn ({cfg.bind_dn}) and the password in bind_password_file."
+    if cfg.bind is BindMethod.SASL_GSSAPI:
+        return (f"Check [idmap.ldap] keytab ({cfg.keytab}) and sasl_principal, and that the LDAP server "
+                "has a keytab for ldap/<its host name> (the host name in the URI).")
+    return "The server refuses anonymous binds: set [idmap.ldap] bind to \"simple\" or \"sasl-gssapi\"."
 
 
 @check("LDAP-006", "LdapBaseDnAnswers", requires=("LDAP-001",))
 def base_dn(ctx: RunContext) -> Result:
-    """The configured search base exists on the LDAP server."""
-    s = ctx.settings
-    if not s.ldap_uris:
+    """The ID mapper's bind (anonymous, simple or SASL/GSSAPI, with its TLS settings) works and
+    its search base exists on the first LDAP server."""
+    if not ctx.settings.ldap_uris:
         return ok("LDAP-006", "no LDAP servers configured")
-    if not s.ldap_base_dn:
-        return error("LDAP-006", "no LDAP base DN configured", remedy="Set [idmap.ldap] base_dn.")
+    cfg = ldap_config(ctx)
+    if not cfg.base:
+        return error("LDAP-006", "no LDAP search base configured", remedy="Set [idmap.ldap] base.")
     import ldap
 
+    from idmap.backends.ldap import LdapBackend, _describe
+    from idmap.errors import BackendUnavailable
+
+    uri = cfg.uris[0]
+    backend = LdapBackend(cfg)
+    how = f"{cfg.bind.value} bind" + (f", {cfg.tls.value}" if cfg.tls.value != "none" else "")
     try:
-        conn = _ldap_conn(ctx, s.ldap_uris[0])
-        conn.search_s(s.ldap_base_dn, ldap.SCOPE_BASE, "(objectClass=*)", ["1.1"])
-        conn.unbind_s()
+        backend.probe_base(uri)
     except ldap.NO_SUCH_OBJECT:
-        return error(
-            "LDAP-006",
-            f"base DN {s.ldap_base_dn} does not exist on {s.ldap_uris[0]}",
-            remedy="Fix [idmap.ldap] base_dn (see the server's namingContexts).",
-        )
+        return error("LDAP-006", f"base {cfg.base} does not exist on {uri}",
+                     remedy="Fix [idmap.ldap] base (see the server's namingContexts).")
+    except (ldap.INVALID_CREDENTIALS, ldap.INAPPROPRIATE_AUTH, ldap.STRONG_AUTH_REQUIRED,
+            ldap.AUTH_UNKNOWN, ldap.LOCAL_ERROR, ldap.INSUFFICIENT_ACCESS) as exc:
+        return error("LDAP-006", f"{uri}: the {how} was refused: {_describe(exc)}", remedy=_bind_remedy(cfg))
+    except BackendUnavailable as exc:
+        return error("LDAP-006", f"{uri}: {exc}", remedy=_bind_remedy(cfg))
     except ldap.LDAPError as exc:
-        return error(
-            "LDAP-006",
-            f"LDAP search of {s.ldap_base_dn} failed: {exc}",
-            remedy="Check the server, the bind and the base DN.",
-        )
-    return ok("LDAP-006", f"base DN {s.ldap_base_dn} answers")
+        return error("LDAP-006", f"{uri}: search of {cfg.base} ({how}) failed: {_describe(exc)}",
+                     remedy="Check the server, [idmap.ldap] tls and ca_file, the bind and the base.")
+    finally:
+        backend.close()
+    return ok("LDAP-006", f"base {cfg.base} answers on {uri} ({how})")
 
 
 @check("IDM-003", "ProbeUserResolves", requires=("LDAP-006",))
 def probe_user(ctx: RunContext) -> Result:
-    """A configured known user resolves to a uid (through LDAP when configured, else the system)."""
+    """A configured known user resolves to a uid (through the ID mapper's LDAP lookup, with its
+    schema, attributes and filters, when LDAP is configured; else the system)."""
     s = ctx.settings
     user = s.probe_user
     if not user:
         return ok("IDM-003", "no probe user configured; lookup not tested")
     if s.ldap_uris:
-        import ldap
-        from ldap.filter import escape_filter_chars
+        from idmap.backends.ldap import LdapBackend
+        from idmap.errors import BackendUnavailable
 
+        cfg = ldap_config(ctx)
+        backend = LdapBackend(cfg)
+        short = user.split("@")[0]
         try:
-            conn = _ldap_conn(ctx, s.ldap_uris[0])
-            u = escape_filter_chars(user.split("@")[0])
-            found = conn.search_s(
-                s.ldap_base_dn,
-                ldap.SCOPE_SUBTREE,
-                f"(&(objectClass=posixAccount)(uid={u}))",
-                ["uidNumber", "gidNumber"],
-            )
-            conn.unbind_s()
-        except ldap.LDAPError as exc:
+            rec = backend.user_by_principal(user, short) if "@" in user else backend.user_by_name(user)
+        except BackendUnavailable as exc:
             return error("IDM-003", f"LDAP lookup of {user} failed: {exc}")
-        entries = [e for e in found if e[0]]
-        if not entries:
+        finally:
+            backend.close()
+        if rec is None:
             return error(
                 "IDM-003",
-                f"probe user {user} not found in LDAP under {s.ldap_base_dn}",
-                remedy="Check the user exists and has the posixAccount object class.",
+                f"probe user {user} not found in LDAP under {cfg.user_base} ({cfg.schema.value} schema)",
+                remedy="Check the user exists with the schema's object class and attributes "
+                       "([idmap.ldap] schema, user_filter, attributes).",
             )
-        attrs = entries[0][1]
-        uid = attrs.get("uidNumber", [b"?"])[0].decode()
-        return ok("IDM-003", f"probe user {user} resolves to uid {uid}", uid=uid)
+        return ok("IDM-003", f"probe user {user} resolves to uid {rec.uid}", uid=rec.uid)
     try:
         pw = pwd.getpwnam(user.split("@")[0])
     except KeyError:

@@ -1,7 +1,7 @@
 """The admin socket: a Unix-domain socket in the state directory answering ``status``.
 
-A request is one line (``status``); the answer is one JSON document, then the server closes the
-connection.  Each part of the server registers a *provider*, a function returning a JSON-ready
+A request is one line (``status``, or a command such as ``reload``); the answer is one JSON
+document, then the server closes the connection.  Each part of the server registers a *provider*, a function returning a JSON-ready
 dict, under a name (``server``, ``exports``, ``gss``, ``grace`` ...).  The socket is created
 mode 0600: the status names clients and principals.
 """
@@ -13,13 +13,15 @@ import contextlib
 import json
 import logging
 import os
-from collections.abc import Callable
+import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 log = logging.getLogger("securenfs.admin")
 
 Provider = Callable[[], Any]
+Command = Callable[[], Awaitable[dict[str, Any]]]
 MAX_REQUEST = 1024
 
 
@@ -27,10 +29,15 @@ class AdminSocket:
     def __init__(self, path: Path):
         self.path = path
         self.providers: dict[str, Provider] = {}
+        self.commands: dict[str, Command] = {}
         self._server: asyncio.AbstractServer | None = None
 
     def add_provider(self, name: str, fn: Provider) -> None:
         self.providers[name] = fn
+
+    def add_command(self, name: str, fn: Command) -> None:
+        """A request that changes something (``reload``); ``fn`` answers with a JSON-ready dict."""
+        self.commands[name] = fn
 
     def snapshot(self) -> dict[str, Any]:
         out: dict[str, Any] = {"schema": "securenfs-status/1"}
@@ -58,8 +65,15 @@ class AdminSocket:
             cmd = line[:MAX_REQUEST].decode("ascii", "replace").strip()
             if cmd in ("", "status"):
                 body = self.snapshot()
+            elif cmd in self.commands:
+                try:
+                    body = await self.commands[cmd]()
+                except Exception as exc:  # the server keeps running; the caller learns why
+                    log.exception("admin command %r failed", cmd)
+                    body = {"ok": False, "error": f"{type(exc).__name__}: {exc}"}
             else:
-                body = {"error": f"unknown request {cmd[:40]!r}; the only request is 'status'"}
+                known = ", ".join(repr(c) for c in ["status", *self.commands])
+                body = {"error": f"unknown request {cmd[:40]!r}; the requests are {known}"}
             writer.write(json.dumps(body, default=str).encode() + b"\n")
             await writer.drain()
         except (TimeoutError, ConnectionError):
@@ -79,14 +93,14 @@ class AdminSocket:
             self.path.unlink()
 
 
-def query(path: Path, timeout: float = 5.0) -> dict[str, Any]:
-    """Ask a running server for its status (blocking; for the CLI)."""
+def query(path: Path, timeout: float = 5.0, request: str = "status") -> dict[str, Any]:
+    """Ask a running server for its status, or send it a command (blocking; for the CLI)."""
     import socket
 
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
         s.settimeout(timeout)
         s.connect(str(path))
-        s.sendall(b"status\n")
+        s.sendall(request.encode("ascii") + b"\n")
         chunks = []
         while True:
             b = s.recv(65536)
@@ -125,8 +139,17 @@ def render(status: dict[str, Any]) -> str:
             lines.append(f"  [{flag}] {e.get('pseudo')} -> {e.get('path')}  sec={','.join(e.get('flavors', []))}")
             for r in e.get("disabled_because", []):
                 lines.append(f"        {r}")
+    pre = status.get("preflight")
+    if isinstance(pre, dict) and pre:
+        every = f", every {pre['interval']} s" if pre.get("interval") else ""
+        lines.append(f"preflight: {pre.get('state')}{every}; Kerberos {pre.get('kerberos', '?')}")
+        for cid, c in (pre.get("checks") or {}).items():
+            when = time.strftime("%H:%M:%S", time.localtime(c.get("ran_at", 0)))
+            lines.append(f"  {cid:<9} {c.get('status', '?'):<8} {when}  {c.get('summary', '')}")
+            if c.get("status") in ("ERROR", "CRITICAL") and c.get("remedy"):
+                lines.append(f"            fix: {c['remedy']}")
     for name, value in status.items():
-        if name in ("schema", "server", "grace", "exports"):
+        if name in ("schema", "server", "grace", "exports", "preflight"):
             continue
         lines.append(f"{name}:")
         if isinstance(value, dict):

@@ -19,7 +19,7 @@ When the server cannot serve some flavor at all (no keytab: no Kerberos), pass
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 
 from securenfs.config import FLAVORS
@@ -59,11 +59,14 @@ class SecPolicy:
     running server, build a new one and swap the reference."""
 
     def __init__(self, table: ExportTable, available: Collection[str] | None = None,
-                 overrides: Mapping[str, Collection[str]] | None = None):
+                 overrides: Mapping[str, Collection[str]] | None = None,
+                 reasons: Mapping[str, Sequence[str]] | None = None):
         """``overrides`` narrows some exports (by pseudo path) to fewer flavors, e.g. the
-        start-up gate holding back Kerberos flavors whose preflight checks failed; an empty
-        collection switches that export off."""
+        preflight gate holding back Kerberos flavors whose checks failed; an empty
+        collection switches that export off.  ``reasons`` (pseudo path -> lines) says why,
+        for :meth:`explain`."""
         self.table = table
+        self._reasons = {p: tuple(r) for p, r in (reasons or {}).items() if r}
         self._available = frozenset(FLAVORS if available is None else available)
         unknown = self._available - set(FLAVORS)
         if unknown:
@@ -112,8 +115,11 @@ class SecPolicy:
         """One line for the log when :meth:`allows` said no."""
         what = target.describe() if isinstance(target, Export) else f"pseudo directory {target.path}"
         allowed = ", ".join(self.flavors(target)) or "nothing"
-        return (f"{what} refused security flavor {flavor_name(pseudo_flavor)}; it allows {allowed} "
+        line = (f"{what} refused security flavor {flavor_name(pseudo_flavor)}; it allows {allowed} "
                 "(the client should follow SECINFO and remount with one of these)")
+        exports = [target] if isinstance(target, Export) else list(target.exports_below())
+        why = dict.fromkeys(r for e in exports for r in self._reasons.get(e.pseudo, ()))
+        return line + ("; held back by the preflight: " + "; ".join(why) if why else "")
 
 
 assert set(FLAVORS) <= set(PSEUDO_FLAVORS), "every configurable flavor has a wire number"

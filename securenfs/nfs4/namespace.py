@@ -53,21 +53,48 @@ class Namespace:
         #: Called by close() first (the protocol state closes its descriptors).
         self.on_close: list[Callable[[], None]] = []
         self.pseudo_fs = FsInfo(PSEUDO_FSID, lease_time, FhExpire.PERSISTENT, None, ())
-        self._fsinfo = {
-            e.export_id: FsInfo(e.fsid, lease_time, FhExpire.PERSISTENT, None,
-                                tuple(c for c in e.pseudo.split("/") if c))
-            for e in table.exports
-        }
+        self._fsinfo = self._fsinfo_of(table)
+        #: LocalFs of exports a reload replaced, closed at the next reload or at close()
+        #: (calls already in flight may still use them).
+        self._retired: list[LocalFs] = []
+
+    def _fsinfo_of(self, table: ExportTable) -> dict[int, FsInfo]:
+        return {e.export_id: FsInfo(e.fsid, self.lease_time, FhExpire.PERSISTENT, None,
+                                    tuple(c for c in e.pseudo.split("/") if c))
+                for e in table.exports}
+
+    def replace_exports(self, table: ExportTable, policy: SecPolicy) -> None:
+        """Serve a reloaded export table from the next request on.  Every export gets a new
+        LocalFs (raises FsError, changing nothing, when one cannot be opened); export ids come
+        from pseudo paths, so handles of kept exports stay valid and those of removed ones
+        answer NFS4ERR_STALE (RFC 8881 §15.1.2: access to the object "has been revoked").
+        The four references are replaced without an await between them, so no request on the
+        event loop sees a mix."""
+        fs: dict[int, LocalFs] = {}
+        try:
+            for e in table.exports:
+                fs[e.export_id] = LocalFs(e, self.codec)
+        except Exception:
+            for f in fs.values():
+                f.close()
+            raise
+        for old in self._retired:
+            old.close()
+        self._retired = list(self.fs.values())
+        self.table, self.policy, self.fs, self._fsinfo = table, policy, fs, self._fsinfo_of(table)
 
     def close(self) -> None:
         for cb in self.on_close:
             cb()
         self.on_close.clear()
-        for fs in self.fs.values():
+        for fs in [*self.fs.values(), *self._retired]:
             fs.close()
 
     def fsinfo(self, export: Export) -> FsInfo:
-        return self._fsinfo[export.export_id]
+        info = self._fsinfo.get(export.export_id)
+        if info is None:  # removed by a reload while this request was in flight
+            raise Nfs4Error(Stat.STALE, f"export {export.pseudo} is no longer served")
+        return info
 
     # -- handles -------------------------------------------------------------------------------
     def for_pseudo(self, p: PseudoNode) -> Node:

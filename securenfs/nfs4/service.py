@@ -76,7 +76,11 @@ class Nfs4Service:
         self.courtesy_max_clients = courtesy_max_clients
         self._laundromat: asyncio.TimerHandle | None = None
         ns.on_close.append(self.close)
-        self._dns_exports = {e.export_id for e in ns.table.exports
+        self.index_client_rules()
+
+    def index_client_rules(self) -> None:
+        """Which exports have host-name client rules (at start and after a reload)."""
+        self._dns_exports = {e.export_id for e in self.ns.table.exports
                              if any(r.matches_address("127.0.0.1") is None for r in e.rules)}
         self.any_dns_rules = bool(self._dns_exports)
 

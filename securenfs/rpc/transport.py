@@ -304,8 +304,8 @@ class Connection(asyncio.Protocol):
         server = self.server
         handler = server.flavors.get(call.cred_flavor)
         if handler is None:
-            self._note(logging.WARNING,
-                       f"xid={call.xid:#010x} refused: security flavor {call.cred_flavor} is not supported")
+            why = server.held_flavors.get(call.cred_flavor, f"security flavor {call.cred_flavor} is not supported")
+            self._note(logging.WARNING, f"xid={call.xid:#010x} refused: {why}")
             self.send_record([msg.auth_error(call.xid, AuthStat.AUTH_BADCRED)])
             return
         if call.proc == 0 and isinstance(handler, SimpleFlavor):
@@ -446,6 +446,9 @@ class RpcServer:
             AuthFlavor.AUTH_NONE: SimpleFlavor(authenticate_none),
             AuthFlavor.AUTH_SYS: SimpleFlavor(authenticate_sys),
         }
+        #: flavor -> why it is not served now (logged instead of "not supported" when a call
+        #: uses it), e.g. RPCSEC_GSS held back by the preflight gate with the failing checks.
+        self.held_flavors: dict[int, str] = {}
         self._servers: list[asyncio.AbstractServer] = []
         self._connections: set[Connection] = set()
         self._stopping = False

@@ -54,7 +54,7 @@ def states(report) -> dict[str, str]:  # type: ignore[no-untyped-def]
 def test_ldap_idmap_good(directory: Directory) -> None:
     rep = run_only(IDMAP_CHECKS, idmap_settings(directory))
     assert states(rep) == dict.fromkeys(IDMAP_CHECKS, "OK")
-    assert rep.by_id("IDM-003")[0].kw["uid"] == "5001"
+    assert rep.by_id("IDM-003")[0].kw["uid"] == 5001
 
 
 @pytest.mark.parametrize(
@@ -72,6 +72,87 @@ def test_ldap_idmap_faults(
 ) -> None:
     rep = run_only(IDMAP_CHECKS, idmap_settings(directory, **change))
     assert {k: v for k, v in states(rep).items() if v != "OK"} == expected
+
+
+def server_config(tmp_path: Path, ldap_table: str) -> PreflightSettings:
+    """Preflight settings from a securenfs configuration file, as `serve` builds them."""
+    from securenfs.config import load
+
+    conf = tmp_path / "securenfs.toml"
+    conf.write_text(f"""[idmap]\ndomain = "example.test"\nlocal_realms = ["EXAMPLE.TEST"]\nbackends = ["ldap"]\n
+[idmap.ldap]\n{ldap_table}\n
+[preflight]\nprobe_user = "alice"\n""")
+    s = PreflightSettings.from_server_config(load(str(conf), required=True))
+    s.hostname, s.realm, s.peer_timeout = "nfs1.example.test", "EXAMPLE.TEST", 2.0
+    return s
+
+
+def test_ldap_checks_use_the_idmap_table_with_simple_bind(directory: Directory, tmp_path: Path) -> None:
+    """[idmap.ldap] as the ID mapper reads it: the key is `base`, and the bind is the mapper's."""
+    pw = tmp_path / "pw"
+    pw.write_text(directory.server.root_pw)  # type: ignore[attr-defined]
+    table = (f'uris = ["{directory.uri}"]\nbase = "{SUFFIX}"\nbind = "simple"\n'
+             f'bind_dn = "{directory.server.root_dn}"\nbind_password_file = "{pw}"')  # type: ignore[attr-defined]
+    rep = run_only(IDMAP_CHECKS, server_config(tmp_path, table))
+    assert states(rep) == dict.fromkeys(IDMAP_CHECKS, "OK")
+    assert "simple bind" in rep.by_id("LDAP-006")[0].summary
+    assert rep.by_id("IDM-003")[0].kw["uid"] == 5001
+
+    pw.write_text("wrong")
+    rep = run_only(IDMAP_CHECKS, server_config(tmp_path, table))
+    (r,) = rep.by_id("LDAP-006")
+    assert r.status == "ERROR" and "the simple bind was refused" in r.summary
+    assert "Invalid credentials" in r.summary and "bind_password_file" in r.remedy
+    assert states(rep)["IDM-003"] == "SKIPPED"
+
+
+def test_ldap_checks_follow_the_idmap_schema_and_principal_attribute(directory: Directory, tmp_path: Path) -> None:
+    """bob's principal is robert@EXAMPLE.TEST: only a lookup through the mapper's principal
+    attribute (krbPrincipalName in the rfc2307 profile) finds him under that name."""
+    table = f'uris = ["{directory.uri}"]\nbase = "{SUFFIX}"\nprincipal_lookup = "attribute"'
+    s = server_config(tmp_path, table)
+    s.probe_user = "robert@EXAMPLE.TEST"
+    rep = run_only(IDMAP_CHECKS, s)
+    assert states(rep)["IDM-003"] == "OK" and rep.by_id("IDM-003")[0].kw["uid"] == 5002
+
+
+@pytest.fixture(scope="module")
+def gssapi_directory(kdc_realm: KdcRealm, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Directory]:
+    """slapd accepting SASL/GSSAPI binds for ldap/<host> with its own keytab."""
+    keytab = tmp_path_factory.mktemp("slapd-krb") / "ldap.keytab"
+    kdc_realm.add_principal(f"ldap/{kdc_realm.hostname}")
+    kdc_realm.extract_keytab(f"ldap/{kdc_realm.hostname}", keytab)
+    mp = pytest.MonkeyPatch()
+    mp.setenv("KRB5_KTNAME", f"FILE:{keytab}")  # slapd's acceptor keytab, read at its start
+    try:
+        d = start_directory(users=5, groups=2, sasl_host=kdc_realm.hostname)
+    finally:
+        mp.undo()
+    try:
+        yield d
+    finally:
+        d.close()
+
+
+def test_ldap_checks_bind_with_sasl_gssapi_from_the_keytab(gssapi_directory: Directory, kdc_realm: KdcRealm,
+                                                          tmp_path: Path) -> None:
+    uri = gssapi_directory.uri.replace("127.0.0.1", kdc_realm.hostname)  # the host of ldap/<host>
+    table = (f'uris = ["{uri}"]\nbase = "{SUFFIX}"\nbind = "sasl-gssapi"\n'
+             f'keytab = "{kdc_realm.service_keytab}"\nsasl_principal = "{kdc_realm.nfs_principal}"')
+    rep = run_only(IDMAP_CHECKS, server_config(tmp_path, table))
+    assert states(rep) == dict.fromkeys(IDMAP_CHECKS, "OK"), [r.summary for r in rep.results]
+    assert "sasl-gssapi bind" in rep.by_id("LDAP-006")[0].summary
+
+    # A keytab without the configured principal: the bind cannot happen, and LDAP-006 says why.
+    # (Another principal than above: a TGT already fetched stays in the thread's ccache.)
+    other = tmp_path / "other.keytab"
+    kdc_realm.extract_keytab(f"ldap/{kdc_realm.hostname}", other)
+    table = table.replace(str(kdc_realm.service_keytab), str(other)).replace(
+        kdc_realm.nfs_principal, kdc_realm.host_principal)
+    rep = run_only(IDMAP_CHECKS, server_config(tmp_path, table))
+    (r,) = rep.by_id("LDAP-006")
+    assert r.status == "ERROR" and "cannot get Kerberos credentials from keytab" in r.summary
+    assert "sasl_principal" in r.remedy
 
 
 def test_ldap_server_down_is_critical(directory: Directory, tmp_path: Path) -> None:

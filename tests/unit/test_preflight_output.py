@@ -164,6 +164,34 @@ def test_gate_keeps_auth_sys_exports_when_kerberos_fails() -> None:
     assert all(x.enabled for x in decide_exports(ok_rep, exports))
 
 
+NTP_WRONG = Result("TIME-001", Severity.ERROR, "clock 600 s off NTP server ntp1", remedy="Fix NTP.")
+KDC_CLOCK_OK = Result("TIME-004", Severity.OK, "clock agrees with KDC k1:88")
+KDC_DOWN = Result("KDC-001", Severity.ERROR, "no KDC answered", remedy="Start the KDC.")
+KDC_CLOCK_UNKNOWN = Result("TIME-004", Severity.ERROR, "skipped", skipped_because=["KDC-001"])
+KEY_GONE = Result("KT-002", Severity.CRITICAL, "no nfs/ key", remedy="ktadd.")
+
+
+def test_gate_ignores_a_wrong_ntp_server_while_the_kdc_clock_agrees() -> None:
+    krb = [ExportSpec("/krb", Path("/a"), ["krb5p"])]
+    (d,) = decide_exports(report(NTP_WRONG, KDC_CLOCK_OK), krb)
+    assert d.enabled and d.flavors == ["krb5p"]
+    # Without the KDC's clock to compare against, the NTP offset holds Kerberos back.
+    (d,) = decide_exports(report(NTP_WRONG, KDC_DOWN, KDC_CLOCK_UNKNOWN), krb)
+    assert not d.enabled and [r.id for r in d.reasons] == ["TIME-001", "KDC-001", "TIME-004"]
+
+
+def test_gate_once_served_only_a_broken_keytab_switches_kerberos_off() -> None:
+    krb = [ExportSpec("/krb", Path("/a"), ["krb5p"])]
+    peers_down = report(NTP_WRONG, KDC_DOWN, KDC_CLOCK_UNKNOWN, R_SKIP)
+    (d,) = decide_exports(peers_down, krb, served=True)
+    assert d.enabled and d.flavors == ["krb5p"]
+    (d,) = decide_exports(report(KDC_DOWN, KEY_GONE), krb, served=True)
+    assert not d.enabled and [r.id for r in d.reasons] == ["KT-002"]
+    # A key version the KDC issues and the keytab lacks (KT-006 with the KDC's answer) is broken too.
+    (d,) = decide_exports(report(R_CRIT), krb, served=True)
+    assert not d.enabled and [r.id for r in d.reasons] == ["KT-006"]
+
+
 def test_gate_honours_results_about_one_export() -> None:
     exports = [ExportSpec("/sys", Path("/b"), ["sys"])]
     missing = Result("EXP-001", Severity.CRITICAL, "gone", key="/sys")
