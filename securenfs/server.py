@@ -76,6 +76,7 @@ class Server:
         self.disabled_exports: dict[str, list[str]] = {}
         self._gate_task: asyncio.Task[None] | None = None
         self.admin.add_provider("preflight", lambda: {"state": self.gate_state})
+        self.admin.add_provider("clients", lambda: self.nfs.service.client_stats() if self.nfs.service else {})
         self.owners: object | None = None
         self.recovery: Recovery | None = None
 

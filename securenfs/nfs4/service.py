@@ -7,18 +7,20 @@ import logging
 import os
 import struct
 import time
+from collections.abc import Callable
 from concurrent.futures import Executor
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from securenfs.exports.table import Export
 from securenfs.nfs4.constants import Attr, Stat
 from securenfs.nfs4.context import CompoundContext
-from securenfs.nfs4.errors import status_from_errno
+from securenfs.nfs4.errors import Nfs4Error, status_from_errno
 from securenfs.nfs4.fattr import FsInfo, ObjInfo
 from securenfs.nfs4.namespace import Namespace, Node
 from securenfs.nfs4.owners import NumericOwners, OwnerMapper
 from securenfs.nfs4.xdr4 import ImplId
 from securenfs.state.clients import Client, ClientTable
+from securenfs.state.limits import ClientLimits, RefusalLog, top_peers
 from securenfs.state.opens import StateManager
 from securenfs.state.sessions import ServerLimits, SessionTable
 from securenfs.vfs.errors import BadCookie, BadName, CookieVerifierMismatch, FsError
@@ -38,7 +40,7 @@ class Nfs4Service:
     def __init__(self, ns: Namespace, executor: Executor, *, server_owner: bytes, server_scope: bytes,
                  lease_time: int, owners: OwnerMapper | None = None, limits: ServerLimits | None = None,
                  boot_epoch: int = 1, max_open_files: int = 1024, courtesy_max_age: float = 86400.0,
-                 courtesy_max_clients: int = 1000):
+                 courtesy_max_clients: int = 1000, client_limits: ClientLimits | None = None):
         self.ns = ns
         self.executor = executor
         self.owners: OwnerMapper = owners or NumericOwners()
@@ -75,6 +77,11 @@ class Nfs4Service:
         self.courtesy_max_age = courtesy_max_age
         self.courtesy_max_clients = courtesy_max_clients
         self._laundromat: asyncio.TimerHandle | None = None
+        #: Bounds on client owners and on each client's sessions (server.max_clients,
+        #: server.max_sessions_per_client).
+        self.client_limits = client_limits or ClientLimits.for_machine()
+        self._room_tried_at: float | None = None
+        self._refusals = {"exchange_id": RefusalLog(), "create_session": RefusalLog()}
         ns.on_close.append(self.close)
         self._dns_exports = {e.export_id for e in ns.table.exports
                              if any(r.matches_address("127.0.0.1") is None for r in e.rules)}
@@ -149,6 +156,86 @@ class Nfs4Service:
                     self.clients.expire(c, "courtesy period over (lease expired long ago)")
                 else:
                     self.state.drop_client(cs.clientid)
+
+    # -- limits on clients and sessions -----------------------------------------------------------
+    def admit_client(self, ownerid: bytes, peer: str) -> None:
+        """EXCHANGE_ID: a client owner not known yet needs room in the table.  When it is full
+        the laundromat first tries to make room; if it cannot, NFS4ERR_DELAY (the client
+        retries; RFC 8881 §15.1.1.3)."""
+        self.ensure_laundromat()
+        cap = self.client_limits.max_clients
+        if self.clients.knows_owner(ownerid) or self.clients.owner_count() < cap:
+            return
+        self.make_room()
+        if self.clients.owner_count() < cap:
+            return
+        self._refuse("exchange_id", f"client table full ({cap} client owners)", lambda n: (
+            f"client table full ({self.clients.owner_count()} client owners, server.max_clients = {cap}): "
+            f"{n} EXCHANGE_ID(s) answered NFS4ERR_DELAY, the latest from {peer}; peers holding the most "
+            f"clients: {top_peers(c.peer for c in self.clients.clients())}"))
+
+    def admit_session(self, client: Client, sequence: int, peer: str) -> None:
+        """CREATE_SESSION: at most ``max_sessions_per_client`` sessions per client.  A retry of
+        the CREATE_SESSION already answered (its replay cache, RFC 8881 §18.36.4) needs no
+        room.  The laundromat cannot free a live client's sessions, so past the bound the
+        answer is NFS4ERR_DELAY until the client destroys one."""
+        self.ensure_laundromat()
+        cap = self.client_limits.max_sessions_per_client
+        if len(client.sessions) < cap or (sequence == client.cs_seq and client.cs_reply is not None):
+            return
+        self._refuse("create_session", f"client holds {cap} sessions already", lambda n: (
+            f"{client.describe()} holds {len(client.sessions)} sessions (server.max_sessions_per_client = "
+            f"{cap}): {n} CREATE_SESSION(s) answered NFS4ERR_DELAY, the latest from {peer}; peers holding "
+            f"the most sessions: {top_peers(c.peer for c in self.clients.clients() for _ in c.sessions)}"))
+
+    def _refuse(self, op: str, why: str, line: Callable[[int], str]) -> NoReturn:
+        """NFS4ERR_DELAY, with a log line (``line(refusals since the last one)``) at most once
+        a minute per operation."""
+        n = self._refusals[op].refused(time.monotonic())
+        if n is not None:
+            log.warning("%s", line(n))
+        raise Nfs4Error(Stat.DELAY, why)
+
+    def make_room(self) -> None:
+        """The client table is full: run the laundromat now (expired clients without locking
+        state go), then, if still full, expire the longest-expired courtesy client (its
+        opens and locks are revoked: it lost its lease long ago, RFC 8881 §8.3).  At most
+        once per interval: under a flood of EXCHANGE_IDs the walk over every client would
+        otherwise run for each of them."""
+        now = time.monotonic()
+        if self._room_tried_at is not None and now - self._room_tried_at < self._make_room_interval():
+            return
+        self._room_tried_at = now
+        self.launder()
+        if self.clients.owner_count() < self.client_limits.max_clients:
+            return
+        courtesy = self.state.courtesy_clients()
+        if courtesy:
+            oldest = min(courtesy, key=lambda cs: cs.courtesy_since or now)
+            c = self.clients.get(oldest.clientid)
+            if c is not None:
+                self.clients.expire(c, "client table full: the longest-expired courtesy client makes room")
+            else:
+                self.state.drop_client(oldest.clientid)
+
+    def _make_room_interval(self) -> float:
+        return min(1.0, self.lease_time / 8)
+
+    def client_stats(self) -> dict[str, Any]:
+        """For ``securenfs status``: what the client table and the session table hold."""
+        cl = self.clients.clients()
+        return {
+            "client_owners": self.clients.owner_count(),
+            "confirmed": sum(1 for c in cl if c.confirmed),
+            "unconfirmed": sum(1 for c in cl if not c.confirmed),
+            "sessions": len(self.sessions),
+            "bound_connections": self.sessions.bound_connections(),
+            "with_state": len(self.state.clients),
+            "max_clients": self.client_limits.max_clients,
+            "max_sessions_per_client": self.client_limits.max_sessions_per_client,
+            "refused_exchange_id": self._refusals["exchange_id"].total,
+            "refused_create_session": self._refusals["create_session"].total,
+        }
 
     def close(self) -> None:
         if self._laundromat is not None:

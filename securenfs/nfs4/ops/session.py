@@ -46,7 +46,12 @@ def check_mach_cred(ctx: CompoundContext, client: Client, op: Op) -> None:
 
 
 async def op_exchange_id(ctx: CompoundContext, a: ExchangeIdArgs) -> ExchangeIdRes:
-    return ctx.svc.clients.exchange_id(a, ctx.cred, ctx.peer)
+    ctx.svc.admit_client(a.ownerid, ctx.peer)
+    try:
+        return ctx.svc.clients.exchange_id(a, ctx.cred, ctx.peer)
+    finally:
+        # A refused EXCHANGE_ID must not leave an owner entry without a record behind.
+        ctx.svc.clients.discard_empty_owner(a.ownerid)
 
 
 async def op_create_session(ctx: CompoundContext, a: CreateSessionArgs) -> CreateSessionRes:
@@ -55,6 +60,7 @@ async def op_create_session(ctx: CompoundContext, a: CreateSessionArgs) -> Creat
     if not c.confirmed and c.principal != principal_of(ctx.cred):
         raise Nfs4Error(Stat.CLID_INUSE, "CREATE_SESSION by another principal than EXCHANGE_ID's")
     check_mach_cred(ctx, c, Op.CREATE_SESSION)
+    svc.admit_session(c, a.sequence, ctx.peer)
     # CREATE_SESSION has its own one-slot replay cache (RFC 8881 §18.36.4).
     if a.sequence == c.cs_seq and c.cs_reply is not None:
         return c.cs_reply  # type: ignore[return-value]
@@ -134,11 +140,11 @@ async def op_bind_conn(ctx: CompoundContext, a: BindConnArgs) -> BindConnRes:
     if ctx.conn_id is None:
         raise Nfs4Error(Stat.INVAL, "no connection")
     if a.dir == ChannelDirFromClient.BACK:
-        s.back_conns.add(ctx.conn_id)
+        ctx.svc.sessions.bind(s, ctx.conn_id, back=True)
         got = ChannelDirFromServer.BACK
     else:
         # No callbacks yet: FORE_OR_BOTH / BACK_OR_BOTH get the fore channel.
-        s.conns.add(ctx.conn_id)
+        ctx.svc.sessions.bind(s, ctx.conn_id)
         got = ChannelDirFromServer.FORE
     ctx.svc.watch_connection(ctx.conn)
     return BindConnRes(0, s.sessionid, got, False)
