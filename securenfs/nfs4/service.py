@@ -64,6 +64,7 @@ class Nfs4Service:
             n = revoke(clientid, *args, **kw)
             c = self.clients.get(clientid)
             if c is not None:
+                c.recorded = False
                 self.forget_record(c.ownerid)
             return n
 
@@ -93,6 +94,27 @@ class Nfs4Service:
 
     def _client_expired(self, client: Client) -> None:
         self.forget_record(client.ownerid)
+
+    async def record_state_holder(self, client: Client) -> None:
+        """Make the client's stable record durable before it gets its first open or lock
+        (RFC 8881 §8.4.2.1: after a restart the server must know which clients may reclaim).
+        Only clients that hold state are recorded, so the grace period after a crash waits
+        for nobody who has nothing to reclaim; one write per client, not one per OPEN.  No
+        durable record, no state: NFS4ERR_DELAY, and the client retries."""
+        rec = self.recovery
+        if rec is None or client.recorded:
+            return
+        from securenfs.recovery.errors import RecoveryUnavailable
+
+        try:
+            await rec.client_confirmed(client.ownerid, None if client.principal == "none" else client.principal)
+        except RecoveryUnavailable as exc:
+            log.warning("%s gets no open or lock yet: %s", client.describe(), exc)
+            raise Nfs4Error(Stat.DELAY, "the client record could not be made durable; retry") from None
+        if self.clients.get(client.clientid) is not client:
+            # Replaced or expired while the record was written; the retry finds out which.
+            raise Nfs4Error(Stat.DELAY, f"client id {client.clientid:#018x} went away while it was recorded")
+        client.recorded = True
 
     def forget_record(self, owner_id: bytes) -> None:
         """Remove a client's stable record in the background (the caller holds no await)."""

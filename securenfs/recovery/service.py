@@ -3,8 +3,9 @@ cluster hooks, tied together with one background task.
 
 The wiring into the protocol is meant to be small:
 
-* CREATE_SESSION, before confirming a client: ``await recovery.client_confirmed(owner,
-  principal)``; on ``RecoveryUnavailable`` answer NFS4ERR_DELAY and do not confirm.
+* Before a client's first open (OPEN, any claim): ``await recovery.client_confirmed(owner,
+  principal)``; on ``RecoveryUnavailable`` answer NFS4ERR_DELAY and grant nothing.  A
+  client that never holds state is never recorded, so grace never waits for it.
 * DESTROY_CLIENTID and lease-expiry revocation: ``await recovery.client_removed(owner)``.
 * OPEN CLAIM_PREVIOUS / LOCK reclaim: ``recovery.grace.check_reclaim(owner, sent)``, then
   ``recovery.grace.note_reclaim(owner)`` on success; non-reclaim OPEN/LOCK:

@@ -75,6 +75,9 @@ class Client:
     last_renew: float = field(default_factory=time.monotonic)
     peer: str = ""
     state_probe: Callable[[int], bool] | None = None
+    #: Whether this client's stable record was written in this boot (before its first open;
+    #: cleared when the record is removed because its state was revoked).
+    recorded: bool = False
 
     def renew(self) -> None:
         self.last_renew = time.monotonic()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
 
 from securenfs.nfs4.constants import (
     ChannelDirFromClient,
@@ -74,8 +73,9 @@ async def op_create_session(ctx: CompoundContext, a: CreateSessionArgs) -> Creat
     # callback is sent yet, so CONN_BACK_CHAN is not granted (RFC 8881 §18.36.3).
     flags = a.flags & ~int(CreateSessionFlag.PERSIST | CreateSessionFlag.CONN_RDMA | CreateSessionFlag.CONN_BACK_CHAN)
     if not c.confirmed:
-        if svc.recovery is not None:
-            await _record(svc, c)
+        # The stable record is written before the client's first open (Nfs4Service.
+        # record_state_holder), not here: a client that never holds state has nothing to
+        # reclaim, and grace after a crash must not wait for it.
         svc.clients.confirm(c)
     s = svc.sessions.create(c, fore, back, flags, a.cb_program, a.sec_parms, ctx.conn_id)
     if ctx.conn is not None:
@@ -87,22 +87,6 @@ async def op_create_session(ctx: CompoundContext, a: CreateSessionArgs) -> Creat
     log.info("%s: session %s created (%d slots, %d ops, max request %d)", c.describe(), s.sessionid.hex(),
              fore.maxrequests, fore.maxoperations, fore.maxrequestsize)
     return res
-
-
-async def _record(svc: Any, c: Client) -> None:
-    """Make the client's stable record durable before it is confirmed (RFC 8881 §8.4.2.1:
-    after a restart the server must know which clients may reclaim).  No durable record, no
-    confirmed client: NFS4ERR_DELAY, and the client retries."""
-    from securenfs.recovery.errors import RecoveryUnavailable
-
-    try:
-        await svc.recovery.client_confirmed(c.ownerid, None if c.principal == "none" else c.principal)
-    except RecoveryUnavailable as exc:
-        log.warning("%s not confirmed: %s", c.describe(), exc)
-        raise Nfs4Error(Stat.DELAY, "the client record could not be made durable; retry") from None
-    if svc.clients.get(c.clientid) is not c:
-        # Replaced by a newer EXCHANGE_ID while the record was written.
-        raise Nfs4Error(Stat.STALE_CLIENTID, f"client id {c.clientid:#018x} was replaced")
 
 
 async def op_destroy_session(ctx: CompoundContext, a: SessionIdArgs) -> StatusRes:
