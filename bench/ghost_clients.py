@@ -3,12 +3,12 @@
 A real ``securenfs serve`` process with a short lease (5 s) and the SQLite recovery store.
 Each round creates ``--clients`` clients that do EXCHANGE_ID and CREATE_SESSION and then
 vanish (no DESTROY_SESSION, no DESTROY_CLIENTID), the way a crashed laptop or a rebooted VM
-does.  The round waits until the laundromat has removed them and reports the server's RSS
+does; one in ``--open-every`` opens and closes a file first, so it is recorded in the store.  The round waits until the laundromat has removed them and reports the server's RSS
 before, at the peak and after expiry, the client records left in recovery.db, and the time
 each step took.  RSS after the second round about equal to after the first is what
 "flat" means: what the first round allocated is reused, nothing accumulates.
 
-    .venv/bin/python bench/ghost_clients.py [--clients 100000] [--rounds 2]
+    .venv/bin/python bench/ghost_clients.py [--clients 100000] [--rounds 2] [--open-every 10]
 """
 
 from __future__ import annotations
@@ -54,7 +54,7 @@ class GhostServer:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "securenfs", "serve", "--config", str(self.cfg), "--no-preflight",
                  "--listen", "127.0.0.1:0", "--state-dir", str(self.state),
-                 "--export", f"{self.share}:/share:sec=sys", "--ready-file", str(ready), "--log-level", "WARNING"],
+                 "--export", f"{self.share}:/share:sec=sys:no_root_squash", "--ready-file", str(ready), "--log-level", "WARNING"],
                 stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=logf)
         deadline = time.monotonic() + 30
         while not (ready.exists() and ready.read_text().strip()):
@@ -90,9 +90,12 @@ class GhostServer:
             db.close()
 
 
-async def make_ghosts(port: int, n: int, prefix: bytes, *, connections: int = 8, in_flight: int = 32) -> None:
+async def make_ghosts(port: int, n: int, prefix: bytes, *, open_every: int = 0, connections: int = 8,
+                      in_flight: int = 32) -> None:
     """``n`` clients that each do EXCHANGE_ID + CREATE_SESSION and are never heard of
-    again; the connections close at the end (their session bindings go with them)."""
+    again; every ``open_every``-th one first opens and closes a file (so it held state once
+    and was recorded in the store).  The connections close at the end (their session
+    bindings go with them)."""
     rpcs = [await RpcClient.connect("127.0.0.1", port) for _ in range(connections)]
     next_i = 0
 
@@ -102,6 +105,10 @@ async def make_ghosts(port: int, n: int, prefix: bytes, *, connections: int = 8,
             i, next_i = next_i, next_i + 1
             c = Nfs4Client(rpc, AuthSys(0, 0), owner=b"%s-%d" % (prefix, i))
             await c.establish()
+            if open_every and i % open_every == 0:
+                await c.reclaim_complete()
+                f = await c.open(await c.lookup_path("/share"), f"{prefix.decode()}-{i}", create=True)
+                await c.close_file(f)
 
     try:
         await asyncio.gather(*(worker(rpcs[k % connections]) for k in range(connections * in_flight)))
@@ -125,12 +132,12 @@ class Round:
     bound_connections_after: int
 
 
-def run_round(srv: GhostServer, n: int, tag: bytes, timeout: float) -> Round:
+def run_round(srv: GhostServer, n: int, tag: bytes, timeout: float, open_every: int = 10) -> Round:
     """One round of ``n`` ghosts; raises TimeoutError if they are not gone in ``timeout`` s."""
     mib = 1 << 20
     before = srv.rss()
     t = time.perf_counter()
-    asyncio.run(make_ghosts(srv.port, n, tag))
+    asyncio.run(make_ghosts(srv.port, n, tag, open_every=open_every))
     created = time.perf_counter() - t
     peak, records_peak = srv.rss(), srv.records()
     deadline = time.monotonic() + timeout
@@ -151,14 +158,16 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--clients", type=int, default=100_000)
     ap.add_argument("--rounds", type=int, default=2)
+    ap.add_argument("--open-every", type=int, default=10,
+                    help="every N-th client opens and closes a file first (recorded in the store)")
     ap.add_argument("--json", action="store_true", help="one JSON document instead of the table")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory(prefix="ghosts-") as d:
         srv = GhostServer(Path(d), max_clients=args.clients * 2)
         srv.start()
         try:
-            rounds = [run_round(srv, args.clients, b"ghost-r%d" % r, timeout=max(120.0, args.clients / 50))
-                      for r in range(args.rounds)]
+            rounds = [run_round(srv, args.clients, b"ghost-r%d" % r, timeout=max(120.0, args.clients / 50),
+                                open_every=args.open_every) for r in range(args.rounds)]
         finally:
             srv.stop()
     if args.json:

@@ -63,7 +63,7 @@ class Nfs4Service:
         def revoke_and_forget(clientid: int, *args: Any, **kw: Any) -> int:
             n = revoke(clientid, *args, **kw)
             c = self.clients.get(clientid)
-            if c is not None:
+            if c is not None and self.has_record(c):
                 c.recorded = False
                 self.forget_record(c.ownerid)
             return n
@@ -93,7 +93,14 @@ class Nfs4Service:
         return c is None or c.lease_expired(self.lease_time)
 
     def _client_expired(self, client: Client) -> None:
-        self.forget_record(client.ownerid)
+        if self.has_record(client):
+            self.forget_record(client.ownerid)
+
+    def has_record(self, client: Client) -> bool:
+        """Whether the client may have a stable record: written in this boot (before its
+        first open), or left from before the start (it may still reclaim)."""
+        rec = self.recovery
+        return rec is not None and (client.recorded or rec.grace.may_reclaim(client.ownerid))
 
     async def record_state_holder(self, client: Client) -> None:
         """Make the client's stable record durable before it gets its first open or lock
@@ -135,10 +142,12 @@ class Nfs4Service:
             await asyncio.gather(*list(self._record_tasks), return_exceptions=True)
 
     def stateless_owners(self) -> list[bytes]:
-        """Confirmed clients holding no open or lock (nothing to reclaim after a restart)."""
+        """Confirmed clients with a stable record but no open or lock (nothing to reclaim
+        after a restart)."""
         held = {c.ownerid for c in self.clients.clients()
                 if c.confirmed and self.state.clients.get(c.clientid)}
-        return [c.ownerid for c in self.clients.clients() if c.confirmed and c.ownerid not in held]
+        return [c.ownerid for c in self.clients.clients()
+                if c.confirmed and c.ownerid not in held and self.has_record(c)]
 
     def _client_dropped(self, client: Client) -> None:
         self.sessions.forget_client(client)
