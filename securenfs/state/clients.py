@@ -276,6 +276,7 @@ class ClientTable:
         if old is not None and old is not c:
             self._drop(old, "client restarted (new verifier confirmed)")
             rec = self._owners.setdefault(c.ownerid, _Owner())
+            c.recorded = c.recorded or old.recorded  # one stable record per owner
         rec.confirmed = c
         if rec.unconfirmed is c:
             rec.unconfirmed = None
