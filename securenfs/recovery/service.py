@@ -84,7 +84,8 @@ class Recovery:
 
     # -- events from the protocol --------------------------------------------------------------
     async def client_confirmed(self, owner_id: bytes, principal: str | None) -> ClientRecord:
-        """Durable on return; raises RecoveryUnavailable (answer NFS4ERR_DELAY, do not confirm)."""
+        """Called before a client's first open.  Durable on return; raises RecoveryUnavailable
+        (answer NFS4ERR_DELAY, grant nothing)."""
         return await self.store.record_client(owner_id, principal)
 
     async def forget_stateless(self, owner_ids: list[bytes]) -> None:
@@ -149,8 +150,8 @@ class Recovery:
             try:
                 self.grace.set_cluster_grace(await self.cluster.cluster_in_grace())
             except RecoveryUnavailable as exc:
-                # Keep the last known answer; a node cut off from etcd confirms no new client
-                # anyway (no durable record), and grace can only be lifted by the cluster.
+                # Keep the last known answer; a node cut off from etcd grants no client its
+                # first open anyway (no durable record), and grace can only be lifted by the cluster.
                 log.warning("cluster grace state unknown: %s", exc)
 
     # -- admin and stop ------------------------------------------------------------------------
