@@ -289,13 +289,13 @@ def test_refused_exchange_ids_leave_nothing_behind(capped: NfsServer) -> None:
 
 
 def test_memory_and_records_flat_across_abandoned_clients(tmp_path: Path) -> None:
-    """A real server process (lease 5 s): two rounds of 2,000 clients that create a session
+    """A real server process (lease 10 s, longer than making the clients takes): two rounds of 2,000 clients that create a session
     and vanish, one in four after opening and closing a file (those have a stable record).  After each round no client, session, connection binding or record is left,
     and the second round's memory is the first round's, reused (bench/ghost_clients.py
     runs the same with 100,000)."""
     from bench.ghost_clients import GhostServer, run_round
 
-    srv = GhostServer(tmp_path, max_clients=10_000)
+    srv = GhostServer(tmp_path, max_clients=10_000, lease=10)
     srv.start()
     try:
         first = run_round(srv, 2000, b"ghost-a", timeout=60, open_every=4)
@@ -303,6 +303,7 @@ def test_memory_and_records_flat_across_abandoned_clients(tmp_path: Path) -> Non
     finally:
         srv.stop()
     for r in (first, second):
+        assert r.clients_peak == 2000
         assert r.records_peak == 500  # recorded before their first open; the others never
         assert (r.records_after, r.clients_after, r.sessions_after, r.bound_connections_after) == (0, 0, 0, 0)
     # Generous bounds: 2,000 live clients cost about 10 MiB here.
