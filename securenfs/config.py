@@ -62,6 +62,11 @@ class ServerConfig:
     #: of handing them to a worker thread (2x the GETATTR rate here); turn off when the
     #: exported file systems can be slow to answer a stat (a network or failing disk).
     inline_metadata: bool = True
+    #: Client owners kept at most (0: sized for the machine's memory, see
+    #: securenfs.state.limits) and sessions per client; past them EXCHANGE_ID and
+    #: CREATE_SESSION answer NFS4ERR_DELAY.
+    max_clients: int = 0
+    max_sessions_per_client: int = 16
 
 
 @dataclass(slots=True)
@@ -313,6 +318,8 @@ def parse(data: dict[str, Any], source: str = "<config>") -> Config:
     sc.max_record_size = s.positive_int("max_record_size", sc.max_record_size, 65536, 64 * 1024 * 1024)
     sc.threads = s.positive_int("threads", sc.threads, 1, 512)
     sc.inline_metadata = bool(s.get("inline_metadata", bool, True))
+    sc.max_clients = s.positive_int("max_clients", 0, 0, 10_000_000)
+    sc.max_sessions_per_client = s.positive_int("max_sessions_per_client", sc.max_sessions_per_client, 1, 1024)
     adm = s.get("admin_socket", str, None)
     sc.admin_socket = Path(adm) if adm else None
     s.finish()
@@ -516,7 +523,8 @@ def dump(cfg: Config) -> str:
     sc = cfg.server
     out.append(f"listen = {_toml_value([str(a) for a in sc.listen])}")
     for name in ("state_dir", "server_owner", "server_scope", "hostname", "lease_time", "grace_time",
-                 "max_record_size", "threads", "inline_metadata", "admin_socket"):
+                 "max_record_size", "threads", "inline_metadata", "admin_socket", "max_clients",
+                 "max_sessions_per_client"):
         v = getattr(sc, name)
         if v is None:
             out.append(f"# {name} = (not set)")

@@ -88,6 +88,7 @@ class Server:
         self.load_config: Callable[[], Config] | None = None
         self.admin.add_command("reload", self.reload)
         self.admin.add_provider("preflight", self._status_preflight)
+        self.admin.add_provider("clients", lambda: self.nfs.service.client_stats() if self.nfs.service else {})
         self.owners: object | None = None
         self.recovery: Recovery | None = None
 

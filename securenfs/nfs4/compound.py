@@ -160,7 +160,7 @@ def _sequence(ctx: CompoundContext, sa: SequenceArgs, numops: int, request: memo
                 slot.seqid = (slot.seqid - 1) & 0xFFFFFFFF
                 raise Nfs4Error(Stat.CONN_NOT_BOUND_TO_SESSION)
             # SP4_NONE: the connection is bound implicitly (RFC 8881 §2.10.3.1).
-            session.conns.add(cid)
+            svc.sessions.bind(session, cid)
             svc.watch_connection(ctx.conn)
         client.renew()
         svc.ensure_laundromat()

@@ -7,18 +7,20 @@ import logging
 import os
 import struct
 import time
+from collections.abc import Callable
 from concurrent.futures import Executor
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from securenfs.exports.table import Export
 from securenfs.nfs4.constants import Attr, Stat
 from securenfs.nfs4.context import CompoundContext
-from securenfs.nfs4.errors import status_from_errno
+from securenfs.nfs4.errors import Nfs4Error, status_from_errno
 from securenfs.nfs4.fattr import FsInfo, ObjInfo
 from securenfs.nfs4.namespace import Namespace, Node
 from securenfs.nfs4.owners import NumericOwners, OwnerMapper
 from securenfs.nfs4.xdr4 import ImplId
 from securenfs.state.clients import Client, ClientTable
+from securenfs.state.limits import ClientLimits, RefusalLog, top_peers
 from securenfs.state.opens import StateManager
 from securenfs.state.sessions import ServerLimits, SessionTable
 from securenfs.vfs.errors import BadCookie, BadName, CookieVerifierMismatch, FsError
@@ -38,7 +40,7 @@ class Nfs4Service:
     def __init__(self, ns: Namespace, executor: Executor, *, server_owner: bytes, server_scope: bytes,
                  lease_time: int, owners: OwnerMapper | None = None, limits: ServerLimits | None = None,
                  boot_epoch: int = 1, max_open_files: int = 1024, courtesy_max_age: float = 86400.0,
-                 courtesy_max_clients: int = 1000):
+                 courtesy_max_clients: int = 1000, client_limits: ClientLimits | None = None):
         self.ns = ns
         self.executor = executor
         self.owners: OwnerMapper = owners or NumericOwners()
@@ -61,7 +63,8 @@ class Nfs4Service:
         def revoke_and_forget(clientid: int, *args: Any, **kw: Any) -> int:
             n = revoke(clientid, *args, **kw)
             c = self.clients.get(clientid)
-            if c is not None:
+            if c is not None and self.has_record(c):
+                c.recorded = False
                 self.forget_record(c.ownerid)
             return n
 
@@ -75,6 +78,11 @@ class Nfs4Service:
         self.courtesy_max_age = courtesy_max_age
         self.courtesy_max_clients = courtesy_max_clients
         self._laundromat: asyncio.TimerHandle | None = None
+        #: Bounds on client owners and on each client's sessions (server.max_clients,
+        #: server.max_sessions_per_client).
+        self.client_limits = client_limits or ClientLimits.for_machine()
+        self._room_tried_at: float | None = None
+        self._refusals = {"exchange_id": RefusalLog(), "create_session": RefusalLog()}
         ns.on_close.append(self.close)
         self.index_client_rules()
 
@@ -89,7 +97,35 @@ class Nfs4Service:
         return c is None or c.lease_expired(self.lease_time)
 
     def _client_expired(self, client: Client) -> None:
-        self.forget_record(client.ownerid)
+        if self.has_record(client):
+            self.forget_record(client.ownerid)
+
+    def has_record(self, client: Client) -> bool:
+        """Whether the client may have a stable record: written in this boot (before its
+        first open), or left from before the start (it may still reclaim)."""
+        rec = self.recovery
+        return rec is not None and (client.recorded or rec.grace.may_reclaim(client.ownerid))
+
+    async def record_state_holder(self, client: Client) -> None:
+        """Make the client's stable record durable before it gets its first open or lock
+        (RFC 8881 §8.4.2.1: after a restart the server must know which clients may reclaim).
+        Only clients that hold state are recorded, so the grace period after a crash waits
+        for nobody who has nothing to reclaim; one write per client, not one per OPEN.  No
+        durable record, no state: NFS4ERR_DELAY, and the client retries."""
+        rec = self.recovery
+        if rec is None or client.recorded:
+            return
+        from securenfs.recovery.errors import RecoveryUnavailable
+
+        try:
+            await rec.client_confirmed(client.ownerid, None if client.principal == "none" else client.principal)
+        except RecoveryUnavailable as exc:
+            log.warning("%s gets no open or lock yet: %s", client.describe(), exc)
+            raise Nfs4Error(Stat.DELAY, "the client record could not be made durable; retry") from None
+        if self.clients.get(client.clientid) is not client:
+            # Replaced or expired while the record was written; the retry finds out which.
+            raise Nfs4Error(Stat.DELAY, f"client id {client.clientid:#018x} went away while it was recorded")
+        client.recorded = True
 
     def forget_record(self, owner_id: bytes) -> None:
         """Remove a client's stable record in the background (the caller holds no await)."""
@@ -110,10 +146,12 @@ class Nfs4Service:
             await asyncio.gather(*list(self._record_tasks), return_exceptions=True)
 
     def stateless_owners(self) -> list[bytes]:
-        """Confirmed clients holding no open or lock (nothing to reclaim after a restart)."""
+        """Confirmed clients with a stable record but no open or lock (nothing to reclaim
+        after a restart)."""
         held = {c.ownerid for c in self.clients.clients()
                 if c.confirmed and self.state.clients.get(c.clientid)}
-        return [c.ownerid for c in self.clients.clients() if c.confirmed and c.ownerid not in held]
+        return [c.ownerid for c in self.clients.clients()
+                if c.confirmed and c.ownerid not in held and self.has_record(c)]
 
     def _client_dropped(self, client: Client) -> None:
         self.sessions.forget_client(client)
@@ -153,6 +191,86 @@ class Nfs4Service:
                     self.clients.expire(c, "courtesy period over (lease expired long ago)")
                 else:
                     self.state.drop_client(cs.clientid)
+
+    # -- limits on clients and sessions -----------------------------------------------------------
+    def admit_client(self, ownerid: bytes, peer: str) -> None:
+        """EXCHANGE_ID: a client owner not known yet needs room in the table.  When it is full
+        the laundromat first tries to make room; if it cannot, NFS4ERR_DELAY (the client
+        retries; RFC 8881 §15.1.1.3)."""
+        self.ensure_laundromat()
+        cap = self.client_limits.max_clients
+        if self.clients.knows_owner(ownerid) or self.clients.owner_count() < cap:
+            return
+        self.make_room()
+        if self.clients.owner_count() < cap:
+            return
+        self._refuse("exchange_id", f"client table full ({cap} client owners)", lambda n: (
+            f"client table full ({self.clients.owner_count()} client owners, server.max_clients = {cap}): "
+            f"{n} EXCHANGE_ID(s) answered NFS4ERR_DELAY, the latest from {peer}; peers holding the most "
+            f"clients: {top_peers(c.peer for c in self.clients.clients())}"))
+
+    def admit_session(self, client: Client, sequence: int, peer: str) -> None:
+        """CREATE_SESSION: at most ``max_sessions_per_client`` sessions per client.  A retry of
+        the CREATE_SESSION already answered (its replay cache, RFC 8881 §18.36.4) needs no
+        room.  The laundromat cannot free a live client's sessions, so past the bound the
+        answer is NFS4ERR_DELAY until the client destroys one."""
+        self.ensure_laundromat()
+        cap = self.client_limits.max_sessions_per_client
+        if len(client.sessions) < cap or (sequence == client.cs_seq and client.cs_reply is not None):
+            return
+        self._refuse("create_session", f"client holds {cap} sessions already", lambda n: (
+            f"{client.describe()} holds {len(client.sessions)} sessions (server.max_sessions_per_client = "
+            f"{cap}): {n} CREATE_SESSION(s) answered NFS4ERR_DELAY, the latest from {peer}; peers holding "
+            f"the most sessions: {top_peers(c.peer for c in self.clients.clients() for _ in c.sessions)}"))
+
+    def _refuse(self, op: str, why: str, line: Callable[[int], str]) -> NoReturn:
+        """NFS4ERR_DELAY, with a log line (``line(refusals since the last one)``) at most once
+        a minute per operation."""
+        n = self._refusals[op].refused(time.monotonic())
+        if n is not None:
+            log.warning("%s", line(n))
+        raise Nfs4Error(Stat.DELAY, why)
+
+    def make_room(self) -> None:
+        """The client table is full: run the laundromat now (expired clients without locking
+        state go), then, if still full, expire the longest-expired courtesy client (its
+        opens and locks are revoked: it lost its lease long ago, RFC 8881 §8.3).  At most
+        once per interval: under a flood of EXCHANGE_IDs the walk over every client would
+        otherwise run for each of them."""
+        now = time.monotonic()
+        if self._room_tried_at is not None and now - self._room_tried_at < self._make_room_interval():
+            return
+        self._room_tried_at = now
+        self.launder()
+        if self.clients.owner_count() < self.client_limits.max_clients:
+            return
+        courtesy = self.state.courtesy_clients()
+        if courtesy:
+            oldest = min(courtesy, key=lambda cs: cs.courtesy_since or now)
+            c = self.clients.get(oldest.clientid)
+            if c is not None:
+                self.clients.expire(c, "client table full: the longest-expired courtesy client makes room")
+            else:
+                self.state.drop_client(oldest.clientid)
+
+    def _make_room_interval(self) -> float:
+        return min(1.0, self.lease_time / 8)
+
+    def client_stats(self) -> dict[str, Any]:
+        """For ``securenfs status``: what the client table and the session table hold."""
+        cl = self.clients.clients()
+        return {
+            "client_owners": self.clients.owner_count(),
+            "confirmed": sum(1 for c in cl if c.confirmed),
+            "unconfirmed": sum(1 for c in cl if not c.confirmed),
+            "sessions": len(self.sessions),
+            "bound_connections": self.sessions.bound_connections(),
+            "with_state": len(self.state.clients),
+            "max_clients": self.client_limits.max_clients,
+            "max_sessions_per_client": self.client_limits.max_sessions_per_client,
+            "refused_exchange_id": self._refusals["exchange_id"].total,
+            "refused_create_session": self._refusals["create_session"].total,
+        }
 
     def close(self) -> None:
         if self._laundromat is not None:

@@ -11,6 +11,7 @@ from securenfs.identity import load_identity
 from securenfs.nfs4.namespace import Namespace
 from securenfs.nfs4.owners import OwnerMapper
 from securenfs.nfs4.service import Nfs4Service
+from securenfs.state.limits import ClientLimits
 from securenfs.vfs.handles import HandleCodec, load_or_create_key
 
 
@@ -28,7 +29,9 @@ def build_service(cfg: Config, server_owner: str, server_scope: str, executor: E
         # The epoch the server advanced at this start (stateids and the write verifier).
         boot_epoch = load_identity(cfg.server.state_dir, server_owner, server_scope, bump_epoch=False).boot_epoch
     svc = Nfs4Service(ns, executor, server_owner=server_owner.encode(), server_scope=server_scope.encode(),
-                       lease_time=cfg.server.lease_time, owners=owners, boot_epoch=boot_epoch)
+                       lease_time=cfg.server.lease_time, owners=owners, boot_epoch=boot_epoch,
+                       client_limits=ClientLimits.for_machine(cfg.server.max_clients,
+                                                              cfg.server.max_sessions_per_client))
     svc.inline_metadata = cfg.server.inline_metadata
     return svc
 

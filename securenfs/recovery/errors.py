@@ -6,7 +6,7 @@ Two kinds, because the server must treat them differently:
   The server refuses to start; serving without stable client records would let clients
   reclaim state they never had, or lose state they did have (RFC 8881 §8.4.2).
 * ``RecoveryUnavailable`` while running: one write could not be made durable (etcd lost its
-  quorum, the disk filled up).  The client is not confirmed; the protocol layer answers
+  quorum, the disk filled up).  The client gets no open yet; the protocol layer answers
   NFS4ERR_DELAY so the client retries later.
 """
 

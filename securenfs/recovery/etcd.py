@@ -4,9 +4,9 @@ nodes that serve one namespace with the same server identity.
 Key layout under ``prefix`` (default ``/securenfs``; docs/ha.md):
 
 ``<prefix>/clients/<owner hex>``
-    one JSON record per confirmed client: owner, principal, the node that confirmed it, that
-    node's boot epoch, time.  Written before the client is confirmed; a put returns once a
-    quorum has it on disk.
+    one JSON record per client that holds state: owner, principal, the node that recorded
+    it, that node's boot epoch, time.  Written before the client's first open; a put returns
+    once a quorum has it on disk.
 ``<prefix>/members/<node>``
     JSON, attached to a lease of ``member_ttl`` seconds kept alive by the node: a node that
     dies stops being a member when the lease runs out.

@@ -3,8 +3,9 @@ cluster hooks, tied together with one background task.
 
 The wiring into the protocol is meant to be small:
 
-* CREATE_SESSION, before confirming a client: ``await recovery.client_confirmed(owner,
-  principal)``; on ``RecoveryUnavailable`` answer NFS4ERR_DELAY and do not confirm.
+* Before a client's first open (OPEN, any claim): ``await recovery.client_confirmed(owner,
+  principal)``; on ``RecoveryUnavailable`` answer NFS4ERR_DELAY and grant nothing.  A
+  client that never holds state is never recorded, so grace never waits for it.
 * DESTROY_CLIENTID and lease-expiry revocation: ``await recovery.client_removed(owner)``.
 * OPEN CLAIM_PREVIOUS / LOCK reclaim: ``recovery.grace.check_reclaim(owner, sent)``, then
   ``recovery.grace.note_reclaim(owner)`` on success; non-reclaim OPEN/LOCK:
@@ -83,7 +84,8 @@ class Recovery:
 
     # -- events from the protocol --------------------------------------------------------------
     async def client_confirmed(self, owner_id: bytes, principal: str | None) -> ClientRecord:
-        """Durable on return; raises RecoveryUnavailable (answer NFS4ERR_DELAY, do not confirm)."""
+        """Called before a client's first open.  Durable on return; raises RecoveryUnavailable
+        (answer NFS4ERR_DELAY, grant nothing)."""
         return await self.store.record_client(owner_id, principal)
 
     async def forget_stateless(self, owner_ids: list[bytes]) -> None:
@@ -148,8 +150,8 @@ class Recovery:
             try:
                 self.grace.set_cluster_grace(await self.cluster.cluster_in_grace())
             except RecoveryUnavailable as exc:
-                # Keep the last known answer; a node cut off from etcd confirms no new client
-                # anyway (no durable record), and grace can only be lifted by the cluster.
+                # Keep the last known answer; a node cut off from etcd grants no client its
+                # first open anyway (no durable record), and grace can only be lifted by the cluster.
                 log.warning("cluster grace state unknown: %s", exc)
 
     # -- admin and stop ------------------------------------------------------------------------

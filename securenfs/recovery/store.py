@@ -1,6 +1,7 @@
 """The recovery store interface and the separate cluster hooks.
 
-The store keeps one record per confirmed client.  Records carry the boot epoch they were
+The store keeps one record per client that holds (or held) state: written before the
+client's first open, so a client that never opens is never waited for.  Records carry the boot epoch they were
 written under; at start the server calls ``start_grace(new_epoch)``: every record of an
 earlier epoch is a client that may reclaim (``reclaimable()``).  A client that comes back
 is recorded again under the new epoch.  ``end_grace()`` drops the earlier-epoch records

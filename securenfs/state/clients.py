@@ -75,6 +75,9 @@ class Client:
     last_renew: float = field(default_factory=time.monotonic)
     peer: str = ""
     state_probe: Callable[[int], bool] | None = None
+    #: Whether this client's stable record was written in this boot (before its first open;
+    #: cleared when the record is removed because its state was revoked).
+    recorded: bool = False
 
     def renew(self) -> None:
         self.last_renew = time.monotonic()
@@ -84,8 +87,15 @@ class Client:
 
     def has_state(self) -> bool:
         """Whether the client holds anything a newcomer must not take over: sessions, or
-        opens and locks (``state_probe``, set by the protocol state)."""
-        return bool(self.sessions) or (self.state_probe is not None and self.state_probe(self.clientid))
+        opens and locks (``state_probe``, set by the protocol state).  DESTROY_CLIENTID
+        answers NFS4ERR_CLIENTID_BUSY while this holds (RFC 8881 §18.50.3)."""
+        return bool(self.sessions) or self.has_locking_state()
+
+    def has_locking_state(self) -> bool:
+        """Whether the client holds opens, locks or revoked stateids it has not freed: the
+        state the courteous rules keep after the lease (RFC 8881 §8.3).  Sessions are not
+        such state; they go with the client record when its lease runs out."""
+        return self.state_probe is not None and self.state_probe(self.clientid)
 
     def describe(self) -> str:
         return f"client {self.clientid:#018x} owner={self.ownerid[:48]!r} principal={self.principal} peer={self.peer}"
@@ -133,6 +143,19 @@ class ClientTable:
 
     def clients(self) -> list[Client]:
         return list(self._by_id.values())
+
+    def owner_count(self) -> int:
+        """Client owners known (each has at most one confirmed and one unconfirmed record)."""
+        return len(self._owners)
+
+    def knows_owner(self, ownerid: bytes) -> bool:
+        return ownerid in self._owners
+
+    def discard_empty_owner(self, ownerid: bytes) -> None:
+        """Forget an owner entry that holds no record (left by a refused EXCHANGE_ID)."""
+        rec = self._owners.get(ownerid)
+        if rec is not None and rec.confirmed is None and rec.unconfirmed is None:
+            del self._owners[ownerid]
 
     # -- changes -------------------------------------------------------------------------------
     def _new_id(self) -> int:
@@ -253,6 +276,7 @@ class ClientTable:
         if old is not None and old is not c:
             self._drop(old, "client restarted (new verifier confirmed)")
             rec = self._owners.setdefault(c.ownerid, _Owner())
+            c.recorded = c.recorded or old.recorded  # one stable record per owner
         rec.confirmed = c
         if rec.unconfirmed is c:
             rec.unconfirmed = None
@@ -269,11 +293,14 @@ class ClientTable:
         self._drop(c, "DESTROY_CLIENTID")
 
     def expire_idle(self) -> int:
-        """Drop unconfirmed records whose lease passed, and confirmed ones without state
-        (the laundromat for opens and locks arrives with core II).  Returns how many."""
+        """Drop every record whose lease passed and that holds no opens, locks or revoked
+        stateids: unconfirmed records, and confirmed clients with nothing but sessions (a
+        client that vanished without DESTROY_SESSION/DESTROY_CLIENTID).  Their sessions,
+        slots and reply caches go with them.  Expired clients with locking state stay as
+        courtesy clients (the service's laundromat decides).  Returns how many."""
         n = 0
         for c in list(self._by_id.values()):
-            if c.lease_expired(self.lease_time) and (not c.confirmed or not c.has_state()):
+            if c.lease_expired(self.lease_time) and (not c.confirmed or not c.has_locking_state()):
                 self.expire(c, "lease expired")
                 n += 1
         return n

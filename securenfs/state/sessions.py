@@ -140,6 +140,9 @@ class SessionTable:
     def __init__(self, limits: ServerLimits | None = None):
         self.limits = limits or ServerLimits()
         self._by_id: dict[bytes, Session] = {}
+        #: Sessions bound to each connection (either channel), so a closing connection finds
+        #: its own sessions without a walk over every session of every client.
+        self._by_conn: dict[int, set[Session]] = {}
 
     def get(self, sessionid: bytes) -> Session:
         s = self._by_id.get(bytes(sessionid))
@@ -186,22 +189,37 @@ class SessionTable:
             if sid not in self._by_id:
                 break
         s = Session(sid, client, fore, back, flags, cb_program, cb_sec, [Slot() for _ in range(fore.maxrequests)])
-        if conn_id is not None:
-            s.conns.add(conn_id)
         self._by_id[sid] = s
+        if conn_id is not None:
+            self.bind(s, conn_id)
         client.sessions[sid] = s
         return s
+
+    def bind(self, s: Session, conn_id: int, back: bool = False) -> None:
+        """Bind a connection to the session's fore (or back) channel (RFC 8881 §2.10.3.1)."""
+        (s.back_conns if back else s.conns).add(conn_id)
+        self._by_conn.setdefault(conn_id, set()).add(s)
 
     def destroy(self, s: Session) -> None:
         s.destroy()
         self._by_id.pop(s.sessionid, None)
         s.client.sessions.pop(s.sessionid, None)
+        for conn_id in s.conns | s.back_conns:
+            bound = self._by_conn.get(conn_id)
+            if bound is not None:
+                bound.discard(s)
+                if not bound:
+                    del self._by_conn[conn_id]
 
     def forget_client(self, client: Client) -> None:
         for s in list(client.sessions.values()):
             self.destroy(s)
 
     def connection_closed(self, conn_id: int) -> None:
-        for s in self._by_id.values():
+        for s in self._by_conn.pop(conn_id, ()):
             s.conns.discard(conn_id)
             s.back_conns.discard(conn_id)
+
+    def bound_connections(self) -> int:
+        """How many connections have a session bound (the admin view; tests)."""
+        return len(self._by_conn)

@@ -13,10 +13,9 @@ from typing import Any
 
 import pytest
 
-from securenfs.client.nfs4 import Nfs4Error
 from securenfs.nfs4.constants import Op, SeqStatus, Stat
 from securenfs.nfs4.xdr4 import GetattrRes, SequenceRes  # noqa: F401
-from tests.support.nfsserver import NfsServer, mounted_client
+from tests.support.nfsserver import NfsServer, mounted_client, status_of
 
 LEASE = 2
 
@@ -42,25 +41,18 @@ async def flags(c: Any) -> int:
     return res.status_flags
 
 
-async def status_of(coro: Any) -> int:
-    try:
-        await coro
-    except Nfs4Error as exc:
-        return exc.status
-    return 0
-
-
 def test_sequence_renews_the_lease(short_lease: NfsServer) -> None:
     (short_lease.paths["/a"] / "f").write_bytes(b"x")
 
     async def main() -> None:
         a, root = await mounted_client(short_lease)
-        b, _ = await mounted_client(short_lease)
         fa = await a.open(root, "f", access=3, deny=2)
         deadline = time.monotonic() + LEASE * 2.5
         while time.monotonic() < deadline:  # A keeps renewing: its reservation holds
             await a.seq([])
             await asyncio.sleep(LEASE / 4)
+        # B comes now: a client with only a session would itself expire while A renews.
+        b, _ = await mounted_client(short_lease)
         assert await status_of(b.open(root, "f", access=2)) == Stat.SHARE_DENIED
         assert await flags(a) == 0
         await a.close_file(fa)

@@ -154,6 +154,32 @@ async def reclaim(c: Nfs4Client, f: OpenFile, offset: int) -> OpenFile:
     return g
 
 
+async def ghosts(port: int, n: int) -> list[Nfs4Client]:
+    """Clients that mount (EXCHANGE_ID, CREATE_SESSION, RECLAIM_COMPLETE, lookups) and open
+    nothing."""
+    out = []
+    for _ in range(n):
+        c = await connect(port)
+        await c.mount("/share")
+        out.append(c)
+    return out
+
+
+def crash_after_holder(srv: RecoveryProcess, name: str, idle: int = 0) -> tuple[Nfs4Client, OpenFile]:
+    """``idle`` clients that hold nothing and one that holds an open and a lock of ``name``;
+    then kill -9 and start again."""
+    async def before() -> tuple[Nfs4Client, OpenFile]:
+        await ghosts(srv.port, idle)
+        a, fa, _ = await holder(srv.port, name, name.encode(), 0)
+        await a.close()
+        return a, fa
+
+    a, fa = run(before())
+    srv.kill()
+    srv.start()
+    return a, fa
+
+
 @pytest.mark.parametrize("how", ["kill -9", "clean stop"])
 def test_clients_reclaim_opens_and_locks_after_restart(tmp_path: Path, how: str) -> None:
     srv = RecoveryProcess(tmp_path)
@@ -243,14 +269,7 @@ def test_grace_runs_to_its_end_when_a_recorded_client_does_not_come_back(tmp_pat
     srv = RecoveryProcess(tmp_path, grace=6, lease=5)
     srv.start()
     try:
-        async def before() -> tuple[Nfs4Client, OpenFile]:
-            a, fa, _ = await holder(srv.port, "a", b"A", 0)
-            await a.close()
-            return a, fa
-
-        a, fa = run(before())
-        srv.kill()
-        srv.start()
+        a, fa = crash_after_holder(srv, "a")
         st = srv.wait_grace_over(12)
         assert st["ended"] == "grace time elapsed"
         srv.kill()
@@ -314,6 +333,64 @@ def test_no_new_opens_or_locks_before_reclaim_complete(tmp_path: Path) -> None:
             await a2.close()
 
         run(second())
+    finally:
+        srv.kill()
+
+
+NO_CLIENTS = "no client was recorded before the start"
+
+
+def test_crash_with_only_stateless_clients_ends_grace_at_once(tmp_path: Path) -> None:
+    """RFC 8881 §8.4.2.1: the server records what it needs "to determine whether a client
+    ... held state" before the restart.  Clients that never opened anything have nothing to
+    reclaim, so after kill -9 the grace period waits for none of them, and they are not
+    written to the store at all (no fsync per mount)."""
+    srv = RecoveryProcess(tmp_path, grace=GRACE, lease=LEASE)
+    srv.start()
+    try:
+        idle = run(ghosts(srv.port, 5))
+        assert srv.status()["clients_expected"] == 0
+        srv.kill()
+        srv.start()
+        st = srv.status()
+        assert st["state"] == "normal" and st["ended"] == NO_CLIENTS, st
+        assert st["clients_expected"] == 0
+
+        async def after() -> None:
+            # New state at once; an idle client of before the crash comes back as new.
+            c = await come_back(srv.port, idle[0])
+            await c.reclaim_complete()
+            root = await c.lookup_path("/share")
+            await c.open(root, "new", create=True)
+            await c.close()
+
+        run(after())
+    finally:
+        srv.kill()
+
+
+def test_crash_with_ghosts_and_one_holder_waits_for_the_holder_only(tmp_path: Path) -> None:
+    srv = RecoveryProcess(tmp_path, grace=GRACE, lease=LEASE)
+    srv.start()
+    try:
+        a, fa = crash_after_holder(srv, "held", idle=3)
+        st = srv.status()
+        # Only the client that held an open is waited for (not the three that held nothing).
+        assert st["state"] == "in_grace" and st["clients_expected"] == 1, st
+
+        async def during() -> None:
+            newcomer = await connect(srv.port)
+            await newcomer.mount("/share")
+            root = await newcomer.lookup_path("/share")
+            assert await status_of(newcomer.open(root, "other", create=True)) == Stat.GRACE
+            c = await come_back(srv.port, a)
+            await reclaim(c, fa, 0)
+            await c.reclaim_complete()
+            await c.close()
+            await newcomer.close()
+
+        run(during())
+        assert srv.wait_grace_over(5)["ended"] == ALL_BACK
     finally:
         srv.kill()
 
@@ -417,42 +494,43 @@ def test_cluster_failover_clients_reclaim_on_another_node(tmp_path: Path, etcd_c
         b_node.kill()
 
 
-def test_etcd_outage_mid_run_delays_new_clients(tmp_path: Path, etcd_cluster: Any) -> None:
+def test_etcd_outage_mid_run_delays_new_state(tmp_path: Path, etcd_cluster: Any) -> None:
     prefix = f"/securenfs-test-{uuid.uuid4().hex[:8]}"
     srv = RecoveryProcess(tmp_path, "a", recovery=_etcd_recovery(etcd_cluster, "a", prefix))
     srv.start()
+    restarted = False
+
+    def restart_members() -> None:
+        nonlocal restarted
+        if not restarted:
+            restarted = True
+            etcd_cluster.start_member(1)
+            etcd_cluster.start_member(2)
+            etcd_cluster.wait_healthy()
+
     try:
         etcd_cluster.stop_member(1)
         etcd_cluster.stop_member(2)  # quorum lost: no write can be made durable
 
-        async def outage() -> Nfs4Client:
+        async def scenario() -> None:
             c = await connect(srv.port)
-            await c.exchange_id()
-            # No client is confirmed without a durable record: NFS4ERR_DELAY, retry later.
-            assert await status_of(c.create_session()) == Stat.DELAY
-            return c
-
-        c = run(outage())
-    finally:
-        etcd_cluster.start_member(1)
-        etcd_cluster.start_member(2)
-        etcd_cluster.wait_healthy()
-    try:
-        async def back() -> None:
-            c2 = await connect(srv.port, c.owner, c.verifier)
-            c2.clientid, c2.exchange = c.clientid, c.exchange
+            await c.mount("/share")  # holding nothing, a client needs no record
+            root = await c.lookup_path("/share")
+            # No open or lock without a durable record: NFS4ERR_DELAY, retry later.
+            assert await status_of(c.open(root, "during-outage", create=True)) == Stat.DELAY
+            await asyncio.get_running_loop().run_in_executor(None, restart_members)
             for _ in range(50):
-                if await status_of(c2.create_session()) == 0:
+                if await status_of(c.open(root, "after-outage", create=True)) == 0:
                     break
                 await asyncio.sleep(0.2)
-            await c2.reclaim_complete()
-            root = await c2.lookup_path("/share")
-            await c2.open(root, "after-outage", create=True)
-            await c2.close()
+            else:
+                raise AssertionError("OPEN still refused after etcd came back")
+            await c.close()
 
-        run(back())
-        assert "could not be made durable" in srv.log.read_text() or "not confirmed" in srv.log.read_text()
+        run(scenario())
+        assert "gets no open or lock yet" in srv.log.read_text()
     finally:
+        restart_members()
         srv.kill()
 
 

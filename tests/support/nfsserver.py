@@ -133,6 +133,17 @@ async def mounted_client(srv: NfsServer, path: str = "/a", **kw: Any) -> tuple[A
     return c, await c.mount(path)
 
 
+async def status_of(coro: Coroutine[Any, Any, Any]) -> int:
+    """The nfsstat4 a client call ended with (0 for success)."""
+    from securenfs.client.nfs4 import Nfs4Error
+
+    try:
+        await coro
+    except Nfs4Error as exc:
+        return int(exc.status)
+    return 0
+
+
 @pytest.fixture
 def state_server(tmp_path: Path) -> Iterator[NfsServer]:
     """One sys export /a (squash none) for the state tests."""

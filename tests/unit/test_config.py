@@ -71,6 +71,8 @@ sec = ["sys", "krb5"]
         ("[server]\nlease_time = 0", "server.lease_time", "between"),
         ('[server]\nlease_time = "90"', "server.lease_time", ""),
         ("[server]\nbogus = 1", "server.bogus", "spelling"),
+        ("[server]\nmax_clients = -1", "server.max_clients", "between 0"),
+        ("[server]\nmax_sessions_per_client = 0", "server.max_sessions_per_client", "between 1"),
         ('[[exports]]\npath = "relative"', "exports[0].path", "absolute"),
         ('[[exports]]\npath = "/srv"\nsec = ["krb6"]', "exports[0].sec", "krb5p"),
         ('[[exports]]\npath = "/srv"\nsec = []', "exports[0].sec", "sec ="),

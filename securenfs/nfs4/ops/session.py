@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
 
 from securenfs.nfs4.constants import (
     ChannelDirFromClient,
@@ -47,7 +46,12 @@ def check_mach_cred(ctx: CompoundContext, client: Client, op: Op) -> None:
 
 
 async def op_exchange_id(ctx: CompoundContext, a: ExchangeIdArgs) -> ExchangeIdRes:
-    return ctx.svc.clients.exchange_id(a, ctx.cred, ctx.peer)
+    ctx.svc.admit_client(a.ownerid, ctx.peer)
+    try:
+        return ctx.svc.clients.exchange_id(a, ctx.cred, ctx.peer)
+    finally:
+        # A refused EXCHANGE_ID must not leave an owner entry without a record behind.
+        ctx.svc.clients.discard_empty_owner(a.ownerid)
 
 
 async def op_create_session(ctx: CompoundContext, a: CreateSessionArgs) -> CreateSessionRes:
@@ -56,6 +60,7 @@ async def op_create_session(ctx: CompoundContext, a: CreateSessionArgs) -> Creat
     if not c.confirmed and c.principal != principal_of(ctx.cred):
         raise Nfs4Error(Stat.CLID_INUSE, "CREATE_SESSION by another principal than EXCHANGE_ID's")
     check_mach_cred(ctx, c, Op.CREATE_SESSION)
+    svc.admit_session(c, a.sequence, ctx.peer)
     # CREATE_SESSION has its own one-slot replay cache (RFC 8881 §18.36.4).
     if a.sequence == c.cs_seq and c.cs_reply is not None:
         return c.cs_reply  # type: ignore[return-value]
@@ -73,8 +78,9 @@ async def op_create_session(ctx: CompoundContext, a: CreateSessionArgs) -> Creat
     # callback is sent yet, so CONN_BACK_CHAN is not granted (RFC 8881 §18.36.3).
     flags = a.flags & ~int(CreateSessionFlag.PERSIST | CreateSessionFlag.CONN_RDMA | CreateSessionFlag.CONN_BACK_CHAN)
     if not c.confirmed:
-        if svc.recovery is not None:
-            await _record(svc, c)
+        # The stable record is written before the client's first open (Nfs4Service.
+        # record_state_holder), not here: a client that never holds state has nothing to
+        # reclaim, and grace after a crash must not wait for it.
         svc.clients.confirm(c)
     s = svc.sessions.create(c, fore, back, flags, a.cb_program, a.sec_parms, ctx.conn_id)
     if ctx.conn is not None:
@@ -86,22 +92,6 @@ async def op_create_session(ctx: CompoundContext, a: CreateSessionArgs) -> Creat
     log.info("%s: session %s created (%d slots, %d ops, max request %d)", c.describe(), s.sessionid.hex(),
              fore.maxrequests, fore.maxoperations, fore.maxrequestsize)
     return res
-
-
-async def _record(svc: Any, c: Client) -> None:
-    """Make the client's stable record durable before it is confirmed (RFC 8881 §8.4.2.1:
-    after a restart the server must know which clients may reclaim).  No durable record, no
-    confirmed client: NFS4ERR_DELAY, and the client retries."""
-    from securenfs.recovery.errors import RecoveryUnavailable
-
-    try:
-        await svc.recovery.client_confirmed(c.ownerid, None if c.principal == "none" else c.principal)
-    except RecoveryUnavailable as exc:
-        log.warning("%s not confirmed: %s", c.describe(), exc)
-        raise Nfs4Error(Stat.DELAY, "the client record could not be made durable; retry") from None
-    if svc.clients.get(c.clientid) is not c:
-        # Replaced by a newer EXCHANGE_ID while the record was written.
-        raise Nfs4Error(Stat.STALE_CLIENTID, f"client id {c.clientid:#018x} was replaced")
 
 
 async def op_destroy_session(ctx: CompoundContext, a: SessionIdArgs) -> StatusRes:
@@ -139,11 +129,11 @@ async def op_bind_conn(ctx: CompoundContext, a: BindConnArgs) -> BindConnRes:
     if ctx.conn_id is None:
         raise Nfs4Error(Stat.INVAL, "no connection")
     if a.dir == ChannelDirFromClient.BACK:
-        s.back_conns.add(ctx.conn_id)
+        ctx.svc.sessions.bind(s, ctx.conn_id, back=True)
         got = ChannelDirFromServer.BACK
     else:
         # No callbacks yet: FORE_OR_BOTH / BACK_OR_BOTH get the fore channel.
-        s.conns.add(ctx.conn_id)
+        ctx.svc.sessions.bind(s, ctx.conn_id)
         got = ChannelDirFromServer.FORE
     ctx.svc.watch_connection(ctx.conn)
     return BindConnRes(0, s.sessionid, got, False)

@@ -137,6 +137,8 @@ async def op_open(ctx: CompoundContext, a: OpenArgs) -> OpenRes:
         raise Nfs4Error(Stat.BAD_STATEID, "no delegation was granted")
     if a.claim in (CLAIM_DELEGATE_PREV, CLAIM_DELEG_PREV_FH):
         raise Nfs4Error(Stat.NOTSUPP, "delegation reclaim after a client restart is not supported")
+    if ctx.client is not None and not ctx.client.recorded:
+        await ctx.svc.record_state_holder(ctx.client)
     node = ctx.require_cfh()
     if not ctx.cfh_checked:
         await ctx.check(node)
