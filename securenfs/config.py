@@ -62,6 +62,10 @@ class ServerConfig:
     #: of handing them to a worker thread (2x the GETATTR rate here); turn off when the
     #: exported file systems can be slow to answer a stat (a network or failing disk).
     inline_metadata: bool = True
+    #: Mirror every NFS byte-range lock into the kernel as an OFD lock (docs/locking.md).
+    kernel_locks: bool = True
+    #: Lock descriptors (one per lock-owner and file with kernel locks) held at most.
+    max_lock_files: int = 512
 
 
 @dataclass(slots=True)
@@ -312,6 +316,8 @@ def parse(data: dict[str, Any], source: str = "<config>") -> Config:
     sc.max_record_size = s.positive_int("max_record_size", sc.max_record_size, 65536, 64 * 1024 * 1024)
     sc.threads = s.positive_int("threads", sc.threads, 1, 512)
     sc.inline_metadata = bool(s.get("inline_metadata", bool, True))
+    sc.kernel_locks = bool(s.get("kernel_locks", bool, True))
+    sc.max_lock_files = s.positive_int("max_lock_files", sc.max_lock_files, 1, 1_000_000)
     adm = s.get("admin_socket", str, None)
     sc.admin_socket = Path(adm) if adm else None
     s.finish()
@@ -514,7 +520,8 @@ def dump(cfg: Config) -> str:
     sc = cfg.server
     out.append(f"listen = {_toml_value([str(a) for a in sc.listen])}")
     for name in ("state_dir", "server_owner", "server_scope", "hostname", "lease_time", "grace_time",
-                 "max_record_size", "threads", "inline_metadata", "admin_socket"):
+                 "max_record_size", "threads", "inline_metadata", "kernel_locks",
+                 "max_lock_files", "admin_socket"):
         v = getattr(sc, name)
         if v is None:
             out.append(f"# {name} = (not set)")

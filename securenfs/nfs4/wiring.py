@@ -30,6 +30,8 @@ def build_service(cfg: Config, server_owner: str, server_scope: str, executor: E
     svc = Nfs4Service(ns, executor, server_owner=server_owner.encode(), server_scope=server_scope.encode(),
                        lease_time=cfg.server.lease_time, owners=owners, boot_epoch=boot_epoch)
     svc.inline_metadata = cfg.server.inline_metadata
+    svc.state.kernel_locks = cfg.server.kernel_locks
+    svc.state.max_lock_files = cfg.server.max_lock_files
     return svc
 
 

@@ -330,6 +330,22 @@ class LocalFs:
                 except OSError as exc:
                     raise FsError.from_oserror(exc, "open") from None
 
+    def open_for_locks(self, fh: bytes, writable: bool) -> int:
+        """A descriptor of a regular file that carries the kernel's byte-range locks for one
+        NFS lock-owner (securenfs.locking.ofd), opened with the server's privileges: it is
+        never read or written through, and the client's OPEN already passed the permission
+        check.  Writable when asked: the kernel takes a write lock only on a descriptor open
+        for writing."""
+        with self.resolved(fh) as (fd, st):
+            if not stat_mod.S_ISREG(st.st_mode):
+                raise FsError(errno.EINVAL, "byte-range locks are only for regular files")
+            with as_server():
+                try:
+                    return os.open(_proc_path(fd), (os.O_RDWR if writable else os.O_RDONLY)
+                                   | os.O_CLOEXEC | os.O_NOCTTY)
+                except OSError as exc:
+                    raise FsError.from_oserror(exc, "open for locks") from None
+
     # -- directories --------------------------------------------------------------------------
 
     def readdir(self, dir_fh: bytes, cookie: int, creds: FsCreds, max_entries: int, *,

@@ -53,7 +53,7 @@ from securenfs.nfs4.xdr4 import (
     TestStateidArgs,
     TestStateidRes,
 )
-from securenfs.state.opens import LockState, OpenState
+from securenfs.state.opens import LockState, NeedLockFd, OpenState
 
 _ZERO_OTHER = bytes(12)
 _ONE = b"\x00\x00\x00\x01"
@@ -321,6 +321,31 @@ def _denied(r: LockConflict) -> Nfs4Error:
     return exc
 
 
+async def _lock_fd(ctx: CompoundContext, writable: bool) -> int:
+    """A descriptor of the current file for the kernel's byte-range locks (in the pool: on a
+    cluster file system an open can wait on the network)."""
+    node = ctx.require_cfh()
+    if node.fs is None:
+        raise Nfs4Error(Stat.ISDIR, "pseudo directory")
+    return await ctx.run(node.fs.open_for_locks, node.fh, writable)
+
+
+def _lock(ctx: CompoundContext, cid: int, fh: bytes, a: LockArgs, kfd: int | None) -> LockState:
+    """One LOCK attempt; ``kfd`` (a lock descriptor opened after the first attempt asked for
+    one) is handed to the state manager, which owns it from then on.  Nothing before that
+    call can fail on a second attempt that did not fail on the first."""
+    if a.new_lock_owner:
+        assert a.lock_owner is not None
+        if a.lock_owner.clientid != cid:
+            # Checked after the open stateid: a bad stateid is the more useful answer.
+            ctx.svc.state.lookup(cid, stateid_of(ctx, a.open_stateid), _OPEN, fh)
+            raise Nfs4Error(Stat.INVAL, "lock_owner carries another client id than the session's")
+        return ctx.svc.state.lock(cid, fh, a.locktype, a.offset, a.length, kfd=kfd,
+                                  open_sid=stateid_of(ctx, a.open_stateid), lock_owner=a.lock_owner.owner)
+    return ctx.svc.state.lock(cid, fh, a.locktype, a.offset, a.length, kfd=kfd,
+                              lock_sid=stateid_of(ctx, a.lock_stateid))
+
+
 async def op_lock(ctx: CompoundContext, a: LockArgs) -> LockRes:
     cid = client_id(ctx)
     if a.reclaim:
@@ -328,20 +353,23 @@ async def op_lock(ctx: CompoundContext, a: LockArgs) -> LockRes:
     else:
         _check_new_state(ctx, "LOCK")
     fh = ctx.require_cfh().fh
-    try:
-        if a.new_lock_owner:
-            assert a.lock_owner is not None
-            if a.lock_owner.clientid != cid:
-                # Checked after the open stateid: a bad stateid is the more useful answer.
-                ctx.svc.state.lookup(cid, stateid_of(ctx, a.open_stateid), _OPEN, fh)
-                raise Nfs4Error(Stat.INVAL, "lock_owner carries another client id than the session's")
-            ls = ctx.svc.state.lock(cid, fh, a.locktype, a.offset, a.length,
-                                    open_sid=stateid_of(ctx, a.open_stateid), lock_owner=a.lock_owner.owner)
-        else:
-            ls = ctx.svc.state.lock(cid, fh, a.locktype, a.offset, a.length,
-                                    lock_sid=stateid_of(ctx, a.lock_stateid))
-    except LockConflictError as exc:
-        raise _denied(exc.conflict) from None
+    kfd: int | None = None
+    while True:
+        try:
+            ls = _lock(ctx, cid, fh, a, kfd)
+            break
+        except NeedLockFd as need:
+            if kfd is not None:
+                # Opened one already and the owner's descriptor changed meanwhile.
+                raise Nfs4Error(Stat.DELAY, "the lock descriptor changed while it was opened; try again") from None
+            # lock() owns the descriptor passed in; open one and try again.
+            kfd = await _lock_fd(ctx, need.writable)
+        except LockConflictError as exc:
+            if a.reclaim:
+                # RFC 8881 §15.1.9.5: a reclaim that conflicts with a lock taken while the
+                # server was down (here: by a process outside NFS during grace).
+                raise Nfs4Error(Stat.RECLAIM_CONFLICT, f"reclaim refused: {exc}") from None
+            raise _denied(exc.conflict) from None
     if a.reclaim:
         _note_reclaim(ctx)
     return LockRes(0, set_current(ctx, ls.stateid()))
@@ -357,7 +385,15 @@ async def op_lockt(ctx: CompoundContext, a: LocktArgs) -> LocktRes:
     # During grace the answer could be wrong: locks not yet reclaimed are missing.
     _check_new_state(ctx, "LOCKT")
     try:
-        ctx.svc.state.lockt(cid, node.fh, a.locktype, a.offset, a.length, a.owner.owner)
+        try:
+            ctx.svc.state.lockt(cid, node.fh, a.locktype, a.offset, a.length, a.owner.owner)
+        except NeedLockFd:
+            # No NFS lock descriptor of the file to ask the kernel through: a short-lived one.
+            fd = await _lock_fd(ctx, False)
+            try:
+                ctx.svc.state.lockt(cid, node.fh, a.locktype, a.offset, a.length, a.owner.owner, kfd=fd)
+            finally:
+                os.close(fd)
     except LockConflictError as exc:
         raise _denied(exc.conflict) from None
     return LocktRes(0, has_stateid=False)
