@@ -8,6 +8,8 @@ lock-descriptor bound (RFC 8881 §9, §18.10-18.12, §8.4.2.1, §15.1.9.5)."""
 from __future__ import annotations
 
 import asyncio
+import os
+import resource
 from pathlib import Path
 from typing import Any
 
@@ -378,3 +380,53 @@ def test_kernel_locks_off_leaves_the_kernel_alone(tmp_path: Path) -> None:
     finally:
         srv.stop()
 
+
+
+def test_kernel_lock_survives_other_descriptors_of_the_file_closing(state_server: NfsServer) -> None:
+    """Why OFD locks: the server's I/O descriptors (and any descriptor this process opens)
+    come and go; a POSIX lock would go with the first of them to close."""
+    path = state_server.paths["/a"] / "db"
+    path.write_bytes(b"\0" * 4096)
+
+    async def main() -> None:
+        a, root = await mounted_client(state_server)
+        f = await a.open(root, "db", owner=b"locker")
+        await a.lock(f, 0, 10, lock_owner=b"A")
+        g = await a.open(root, "db", owner=b"other")
+        await a.write(g.fh, 100, b"data", g.stateid)
+        assert (await a.read(f.fh, 100, 4, f.stateid)).data == b"data"
+        await a.close_file(g)
+        # The server is this very process (it runs on a thread here): open and close the file.
+        fd = os.open(path, os.O_RDONLY)
+        os.close(fd)
+        assert proc_locks(path) == [("OFDLCK", "WRITE", 0, 9)]
+        await a.close()
+
+    run(main())
+
+
+def test_out_of_descriptors_is_nfs4err_delay_never_a_failed_lock(state_server: NfsServer) -> None:
+    path = state_server.paths["/a"] / "db"
+    path.write_bytes(b"\0" * 4096)
+
+    async def main() -> None:
+        a, root = await mounted_client(state_server)
+        f = await a.open(root, "db")
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        used = {int(n) for n in os.listdir("/proc/self/fd")}
+        free = next(n for n in range(soft) if n not in used)
+        # No descriptor number left for the server (this process): the lock descriptor's open
+        # gets EMFILE.
+        resource.setrlimit(resource.RLIMIT_NOFILE, (free, hard))
+        try:
+            st, _ = await status_of(a.lock(f, 0, 10, lock_owner=b"A"))
+        finally:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+        assert st == Stat.DELAY
+        assert lock_fds(state_server) == 0 and proc_locks(path) == []
+        # The retry, with descriptors to spare, is granted.
+        await a.lock(f, 0, 10, lock_owner=b"A")
+        assert proc_locks(path) == [("OFDLCK", "WRITE", 0, 9)]
+        await a.close()
+
+    run(main())

@@ -7,6 +7,7 @@ give exactly-once semantics, RFC 8881 §8.13); the stateid seqids are checked in
 
 from __future__ import annotations
 
+import errno
 import os
 import stat as stat_mod
 from typing import Any
@@ -54,6 +55,7 @@ from securenfs.nfs4.xdr4 import (
     TestStateidRes,
 )
 from securenfs.state.opens import LockState, NeedLockFd, OpenState
+from securenfs.vfs.errors import FsError
 
 _ZERO_OTHER = bytes(12)
 _ONE = b"\x00\x00\x00\x01"
@@ -327,7 +329,18 @@ async def _lock_fd(ctx: CompoundContext, writable: bool) -> int:
     node = ctx.require_cfh()
     if node.fs is None:
         raise Nfs4Error(Stat.ISDIR, "pseudo directory")
-    return await ctx.run(node.fs.open_for_locks, node.fh, writable)
+    return await ctx.run(_open_lock_fd, node.fs, node.fh, writable)
+
+
+def _open_lock_fd(fs: Any, fh: bytes, writable: bool) -> int:
+    try:
+        return int(fs.open_for_locks(fh, writable))
+    except FsError as exc:
+        if exc.errno in (errno.EMFILE, errno.ENFILE):
+            # The process is out of descriptors: a shortage the client waits out
+            # (EAGAIN -> NFS4ERR_DELAY), never a failed LOCK.
+            raise FsError(errno.EAGAIN, f"no descriptor for the lock: {exc.strerror}") from None
+        raise
 
 
 def _lock(ctx: CompoundContext, cid: int, fh: bytes, a: LockArgs, kfd: int | None) -> LockState:
