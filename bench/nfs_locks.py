@@ -31,7 +31,15 @@ from securenfs.locking.locks import LockType
 MAX_PAIRS = 1_000_000
 
 
-async def measure(port: int, seconds: float, slots: int, clients: int) -> float:
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time the process has used (less sensitive to a busy machine than
+    throughput: other processes' load stretches wall time, not this process's CPU time)."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def measure(port: int, seconds: float, slots: int, clients: int) -> tuple[float, int]:
     cs = []
     for _ in range(clients):
         c = await Nfs4Client.connect("127.0.0.1", port, slots=slots)
@@ -56,7 +64,7 @@ async def measure(port: int, seconds: float, slots: int, clients: int) -> float:
     dt = time.monotonic() - t0
     for c in cs:
         await c.close()
-    return done / dt
+    return done / dt, done
 
 
 def syscall_cost(tmp: Path, pairs: int = 200_000) -> float:
@@ -113,6 +121,7 @@ def main() -> None:
     print(f"server: its own process; load generator: this process; {os.cpu_count()} CPUs; "
           f"{a.clients} client(s) x {a.slots} slots, {a.rounds} alternating rounds of {a.seconds} s")
     rates: dict[str, list[float]] = {"off": [], "on": []}
+    cpu: dict[str, list[float]] = {"off": [], "on": []}
     with tempfile.TemporaryDirectory() as tmp:
         print(f"F_OFD_SETLK lock+unlock from Python: {syscall_cost(Path(tmp)):.2f} us per pair")
         servers = {name: start_server(Path(tmp), name == "on") for name in ("off", "on")}
@@ -120,16 +129,23 @@ def main() -> None:
             for r in range(min(a.rounds, 50)):
                 order = ("off", "on") if r % 2 == 0 else ("on", "off")
                 for name in order:
-                    rate = run(measure(servers[name][1], a.seconds, a.slots, a.clients))
+                    proc, port = servers[name]
+                    c0 = cpu_seconds(proc.pid)
+                    rate, pairs = run(measure(port, a.seconds, a.slots, a.clients))
+                    us = (cpu_seconds(proc.pid) - c0) / max(pairs, 1) * 1e6
                     rates[name].append(rate)
-                    print(f"round {r + 1} kernel_locks={name:3s} {rate:8.0f} LOCK+LOCKU pairs/s")
+                    cpu[name].append(us)
+                    print(f"round {r + 1} kernel_locks={name:3s} {rate:8.0f} LOCK+LOCKU pairs/s, "
+                          f"server CPU {us:6.1f} us per pair")
         finally:
             for proc, _port in servers.values():
                 proc.send_signal(signal.SIGTERM)
                 proc.wait(30)
     for name in ("off", "on"):
         v = rates[name]
-        print(f"kernel_locks={name:3s} median {statistics.median(v):8.0f} pairs/s  (min {min(v):.0f}, max {max(v):.0f})")
+        print(f"kernel_locks={name:3s} median {statistics.median(v):8.0f} pairs/s  (min {min(v):.0f}, max {max(v):.0f}); "
+              f"server CPU per pair median {statistics.median(cpu[name]):.1f} us "
+              f"(min {min(cpu[name]):.1f}, max {max(cpu[name]):.1f})")
     ratios = [on / off for on, off in zip(rates["on"], rates["off"], strict=True)]
     print(f"on/off per round: median {statistics.median(ratios):.3f}  (min {min(ratios):.3f}, max {max(ratios):.3f})")
 
