@@ -337,8 +337,11 @@ class LocalFs:
         check.  Writable when asked: the kernel takes a write lock only on a descriptor open
         for writing."""
         with self.resolved(fh) as (fd, st):
-            if not stat_mod.S_ISREG(st.st_mode):
-                raise FsError(errno.EINVAL, "byte-range locks are only for regular files")
+            mode = st.st_mode
+            if not stat_mod.S_ISREG(mode):
+                # RFC 8881 §15.2 lists NFS4ERR_ISDIR and NFS4ERR_SYMLINK for LOCK and LOCKT.
+                err = errno.EISDIR if stat_mod.S_ISDIR(mode) else errno.ELOOP if stat_mod.S_ISLNK(mode) else errno.EINVAL
+                raise FsError(err, "byte-range locks are only for regular files")
             with as_server():
                 try:
                     return os.open(_proc_path(fd), (os.O_RDWR if writable else os.O_RDONLY)

@@ -430,3 +430,19 @@ def test_out_of_descriptors_is_nfs4err_delay_never_a_failed_lock(state_server: N
         await a.close()
 
     run(main())
+
+
+def test_lockt_on_a_directory_is_isdir_and_the_server_keeps_serving(state_server: NfsServer) -> None:
+    (state_server.paths["/a"] / "dir").mkdir()
+    (state_server.paths["/a"] / "db").write_bytes(b"\0" * 10)
+
+    async def main() -> None:
+        a, root = await mounted_client(state_server)
+        d = await a.lookup_path("/a/dir")
+        # RFC 8881 §15.2 lists NFS4ERR_ISDIR among LOCKT's errors: a directory has no byte ranges.
+        assert (await a.lockt(d, 0, 1)).status == Stat.ISDIR
+        f = await a.open(root, "db")
+        assert (await a.lockt(f.fh, 0, 1)).status == 0
+        await a.close()
+
+    run(main())
