@@ -10,6 +10,8 @@ from __future__ import annotations
 import asyncio
 import os
 import resource
+import subprocess
+import time
 from pathlib import Path
 from typing import Any
 
@@ -446,3 +448,40 @@ def test_lockt_on_a_directory_is_isdir_and_the_server_keeps_serving(state_server
         await a.close()
 
     run(main())
+
+
+def test_denied_by_a_local_lock_on_the_wire_tshark(state_server: NfsServer, tmp_path: Path) -> None:
+    """LOCK4denied as an independent decoder (Wireshark) reads it: RFC 8881 §18.10.2, the
+    conflicting range, type and owner (client id 0, the host-lock owner) after NFS4ERR_DENIED."""
+    path = state_server.paths["/a"] / "db"
+    path.write_bytes(b"\0" * 4096)
+    pcap = tmp_path / "lock.pcap"
+    port = state_server.port
+    cap = subprocess.Popen(["tshark", "-q", "-i", "lo", "-f", f"tcp port {port}", "-w", str(pcap)],
+                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        assert cap.stderr is not None
+        for _ in range(50):  # "Capturing on 'Loopback: lo'" once it listens
+            if "Capturing on" in cap.stderr.readline():
+                break
+        with HostLocker(path) as local:
+            assert local.lock("ofd", "r", 100, 50)
+
+            async def main() -> None:
+                a, root = await mounted_client(state_server)
+                f = await a.open(root, "db")
+                assert (await status_of(a.lock(f, 120, 10, lock_owner=b"A")))[0] == Stat.DENIED
+                await a.close()
+
+            run(main())
+        time.sleep(1)
+    finally:
+        cap.terminate()
+        cap.wait(20)
+    out = subprocess.run(["tshark", "-r", str(pcap), "-d", f"tcp.port=={port},rpc", "-Y", "nfs.nfsstat4 == 10010",
+                          "-T", "fields", "-E", "separator=|", "-e", "nfs.offset4", "-e", "nfs.length4",
+                          "-e", "nfs.locktype4", "-e", "nfs.clientid", "-e", "nfs.lock_owner4"],
+                         capture_output=True, text=True, timeout=60, check=True).stdout.split("\n")[0]
+    offset, length, ltype, clientid, owner = out.split("|")
+    assert (int(offset), int(length), int(ltype), int(clientid, 0)) == (100, 50, 1, 0)
+    assert bytes.fromhex(owner.replace(":", "")) == HOST_OWNER
