@@ -210,8 +210,6 @@ class StateManager:
         self.max_lock_files = max_lock_files
         self.lock_fds = 0
         self._kfds: set[int] = set()
-        #: LOCKs refused because a lock outside NFS (a local process) held the range.
-        self.host_denials = 0
 
     # -- records -------------------------------------------------------------------------------
     def client(self, clientid: int) -> ClientState:
@@ -474,7 +472,6 @@ class StateManager:
             # ENOLCK: the kernel's lock table is full; it may have room again later.
             raise Nfs4Error(Stat.DELAY, f"the kernel refused the lock: {exc.strerror}") from None
         if not granted:
-            self.host_denials += 1
             kc = ofd.test_lock(fd, lt, start, end)
             if kc is None:  # released in between: report the range asked for
                 kc = ofd.KernelConflict(start, min(end, ofd.KERNEL_END), lt, -1)
