@@ -10,6 +10,7 @@ from __future__ import annotations
 import errno
 import os
 import stat as stat_mod
+from collections.abc import Callable
 from typing import Any
 
 from securenfs.locking.locks import LockConflict
@@ -343,20 +344,19 @@ def _open_lock_fd(fs: Any, fh: bytes, writable: bool) -> int:
         raise
 
 
-def _lock(ctx: CompoundContext, cid: int, fh: bytes, a: LockArgs, kfd: int | None) -> LockState:
-    """One LOCK attempt; ``kfd`` (a lock descriptor opened after the first attempt asked for
-    one) is handed to the state manager, which owns it from then on.  Nothing before that
-    call can fail on a second attempt that did not fail on the first."""
-    if a.new_lock_owner:
-        assert a.lock_owner is not None
-        if a.lock_owner.clientid != cid:
-            # Checked after the open stateid: a bad stateid is the more useful answer.
-            ctx.svc.state.lookup(cid, stateid_of(ctx, a.open_stateid), _OPEN, fh)
-            raise Nfs4Error(Stat.INVAL, "lock_owner carries another client id than the session's")
-        return ctx.svc.state.lock(cid, fh, a.locktype, a.offset, a.length, kfd=kfd,
-                                  open_sid=stateid_of(ctx, a.open_stateid), lock_owner=a.lock_owner.owner)
-    return ctx.svc.state.lock(cid, fh, a.locktype, a.offset, a.length, kfd=kfd,
-                              lock_sid=stateid_of(ctx, a.lock_stateid))
+async def _with_lock_fd(ctx: CompoundContext, call: Callable[[int | None], LockState]) -> LockState:
+    """``call(kfd)`` is one StateManager.lock; when it asks for a lock descriptor
+    (NeedLockFd), open one in the pool and call again with it (the state manager owns it
+    from then on)."""
+    try:
+        return call(None)
+    except NeedLockFd as need:
+        kfd = await _lock_fd(ctx, need.writable)
+    try:
+        return call(kfd)
+    except NeedLockFd:
+        # The owner's descriptor changed while this one was opened.
+        raise Nfs4Error(Stat.DELAY, "the lock descriptor changed while it was opened; try again") from None
 
 
 async def op_lock(ctx: CompoundContext, a: LockArgs) -> LockRes:
@@ -366,23 +366,26 @@ async def op_lock(ctx: CompoundContext, a: LockArgs) -> LockRes:
     else:
         _check_new_state(ctx, "LOCK")
     fh = ctx.require_cfh().fh
-    kfd: int | None = None
-    while True:
-        try:
-            ls = _lock(ctx, cid, fh, a, kfd)
-            break
-        except NeedLockFd as need:
-            if kfd is not None:
-                # Opened one already and the owner's descriptor changed meanwhile.
-                raise Nfs4Error(Stat.DELAY, "the lock descriptor changed while it was opened; try again") from None
-            # lock() owns the descriptor passed in; open one and try again.
-            kfd = await _lock_fd(ctx, need.writable)
-        except LockConflictError as exc:
-            if a.reclaim:
-                # RFC 8881 §15.1.9.5: a reclaim that conflicts with a lock taken while the
-                # server was down (here: by a process outside NFS during grace).
-                raise Nfs4Error(Stat.RECLAIM_CONFLICT, f"reclaim refused: {exc}") from None
-            raise _denied(exc.conflict) from None
+    try:
+        if a.new_lock_owner:
+            assert a.lock_owner is not None
+            if a.lock_owner.clientid != cid:
+                # Checked after the open stateid: a bad stateid is the more useful answer.
+                ctx.svc.state.lookup(cid, stateid_of(ctx, a.open_stateid), _OPEN, fh)
+                raise Nfs4Error(Stat.INVAL, "lock_owner carries another client id than the session's")
+            owner, open_sid = a.lock_owner.owner, stateid_of(ctx, a.open_stateid)
+            ls = await _with_lock_fd(ctx, lambda kfd: ctx.svc.state.lock(
+                cid, fh, a.locktype, a.offset, a.length, open_sid=open_sid, lock_owner=owner, kfd=kfd))
+        else:
+            lock_sid = stateid_of(ctx, a.lock_stateid)
+            ls = await _with_lock_fd(ctx, lambda kfd: ctx.svc.state.lock(
+                cid, fh, a.locktype, a.offset, a.length, lock_sid=lock_sid, kfd=kfd))
+    except LockConflictError as exc:
+        if a.reclaim:
+            # RFC 8881 §15.1.9.5: a reclaim that conflicts with a lock taken while the
+            # server was down (here: by a process outside NFS during grace).
+            raise Nfs4Error(Stat.RECLAIM_CONFLICT, f"reclaim refused: {exc}") from None
+        raise _denied(exc.conflict) from None
     if a.reclaim:
         _note_reclaim(ctx)
     return LockRes(0, set_current(ctx, ls.stateid()))
