@@ -74,6 +74,8 @@ class PreflightSettings:
     lease_time: int = 90
     grace_time: int = 90
     state_dir: Path = Path("/var/lib/securenfs")
+    #: ``[recovery] backend``: "etcd" when several nodes may serve one namespace.
+    recovery_backend: str = "sqlite"
 
     # -- derived values -------------------------------------------------------------------------
     def fqdn(self) -> str:
@@ -112,6 +114,7 @@ class PreflightSettings:
             lease_time=int(getattr(server, "lease_time", 90)),
             grace_time=int(getattr(server, "grace_time", 90)),
             state_dir=Path(getattr(server, "state_dir", "/var/lib/securenfs")),
+            recovery_backend=str(getattr(getattr(cfg, "recovery", None), "backend", "sqlite")),
         )
         if pre is not None:
             s.ntp_servers = list(getattr(pre, "ntp_servers", None) or [])

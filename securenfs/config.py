@@ -67,6 +67,10 @@ class ServerConfig:
     #: CREATE_SESSION answer NFS4ERR_DELAY.
     max_clients: int = 0
     max_sessions_per_client: int = 16
+    #: Mirror every NFS byte-range lock into the kernel as an OFD lock (docs/locking.md).
+    kernel_locks: bool = True
+    #: Lock descriptors (one per lock-owner and file with kernel locks) held at most.
+    max_lock_files: int = 512
 
 
 @dataclass(slots=True)
@@ -320,6 +324,8 @@ def parse(data: dict[str, Any], source: str = "<config>") -> Config:
     sc.inline_metadata = bool(s.get("inline_metadata", bool, True))
     sc.max_clients = s.positive_int("max_clients", 0, 0, 10_000_000)
     sc.max_sessions_per_client = s.positive_int("max_sessions_per_client", sc.max_sessions_per_client, 1, 1024)
+    sc.kernel_locks = bool(s.get("kernel_locks", bool, True))
+    sc.max_lock_files = s.positive_int("max_lock_files", sc.max_lock_files, 1, 1_000_000)
     adm = s.get("admin_socket", str, None)
     sc.admin_socket = Path(adm) if adm else None
     s.finish()
@@ -523,7 +529,8 @@ def dump(cfg: Config) -> str:
     sc = cfg.server
     out.append(f"listen = {_toml_value([str(a) for a in sc.listen])}")
     for name in ("state_dir", "server_owner", "server_scope", "hostname", "lease_time", "grace_time",
-                 "max_record_size", "threads", "inline_metadata", "admin_socket", "max_clients",
+                 "max_record_size", "threads", "inline_metadata", "kernel_locks", "max_lock_files",
+                 "admin_socket", "max_clients",
                  "max_sessions_per_client"):
         v = getattr(sc, name)
         if v is None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import os
 from pathlib import Path
 
@@ -25,6 +27,38 @@ KERBEROS_PREREQUISITES = (
 )
 
 VOLATILE_FS = {"tmpfs", "ramfs", "devtmpfs", "overlay-tmpfs"}
+
+
+#: statfs(2) f_type of file systems that carry POSIX and OFD byte-range locks to every node
+#: that mounts them (the lock is taken by the cluster, not by one kernel).
+LOCK_PROPAGATING_FS = {
+    0x00C36400: "ceph",
+    0x01161970: "gfs2",
+    0x47504653: "gpfs",
+    0x6969: "nfs",
+    0x7461636F: "ocfs2",
+}
+#: ... and of local file systems, whose locks only the kernel of the node that mounts them sees.
+LOCAL_FS = {
+    0xEF53: "ext2/3/4",
+    0x58465342: "xfs",
+    0x9123683E: "btrfs",
+    0x01021994: "tmpfs",
+    0x858458F6: "ramfs",
+    0x2FC12FC1: "zfs",
+    0xF2F52010: "f2fs",
+    0x794C7630: "overlayfs",
+}
+
+
+def statfs_type(path: Path) -> int | None:
+    """statfs(2) ``f_type`` of the file system holding ``path`` (None when it cannot be read).
+    ``f_type`` is the first field of struct statfs, a C long, on every Linux architecture."""
+    libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
+    buf = ctypes.create_string_buffer(256)  # larger than struct statfs everywhere
+    if libc.statfs(os.fsencode(path), buf) != 0:
+        return None
+    return int(ctypes.c_long.from_buffer(buf).value) & 0xFFFFFFFF
 
 
 def _kerberos_requires(ctx: RunContext) -> tuple[str, ...]:
@@ -96,6 +130,45 @@ def auth_sys(ctx: RunContext) -> list[Result]:
                 )
             )
     return out or [ok("EXP-003", "no AUTH_SYS exports on this Kerberos server")]
+
+
+@check("EXP-004", "LocksClusterSafe")
+def locks_cluster_safe(ctx: RunContext) -> list[Result]:
+    """With the etcd backend (several nodes, one namespace), byte-range locks are correct
+    across nodes only where the exported file system carries the kernel's locks to every
+    node; OPEN deny modes are never shared between nodes."""
+    if ctx.settings.recovery_backend != "etcd":
+        return [ok("EXP-004", f"one node ({ctx.settings.recovery_backend} recovery store): locks and deny "
+                              "modes are decided by this server and its kernel")]
+    deny_note = ("OPEN deny modes (share reservations) are kept by each node for itself: a DENY_WRITE "
+                 "open on one node does not stop a write open on another.")
+    out = []
+    for e in ctx.settings.exports:
+        magic = statfs_type(e.path)
+        name = LOCK_PROPAGATING_FS.get(magic or 0) or LOCAL_FS.get(magic or 0)
+        if magic in LOCK_PROPAGATING_FS:
+            out.append(Result("EXP-004", Severity.OK,
+                              f"export {e.pseudo}: {name} carries byte-range locks to every node", deny_note,
+                              key=e.pseudo, kw={"fs": name}))
+        elif magic in LOCAL_FS:
+            out.append(Result(
+                "EXP-004", Severity.WARNING,
+                f"export {e.pseudo}: {name} is local to one node; its byte-range locks are not cluster-wide",
+                "Two nodes serving this export at the same time (active/active) could both grant a lock "
+                "on the same range. " + deny_note,
+                f"Serve {e.path} from one node at a time (active/passive), or export it from a cluster "
+                "file system (CephFS, GFS2, GPFS, OCFS2, NFS-backed storage).",
+                key=e.pseudo, kw={"fs": name}))
+        else:
+            what = "cannot be read" if magic is None else f"is of unknown type {magic:#x}"
+            out.append(Result(
+                "EXP-004", Severity.WARNING,
+                f"export {e.pseudo}: the file system of {e.path} {what}; cluster-wide locks are not known",
+                "Byte-range locks are cluster-wide only on file systems that carry them to every node. "
+                + deny_note,
+                f"Check that {e.path} is on a cluster file system, or serve it from one node at a time.",
+                key=e.pseudo, kw={"fs": magic}))
+    return out or [ok("EXP-004", "no exports configured")]
 
 
 @check("LEASE-001", "LeaseTime")

@@ -10,6 +10,8 @@ these pieces:
   the OPEN_DOWNGRADE rule.
 * :mod:`~securenfs.locking.locks` — byte-range locks of one file per lock-owner (split,
   merge, upgrade, downgrade, conflicts, the LOCK4denied answer) and range validation.
+* :mod:`~securenfs.locking.ofd` — the kernel's open-file-description locks that mirror the
+  NFS byte-range locks (F_OFD_SETLK, F_OFD_GETLK), so local processes see them.
 * :mod:`~securenfs.locking.filecache` — the bounded cache of open descriptors used by READ,
   WRITE and COMMIT (the one part used from pool threads; it has its own lock).
 

@@ -9,6 +9,11 @@ pinned and never closed under it; if every cached descriptor is pinned the cache
 bound for as long as they are (at most one per running I/O call), and shrinks back when they
 are released.
 
+Descriptors held outside the cache for the same files (one per lock-owner and file, for the
+kernel's byte-range locks: :mod:`securenfs.locking.ofd`) count against the same limit: the
+state manager reports them with :meth:`OpenFileCache.hold`, and the cache keeps fewer idle
+descriptors while they are held.
+
 Thread safety: the cache is used from the event loop and from the pool threads, so its
 table is guarded by a ``threading.Lock``.  The (possibly slow) ``opener`` runs outside that
 lock; when two threads race to open the same key, the first result is kept and the other
@@ -53,6 +58,9 @@ class OpenFileCache:
         self.opened = 0
         self.hits = 0
         self.evicted = 0
+        #: Descriptors held outside the cache (byte-range lock descriptors) that count
+        #: against ``limit``.
+        self.held = 0
 
     def __len__(self) -> int:
         with self._lock:
@@ -62,10 +70,11 @@ class OpenFileCache:
         """Pick idle descriptors beyond the limit, least recently used first (closed by the
         caller outside the lock)."""
         victims: list[int] = []
-        if len(self._entries) <= self.limit:
+        room = max(self.limit - self.held, 0)
+        if len(self._entries) <= room:
             return victims
         for key, ent in list(self._entries.items()):
-            if len(self._entries) <= self.limit:
+            if len(self._entries) <= room:
                 break
             if ent.pins == 0:
                 del self._entries[key]
@@ -129,6 +138,14 @@ class OpenFileCache:
                 self.opened += 1
                 extra.extend(self._evict_locked())
         self._close_all(extra)
+
+    def hold(self, n: int) -> None:
+        """Count ``n`` more (or, negative, fewer) descriptors held outside the cache against
+        the limit; idle cached descriptors beyond what is left are closed."""
+        with self._lock:
+            self.held = max(self.held + n, 0)
+            victims = self._evict_locked()
+        self._close_all(victims)
 
     def release(self, ent: CachedFd) -> None:
         victims: list[int] = []

@@ -33,6 +33,8 @@ def build_service(cfg: Config, server_owner: str, server_scope: str, executor: E
                        client_limits=ClientLimits.for_machine(cfg.server.max_clients,
                                                               cfg.server.max_sessions_per_client))
     svc.inline_metadata = cfg.server.inline_metadata
+    svc.state.kernel_locks = cfg.server.kernel_locks
+    svc.state.max_lock_files = cfg.server.max_lock_files
     return svc
 
 

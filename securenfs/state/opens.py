@@ -18,20 +18,39 @@ descriptor cache are the primitives of :mod:`securenfs.locking`.
   between) and its SEQUENCE replies carry SEQ4_STATUS_EXPIRED_ALL_STATE_REVOKED until it
   has freed every revoked stateid (FREE_STATEID, RFC 8881 §8.4.2, §18.46.3).  A test (LOCKT)
   ignores an expired client's locks without revoking them.
+* Kernel locks (``kernel_locks``): every granted byte-range lock is also taken as an OFD
+  lock (:mod:`securenfs.locking.ofd`) on a descriptor held per (lock-owner, file), before
+  the answer, and every unlock, split, downgrade and release follows the NFS lock table on
+  that descriptor, so the kernel's view is the NFS table's (within the kernel's byte space).
+  A lock that a local process holds refuses an NFS LOCK (NFS4ERR_DENIED, owner
+  :data:`HOST_OWNER`).  Opening that descriptor is file-system work the state manager does
+  not do itself (it never awaits): :meth:`StateManager.lock` raises :class:`NeedLockFd` and
+  the caller opens one and calls again.
 """
 
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import logging
+import os
 import time
 from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any, Final
 
+from securenfs.locking import ofd
 from securenfs.locking.filecache import OpenFileCache
-from securenfs.locking.locks import FileLocks, LockDenied, OwnerKey, lock_range, lock_type
+from securenfs.locking.locks import (
+    FileLocks,
+    LockConflict,
+    LockDenied,
+    LockType,
+    OwnerKey,
+    lock_range,
+    lock_type,
+)
 from securenfs.locking.shares import FileShares, achievable, check_open, validate_share
 from securenfs.locking.stateids import (
     Revoked,
@@ -54,6 +73,28 @@ LOCK_KINDS: Final = frozenset({StateKind.LOCK})
 IO_KINDS: Final = frozenset({StateKind.OPEN, StateKind.LOCK})
 
 StateidLike = Stateid | bytes | bytearray | memoryview
+
+#: The owner NFS4ERR_DENIED names for a lock that is not an NFS client's (a local process,
+#: Samba, another node of a cluster file system), with client id 0.  " pid=N" follows when
+#: the kernel names the holder (a classic POSIX lock); an OFD lock's holder is not known.
+HOST_OWNER: Final = b"securenfs:host-lock"
+DEFAULT_MAX_LOCK_FILES: Final = 512
+
+
+class NeedLockFd(Exception):
+    """LOCK (or LOCKT) needs a descriptor of the file for the kernel's byte-range locks and
+    the state manager does not open files: the caller opens one (for reading and writing
+    when ``writable``, else for reading) and calls again with it."""
+
+    def __init__(self, writable: bool):
+        super().__init__("a lock descriptor is needed")
+        self.writable = writable
+
+
+def host_conflict(kc: ofd.KernelConflict) -> LockConflict:
+    """LOCK4denied for a lock the kernel reports and no NFS client holds."""
+    owner = HOST_OWNER + (f" pid={kc.pid}".encode() if kc.pid > 0 else b"")
+    return LockConflict(kc.start, kc.length, kc.locktype, 0, owner)
 
 
 def _owner_bytes(owner: bytes) -> bytes:
@@ -123,6 +164,10 @@ class LockState:
     seqid: int = 1
     revoked: Revoked = Revoked.NO
     kind: StateKind = StateKind.LOCK
+    #: The descriptor that holds this owner's locks on the file in the kernel (-1: none).
+    kfd: int = -1
+    #: Whether ``kfd`` is open for writing (a kernel write lock needs that).
+    kwrite: bool = False
 
     def stateid(self) -> bytes:
         return Stateid(self.seqid, self.other).pack()
@@ -148,7 +193,8 @@ class ClientState:
 
 class StateManager:
     def __init__(self, boot_epoch: int, *, max_open_files: int = 1024,
-                 lease_expired: Callable[[int], bool] | None = None):
+                 lease_expired: Callable[[int], bool] | None = None, kernel_locks: bool = False,
+                 max_lock_files: int = DEFAULT_MAX_LOCK_FILES):
         self.table: StateidTable[Any] = StateidTable(boot_epoch)
         self.files: dict[bytes, FileState] = {}
         self.clients: dict[int, ClientState] = {}
@@ -157,6 +203,13 @@ class StateManager:
         #: Whether a client's lease has run out (the client table answers).
         self.lease_expired: Callable[[int], bool] = lease_expired or (lambda cid: False)
         self.revocations = 0
+        #: Mirror byte-range locks into the kernel (``server.kernel_locks``).
+        self.kernel_locks = kernel_locks
+        #: At most this many lock descriptors (lock-owner and file pairs) at once
+        #: (``server.max_lock_files``); they count against the descriptor cache's limit too.
+        self.max_lock_files = max_lock_files
+        self.lock_fds = 0
+        self._kfds: set[int] = set()
 
     # -- records -------------------------------------------------------------------------------
     def client(self, clientid: int) -> ClientState:
@@ -310,12 +363,29 @@ class StateManager:
     # -- LOCK, LOCKT, LOCKU (RFC 8881 §18.10-18.12) --------------------------------------------
     def lock(self, clientid: int, fh: bytes | None, locktype: int, offset: int, length: int, *,
              open_sid: StateidLike | None = None, lock_owner: bytes | None = None,
-             lock_sid: StateidLike | None = None) -> LockState:
+             lock_sid: StateidLike | None = None, kfd: int | None = None) -> LockState:
         """LOCK: the first LOCK of a lock-owner on a file names the open (``open_sid`` and
         ``lock_owner``, open_to_lock_owner4), later ones the lock stateid (``lock_sid``).
         Raises :class:`~securenfs.locking.locks.LockDenied` (NFS4ERR_DENIED with the
         conflicting lock); a denied first LOCK leaves no lock stateid behind.  Blocking
-        types are answered like the plain ones."""
+        types are answered like the plain ones.
+
+        With kernel locks on, the lock is taken in the kernel before anything is recorded:
+        :class:`NeedLockFd` when this owner has no suitable descriptor of the file (pass the
+        one opened as ``kfd``: this call then owns it), NFS4ERR_DELAY at ``max_lock_files``,
+        LockDenied naming :data:`HOST_OWNER` when a lock outside NFS holds the range."""
+        try:
+            return self._lock(clientid, fh, locktype, offset, length, open_sid, lock_owner, lock_sid, kfd)
+        finally:
+            if kfd is not None and not self._adopted(kfd):
+                os.close(kfd)
+
+    def _adopted(self, kfd: int) -> bool:
+        return kfd in self._kfds
+
+    def _lock(self, clientid: int, fh: bytes | None, locktype: int, offset: int, length: int,
+              open_sid: StateidLike | None, lock_owner: bytes | None, lock_sid: StateidLike | None,
+              kfd: int | None) -> LockState:
         lt = lock_type(locktype).base
         start, end = lock_range(offset, length)
         cs = self.client(clientid)
@@ -345,6 +415,9 @@ class StateManager:
             live = [c for c in conflicts if c.clientid == clientid or not self.lease_expired(c.clientid)]
             if live or not self.courteous_break(conflicts, clientid):
                 raise LockDenied((live or conflicts)[0])
+        fd, fd_write = -1, False
+        if self.kernel_locks:
+            fd, fd_write = self._kernel_lock(ls, key, f, op, lt, start, end, kfd)
         if ls is None:
             if lo is None:
                 lo = cs.lock_owners[key[1]] = LockOwner(clientid, key[1])
@@ -354,21 +427,121 @@ class StateManager:
             lo.nstates += 1
             op.locks.append(ls)
             f.users += 1
+        if fd >= 0 and ls.kfd != fd:
+            self._attach_kfd(ls, fd, fd_write)
         f.locks.lock(key, start, end, lt)
         ls.seqid = next_seqid(ls.seqid)
         return ls
 
-    def lockt(self, clientid: int, fh: bytes, locktype: int, offset: int, length: int, owner: bytes) -> None:
+    # -- the kernel's locks (securenfs.locking.ofd) ---------------------------------------------
+    def _kernel_lock(self, ls: LockState | None, key: OwnerKey, f: FileState, op: OpenState, lt: LockType,
+                     start: int, end: int, kfd: int | None) -> tuple[int, bool]:
+        """Take [start, end) in the kernel on the owner's descriptor (the one it has, or
+        ``kfd``): (descriptor, whether writable).  Nothing is recorded when this raises,
+        except a migration to a writable descriptor, which is complete when it happens."""
+        have = ls.kfd if ls is not None else -1
+        write = lt is LockType.WRITE_LT
+        if have >= 0 and (ls is not None and ls.kwrite or not write):
+            fd, fd_write = have, ls is not None and ls.kwrite
+        elif kfd is None:
+            if have < 0 and self.lock_fds >= self.max_lock_files:
+                # RFC 8881 §15.2 lists NFS4ERR_DELAY among LOCK's errors and not
+                # NFS4ERR_RESOURCE; descriptors come back as owners unlock and close.
+                raise Nfs4Error(Stat.DELAY, f"{self.lock_fds} lock descriptors in use (server.max_lock_files)")
+            # Opened for writing whenever the open allows it, so that a later write lock by
+            # this owner does not need a second descriptor.
+            raise NeedLockFd(bool(op.access & 2))
+        else:
+            fd, fd_write = kfd, fcntl.fcntl(kfd, fcntl.F_GETFL) & os.O_ACCMODE != os.O_RDONLY
+            if write and not fd_write:
+                raise Nfs4Error(Stat.OPENMODE, "a write lock needs an open for writing")
+            if have >= 0 and ls is not None:
+                # This owner's read locks move to a writable descriptor: they are taken on the
+                # new one (read locks never conflict with the old one's) before the old one
+                # closes, so the kernel never sees the ranges unlocked.
+                try:
+                    for a, b, t in f.locks.ranges(key):
+                        if not ofd.set_lock(fd, t, a, b):
+                            raise Nfs4Error(Stat.DELAY, "a lock outside NFS appeared on a range this owner holds")
+                except ofd.KernelLockError as exc:
+                    raise Nfs4Error(Stat.DELAY, f"the kernel refused a lock: {exc.strerror}") from None
+                self._attach_kfd(ls, fd, fd_write)
+        try:
+            granted = ofd.set_lock(fd, lt, start, end)
+        except ofd.KernelLockError as exc:
+            # ENOLCK: the kernel's lock table is full; it may have room again later.
+            raise Nfs4Error(Stat.DELAY, f"the kernel refused the lock: {exc.strerror}") from None
+        if not granted:
+            kc = ofd.test_lock(fd, lt, start, end)
+            if kc is None:  # released in between: report the range asked for
+                kc = ofd.KernelConflict(start, min(end, ofd.KERNEL_END), lt, -1)
+            raise LockDenied(host_conflict(kc))
+        return fd, fd_write
+
+    def _attach_kfd(self, ls: LockState, fd: int, writable: bool) -> None:
+        if ls.kfd >= 0:
+            self._close_kfd(ls)
+        ls.kfd, ls.kwrite = fd, writable
+        self._kfds.add(fd)
+        self.lock_fds += 1
+        self.fds.hold(1)
+
+    def _close_kfd(self, ls: LockState) -> None:
+        """Close the owner's lock descriptor: the kernel drops every lock held on it."""
+        if ls.kfd < 0:
+            return
+        fd, ls.kfd = ls.kfd, -1
+        self._kfds.discard(fd)
+        self.lock_fds -= 1
+        self.fds.hold(-1)
+        try:
+            os.close(fd)
+        except OSError:
+            pass
+
+    def _lock_state(self, key: OwnerKey, fh: bytes) -> LockState | None:
+        cs = self.clients.get(key[0])
+        lo = cs.lock_owners.get(key[1]) if cs is not None else None
+        return cs.locks.get((id(lo), fh)) if cs is not None and lo is not None else None
+
+    def lockt(self, clientid: int, fh: bytes, locktype: int, offset: int, length: int, owner: bytes,
+              kfd: int | None = None) -> None:
         """LOCKT: raise LockDenied if the lock would be refused; changes nothing.  Locks of
         expired (courtesy) clients do not count, since a LOCK would revoke them."""
         lt = lock_type(locktype).base
         start, end = lock_range(offset, length)
+        key: OwnerKey = (clientid, bytes(owner))
         f = self.files.get(fh)
-        if f is None:
+        courtesy: list[LockConflict] = []
+        if f is not None:
+            for c in f.locks.conflicts(key, start, end, lt):
+                if c.clientid == clientid or not self.lease_expired(c.clientid):
+                    raise LockDenied(c)
+                courtesy.append(c)
+        if not self.kernel_locks:
             return
-        for c in f.locks.conflicts((clientid, bytes(owner)), start, end, lt):
-            if c.clientid == clientid or not self.lease_expired(c.clientid):
-                raise LockDenied(c)
+        # The kernel answers for locks outside NFS.  Any NFS lock descriptor of the file will
+        # do: its own locks are hidden from the test, but every live NFS conflict was
+        # reported above, and the tester's own locks must not count.
+        fd = kfd if kfd is not None else -1
+        mine = self._lock_state(key, fh)
+        if mine is not None and mine.kfd >= 0:
+            fd = mine.kfd
+        elif f is not None:
+            for other in f.locks.owners:
+                ls = self._lock_state(other, fh)
+                if ls is not None and ls.kfd >= 0:
+                    fd = ls.kfd
+                    break
+        if fd < 0:
+            raise NeedLockFd(False)
+        try:
+            kc = ofd.test_lock(fd, lt, start, end)
+        except ofd.KernelLockError as exc:
+            raise Nfs4Error(Stat.DELAY, f"the kernel could not test the lock: {exc.strerror}") from None
+        # A courtesy client's lock is in the kernel too; LOCKT ignores it (a LOCK would revoke it).
+        if kc is not None and not any(c.offset < kc.end and c.offset + c.length > kc.start for c in courtesy):
+            raise LockDenied(host_conflict(kc))
 
     def locku(self, clientid: int, sid: StateidLike, fh: bytes | None, locktype: int, offset: int,
               length: int) -> LockState:
@@ -377,6 +550,13 @@ class StateManager:
         lock_type(locktype)
         start, end = lock_range(offset, length)
         ls: LockState = self.lookup(clientid, sid, LOCK_KINDS, fh)
+        if ls.kfd >= 0:
+            try:
+                ofd.unlock(ls.kfd, start, end)
+            except ofd.KernelLockError as exc:
+                # ENOLCK when a split needs a lock record the kernel cannot allocate: nothing
+                # changed, the client retries.
+                raise Nfs4Error(Stat.DELAY, f"the kernel could not unlock: {exc.strerror}") from None
         ls.file.locks.unlock(ls.owner.key, start, end)
         ls.seqid = next_seqid(ls.seqid)
         return ls
@@ -387,6 +567,7 @@ class StateManager:
         if ls in ls.open.locks:
             ls.open.locks.remove(ls)
         ls.file.locks.drop_owner(ls.owner.key)
+        self._close_kfd(ls)
         ls.owner.nstates -= 1
         if ls.owner.nstates <= 0 and cs.lock_owners.get(ls.owner.owner) is ls.owner:
             del cs.lock_owners[ls.owner.owner]
@@ -464,6 +645,7 @@ class StateManager:
         n = 0
         for ls in list(cs.locks.values()):
             ls.file.locks.drop_owner(ls.owner.key)
+            self._close_kfd(ls)
             ls.revoked = why
             cs.revoked[ls.other] = ls
             self._release_file(ls.file)
@@ -516,6 +698,7 @@ class StateManager:
             return
         for ls in list(cs.locks.values()):
             ls.file.locks.drop_owner(ls.owner.key)
+            self._close_kfd(ls)
             self.table.remove(ls.other)
             self._release_file(ls.file)
         for st in list(cs.opens.values()):
@@ -540,4 +723,9 @@ class StateManager:
         return out
 
     def close_all(self) -> None:
+        """Server stop: every descriptor closes, and with the lock descriptors the kernel
+        drops the locks (after kill -9 the kernel closes them all the same)."""
+        for cs in self.clients.values():
+            for ls in cs.locks.values():
+                self._close_kfd(ls)
         self.fds.close()

@@ -332,6 +332,25 @@ class LocalFs:
                 except OSError as exc:
                     raise FsError.from_oserror(exc, "open") from None
 
+    def open_for_locks(self, fh: bytes, writable: bool) -> int:
+        """A descriptor of a regular file that carries the kernel's byte-range locks for one
+        NFS lock-owner (securenfs.locking.ofd), opened with the server's privileges: it is
+        never read or written through, and the client's OPEN already passed the permission
+        check.  Writable when asked: the kernel takes a write lock only on a descriptor open
+        for writing."""
+        with self.resolved(fh) as (fd, st):
+            mode = st.st_mode
+            if not stat_mod.S_ISREG(mode):
+                # RFC 8881 §15.2 lists NFS4ERR_ISDIR and NFS4ERR_SYMLINK for LOCK and LOCKT.
+                err = errno.EISDIR if stat_mod.S_ISDIR(mode) else errno.ELOOP if stat_mod.S_ISLNK(mode) else errno.EINVAL
+                raise FsError(err, "byte-range locks are only for regular files")
+            with as_server():
+                try:
+                    return os.open(_proc_path(fd), (os.O_RDWR if writable else os.O_RDONLY)
+                                   | os.O_CLOEXEC | os.O_NOCTTY)
+                except OSError as exc:
+                    raise FsError.from_oserror(exc, "open for locks") from None
+
     # -- directories --------------------------------------------------------------------------
 
     def readdir(self, dir_fh: bytes, cookie: int, creds: FsCreds, max_entries: int, *,

@@ -86,11 +86,13 @@ RunScenario = Callable[..., ScenarioRun]
 @pytest.fixture(scope="module")
 def run_scenario(interop_guest: Guest, interop_server: InteropServer,
                  interop_kerberos: GuestKerberos) -> RunScenario:
-    """Boot the guest once with a scenario file (plus the users and Kerberos files)."""
+    """Boot the guest once with a scenario file (plus the users and Kerberos files); ``hooks``
+    adds host hooks the scenario may call with ``host_request``."""
 
     def run(title: str, script_name: str, *, env: dict[str, str] | None = None,
             timeout: float = 900.0, kerberos: bool = True,
-            files: dict[str, bytes | Path] | None = None) -> ScenarioRun:
+            files: dict[str, bytes | Path] | None = None,
+            hooks: dict[str, Any] | None = None) -> ScenarioRun:
         script = guest_users_script() + (SCENARIOS / script_name).read_text()
         guest_env = {"SERVER": SERVER_FQDN, "SERVER_SHORT": SERVER_SHORT, "CLIENT": CLIENT_FQDN,
                      "REALM": interop_kerberos.realm}
@@ -105,7 +107,7 @@ def run_scenario(interop_guest: Guest, interop_server: InteropServer,
         verbose = os.environ.get("SECURENFS_INTEROP_VERBOSE") == "1"
         result: GuestResult = interop_guest.run(
             script, env=guest_env, files=guest_files, forwards=forwards, hostname=CLIENT_FQDN,
-            server_names=f"{SERVER_FQDN} {SERVER_SHORT}", hooks=interop_server.hooks(),
+            server_names=f"{SERVER_FQDN} {SERVER_SHORT}", hooks={**interop_server.hooks(), **(hooks or {})},
             timeout=timeout, on_output=(lambda s: print(s, end="", flush=True)) if verbose else None)
         run = ScenarioRun.of(title, result, interop_server)
         passed = sum(1 for c in run.checks.values() if c.status == "PASS")

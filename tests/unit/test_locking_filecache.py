@@ -166,3 +166,25 @@ def test_adopted_descriptor_is_reused_and_a_duplicate_is_closed(files: list[Path
     assert len(cache) == 2 and _fd_count() == base + 2
     cache.close()
     assert _fd_count() == base
+
+
+def test_descriptors_held_outside_count_against_the_limit(files: list[Path]) -> None:
+    before = _fd_count()
+    cache = OpenFileCache(4)
+    n = [0]
+    for p in files[:4]:
+        with cache.use(p, os.O_RDWR, _opener(p, n)):
+            pass
+    assert len(cache) == 4
+    # Three lock descriptors are held elsewhere: only one idle I/O descriptor may stay.
+    cache.hold(3)
+    assert len(cache) == 1 and _fd_count() == before + 1
+    # At the limit, I/O still gets a descriptor (pinned), and the cache shrinks after.
+    cache.hold(1)
+    with cache.use(files[5], os.O_RDWR, _opener(files[5], n)) as fd:
+        assert os.pread(fd, 4, 0) == b"data"
+    assert len(cache) == 0
+    cache.hold(-4)
+    assert cache.held == 0
+    cache.close()
+    assert _fd_count() == before

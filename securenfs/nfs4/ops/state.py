@@ -7,8 +7,10 @@ give exactly-once semantics, RFC 8881 §8.13); the stateid seqids are checked in
 
 from __future__ import annotations
 
+import errno
 import os
 import stat as stat_mod
+from collections.abc import Callable
 from typing import Any
 
 from securenfs.locking.locks import LockConflict
@@ -52,7 +54,8 @@ from securenfs.nfs4.xdr4 import (
     TestStateidArgs,
     TestStateidRes,
 )
-from securenfs.state.opens import LockState, OpenState
+from securenfs.state.opens import LockState, NeedLockFd, OpenState
+from securenfs.vfs.errors import FsError
 from securenfs.vfs.names import check_name
 
 _ZERO_OTHER = bytes(12)
@@ -330,6 +333,41 @@ def _denied(r: LockConflict) -> Nfs4Error:
     return exc
 
 
+async def _lock_fd(ctx: CompoundContext, writable: bool) -> int:
+    """A descriptor of the current file for the kernel's byte-range locks (in the pool: on a
+    cluster file system an open can wait on the network)."""
+    node = ctx.require_cfh()
+    if node.fs is None:
+        raise Nfs4Error(Stat.ISDIR, "pseudo directory")
+    return await ctx.run(_open_lock_fd, node.fs, node.fh, writable)
+
+
+def _open_lock_fd(fs: Any, fh: bytes, writable: bool) -> int:
+    try:
+        return int(fs.open_for_locks(fh, writable))
+    except FsError as exc:
+        if exc.errno in (errno.EMFILE, errno.ENFILE):
+            # The process is out of descriptors: a shortage the client waits out
+            # (EAGAIN -> NFS4ERR_DELAY), never a failed LOCK.
+            raise FsError(errno.EAGAIN, f"no descriptor for the lock: {exc.strerror}") from None
+        raise
+
+
+async def _with_lock_fd(ctx: CompoundContext, call: Callable[[int | None], LockState]) -> LockState:
+    """``call(kfd)`` is one StateManager.lock; when it asks for a lock descriptor
+    (NeedLockFd), open one in the pool and call again with it (the state manager owns it
+    from then on)."""
+    try:
+        return call(None)
+    except NeedLockFd as need:
+        kfd = await _lock_fd(ctx, need.writable)
+    try:
+        return call(kfd)
+    except NeedLockFd:
+        # The owner's descriptor changed while this one was opened.
+        raise Nfs4Error(Stat.DELAY, "the lock descriptor changed while it was opened; try again") from None
+
+
 async def op_lock(ctx: CompoundContext, a: LockArgs) -> LockRes:
     cid = client_id(ctx)
     if a.reclaim:
@@ -342,12 +380,18 @@ async def op_lock(ctx: CompoundContext, a: LockArgs) -> LockRes:
             assert a.lock_owner is not None
             # RFC 8881 §18.10.3: the clientid in lock_owner4 is ignored; the session names
             # the client.
-            ls = ctx.svc.state.lock(cid, fh, a.locktype, a.offset, a.length,
-                                    open_sid=stateid_of(ctx, a.open_stateid), lock_owner=a.lock_owner.owner)
+            owner, open_sid = a.lock_owner.owner, stateid_of(ctx, a.open_stateid)
+            ls = await _with_lock_fd(ctx, lambda kfd: ctx.svc.state.lock(
+                cid, fh, a.locktype, a.offset, a.length, open_sid=open_sid, lock_owner=owner, kfd=kfd))
         else:
-            ls = ctx.svc.state.lock(cid, fh, a.locktype, a.offset, a.length,
-                                    lock_sid=stateid_of(ctx, a.lock_stateid))
+            lock_sid = stateid_of(ctx, a.lock_stateid)
+            ls = await _with_lock_fd(ctx, lambda kfd: ctx.svc.state.lock(
+                cid, fh, a.locktype, a.offset, a.length, lock_sid=lock_sid, kfd=kfd))
     except LockConflictError as exc:
+        if a.reclaim:
+            # RFC 8881 §15.1.9.5: a reclaim that conflicts with a lock taken while the
+            # server was down (here: by a process outside NFS during grace).
+            raise Nfs4Error(Stat.RECLAIM_CONFLICT, f"reclaim refused: {exc}") from None
         raise _denied(exc.conflict) from None
     if a.reclaim:
         _note_reclaim(ctx)
@@ -366,7 +410,15 @@ async def op_lockt(ctx: CompoundContext, a: LocktArgs) -> LocktRes:
     if rec is not None and rec.grace.enforcing:
         raise Nfs4Error(Stat.GRACE, "LOCKT: grace period, only reclaims are accepted")
     try:
-        ctx.svc.state.lockt(cid, node.fh, a.locktype, a.offset, a.length, a.owner.owner)
+        try:
+            ctx.svc.state.lockt(cid, node.fh, a.locktype, a.offset, a.length, a.owner.owner)
+        except NeedLockFd:
+            # No NFS lock descriptor of the file to ask the kernel through: a short-lived one.
+            fd = await _lock_fd(ctx, False)
+            try:
+                ctx.svc.state.lockt(cid, node.fh, a.locktype, a.offset, a.length, a.owner.owner, kfd=fd)
+            finally:
+                os.close(fd)
     except LockConflictError as exc:
         raise _denied(exc.conflict) from None
     return LocktRes(0, has_stateid=False)
