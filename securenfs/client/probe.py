@@ -260,7 +260,8 @@ async def _auth(opts: Options, rpc: RpcClient, report: Report) -> ClientAuth:
         failure = translate_exception(exc)
     if failure is not None:
         probe_failure = gss_failure("credentials", failure, target)
-        probe_failure.error += f" (credential cache {opts.ccache or os.environ.get('KRB5CCNAME', 'the default')})"
+        if opts.ccache and opts.ccache not in probe_failure.error:
+            probe_failure.error += f" (credential cache {opts.ccache})"
         raise ProbeFailed(probe_failure)
     try:
         auth = await GssClientAuth.establish(rpc, NFS_PROGRAM, NFS_V4, target, creds=creds,
@@ -463,7 +464,7 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--uid", type=int, default=os.getuid(), help="AUTH_SYS uid (default: yours)")
     ap.add_argument("--gid", type=int, default=os.getgid(), help="AUTH_SYS gid (default: yours)")
     ap.add_argument("--write", action="store_true", help="create, write, read back and remove a test file")
-    ap.add_argument("--timeout", type=float, default=10.0, help="seconds per step (default 10)")
+    ap.add_argument("--timeout", type=float, default=10.0, help="seconds to connect and to set up the Kerberos context (default 10)")
     ap.add_argument("--json", action="store_true", help="print a JSON document instead")
     return ap
 

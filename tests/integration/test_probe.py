@@ -249,3 +249,23 @@ def test_bad_server_argument_is_a_usage_error(served: Served) -> None:
     assert out.returncode == 2
     assert "'127.0.0.1:notaport': expected HOST[:PORT] or [ADDRESS]:PORT" in out.stderr
     still_serves(served)
+
+
+def test_server_without_kerberos(served: Served, tmp_path: Path) -> None:
+    """A server with no keytab serves no RPCSEC_GSS at all: the context is refused at the RPC
+    layer (RFC 2203 §5.3.3.3), and the probe says where to look on the server."""
+    from tests.support.nfsserver import ProcessServer
+
+    srv = ProcessServer(tmp_path)
+    port = srv.start()
+    try:
+        rc, doc = probe_json(served, "--sec", "krb5p", "--ccache", str(served.ccache), f"127.0.0.1:{port}",
+                             "/share", "--principal", f"nfs@{served.realm.hostname}")
+        assert rc == Outcome.AUTH, doc
+        f = doc["failure"]
+        assert f["step"] == "gss-context" and f["error"].startswith("RPC authentication error AUTH_BADCRED (")
+        assert f["cause"] == "the server does not serve Kerberos right now" and "securenfs status" in f["fix"]
+        rc, doc = probe_json(served, "--sec", "sys", f"127.0.0.1:{port}", "/share")
+        assert rc == 0, doc
+    finally:
+        srv.kill()
