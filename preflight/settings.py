@@ -96,7 +96,7 @@ class PreflightSettings:
             idmap_domain=str(idmap.get("domain") or ""),
             local_realms=list(idmap.get("local_realms") or []),
             ldap_uris=list(ldap.get("uris") or []),
-            ldap_base_dn=str(ldap.get("base_dn") or ""),
+            ldap_base_dn=str(ldap.get("base") or ""),
             exports=[
                 ExportSpec(str(e.pseudo), Path(e.path), list(e.sec))
                 for e in getattr(cfg, "exports", [])

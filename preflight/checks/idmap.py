@@ -126,7 +126,7 @@ def base_dn(ctx: RunContext) -> Result:
     if not s.ldap_uris:
         return ok("LDAP-006", "no LDAP servers configured")
     if not s.ldap_base_dn:
-        return error("LDAP-006", "no LDAP base DN configured", remedy="Set [idmap.ldap] base_dn.")
+        return error("LDAP-006", "no LDAP base DN configured", remedy="Set [idmap.ldap] base.")
     import ldap
 
     try:
@@ -137,7 +137,7 @@ def base_dn(ctx: RunContext) -> Result:
         return error(
             "LDAP-006",
             f"base DN {s.ldap_base_dn} does not exist on {s.ldap_uris[0]}",
-            remedy="Fix [idmap.ldap] base_dn (see the server's namingContexts).",
+            remedy="Fix [idmap.ldap] base (see the server's namingContexts).",
         )
     except ldap.LDAPError as exc:
         return error(
