@@ -215,7 +215,8 @@ def nfs_failure(step: str, exc: Nfs4Error, *, path: str, sec: str, allowed: Sequ
         return Failure(step, error, "the export, or this client's rule, is read-only",
                        "use access = \"rw\" in the export's client rule", Outcome.WRITE)
     if status == Stat.ACCESS:
-        return Failure(step, error, f"this user may not read {path}",
+        who = f" ({identity} as the server maps it)" if identity else ""
+        return Failure(step, error, f"this user{who} may not read {path}",
                        "check the directory's owner and mode on the server", Outcome.FAILED)
     if status in (Stat.DELAY, Stat.GRACE):
         return Failure(step, error, "the server is starting up (grace period) or busy",
@@ -289,23 +290,26 @@ async def _secinfo(client: Nfs4Client, path: str) -> list[str]:
     return [flavor_of(e) for e in res.entries]
 
 
-async def _allowed_after_wrongsec(client: Nfs4Client, path: str) -> list[str]:
-    """The flavors of ``path`` after a WRONGSEC on the way to it: SECINFO of its name in the
-    parent directory, which never answers WRONGSEC (RFC 8881 §2.6.3.1.1.5), as the Linux
-    client asks.  The parent is a pseudo directory (exports do not nest), which every flavor
-    of an export below it may walk."""
+async def _allowed_after_wrongsec(client: Nfs4Client, path: str, sec: str) -> tuple[str, list[str]]:
+    """The first directory on the way to ``path`` that refuses ``sec``, and its flavors.
+
+    Each component is asked for with SECINFO of its name in its parent, which never answers
+    WRONGSEC (RFC 8881 §2.6.3.1.1.5), as the Linux client asks after a WRONGSEC; the walk to
+    the parent uses only directories that allowed ``sec``."""
     from securenfs.nfs4.xdr4 import NameArgs, SecinfoRes
 
-    parent, _, name = path.rpartition("/")
-    try:
-        if not name:
-            return await _secinfo(client, path)
-        rep = await client.seq([*client.path_ops(parent), (Op.SECINFO, NameArgs(name.encode()))])
-    except (Nfs4Error, RpcError, ConnectionError, TimeoutError):
-        return []
-    res = rep.results[-1][1]
-    assert isinstance(res, SecinfoRes)
-    return [flavor_of(e) for e in res.entries]
+    comps = [c for c in path.split("/") if c]
+    for i, name in enumerate(comps):
+        try:
+            rep = await client.seq([*client.path_ops("/".join(comps[:i])), (Op.SECINFO, NameArgs(name.encode()))])
+        except (Nfs4Error, RpcError, ConnectionError, TimeoutError):
+            break
+        res = rep.results[-1][1]
+        assert isinstance(res, SecinfoRes)
+        flavors = [flavor_of(e) for e in res.entries]
+        if sec not in flavors:
+            return "/" + "/".join(comps[: i + 1]), flavors
+    return path, []
 
 
 async def _write_test(client: Nfs4Client, fh: bytes, path: str, report: Report) -> None:
@@ -367,8 +371,10 @@ async def probe(opts: Options) -> Report:
         try:
             fh = await client.lookup_path(opts.path)
         except Nfs4Error as exc:
-            allowed = await _allowed_after_wrongsec(client, opts.path) if exc.status == Stat.WRONGSEC else []
-            raise ProbeFailed(nfs_failure("mount", exc, path=opts.path, sec=opts.sec, allowed=allowed)) from None
+            where, allowed = opts.path, list[str]()
+            if exc.status == Stat.WRONGSEC:
+                where, allowed = await _allowed_after_wrongsec(client, opts.path, opts.sec)
+            raise ProbeFailed(nfs_failure("mount", exc, path=where, sec=opts.sec, allowed=allowed)) from None
         step = "secinfo"
         report.export_flavors = await _secinfo(client, opts.path)
         step = "list"
