@@ -141,8 +141,13 @@ def script(guide: list[Block], *, echo: bool = True) -> str:
         "}",
         "trap lab_teardown EXIT",
     ]
+    heading = None
     for b in steps:
-        parts.append(f"echo; echo {shlex.quote('==> ' + b.heading)}")
+        if b.heading != heading:
+            parts.append(f"echo; echo {shlex.quote('==> ' + b.heading)}")
+            heading = b.heading
+        elif echo:
+            parts.append("echo")
         if echo:
             parts.append(f"cat <<'__LAB_BLOCK__'\n{shown(b.code)}__LAB_BLOCK__")
         parts.append(b.code)

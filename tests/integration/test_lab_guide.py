@@ -59,6 +59,10 @@ def test_lab_walkthrough_runs_as_written(tmp_path: Path) -> None:
     report = section(out, "7. The preflight report")
     assert re.search(r"0 critical, 0 errors, 0 warnings, \d+ ok \(", report), report
     assert "skipped" not in report
+    for check in ("TIME-001", "TIME-004", "DNS-002", "DNS-003", "HOSTS-001", "KT-006", "GSS-001", "LDAP-006",
+                  "IDM-003"):
+        assert re.search(rf"^OK +{check} ", report, re.M), check
+    assert "probe user alice resolves to uid 5001" in report  # through slapd
 
     # 8: the krb5p export is on once the start-up checks are done.
     status = section(out, "8. Start the server")
@@ -76,6 +80,10 @@ def test_lab_walkthrough_runs_as_written(tmp_path: Path) -> None:
     assert "fix: rerun with --sec krb5p" in probe and "exit status 5" in probe
     assert "FAILED at list: READDIR: NFS4ERR_ACCESS" in probe
     assert "may not read /home/bob" in probe and "exit status 1" in probe
+
+    log = section(out, "9. Probe it as alice")
+    assert "alice@LAB.TEST: GSS context established with nfs/nfs1.lab.test@LAB.TEST" in log
+    assert "preflight finished: every export serves all its flavors" in log
 
     # 10: the teardown removed everything.
     assert "==> 10. Tear down" in out and not lab.exists()
