@@ -270,10 +270,13 @@ async def _auth(opts: Options, rpc: RpcClient, report: Report) -> ClientAuth:
     except GSSError as exc:
         raise ProbeFailed(gss_failure("gss-context", translate_exception(exc), target)) from None
     except GssClientError as exc:
-        raise ProbeFailed(Failure("gss-context", str(exc).partition("; likely cause:")[0],
-                                  str(exc).partition("; likely cause: ")[2] or "the server refused the context",
-                                  "see the cause; the server's log names the client and the principal",
-                                  Outcome.AUTH)) from None
+        if exc.failure is None:
+            raise ProbeFailed(Failure("gss-context", str(exc), "a defective reply to the context set-up",
+                                      "see the server's log", Outcome.AUTH)) from None
+        f = exc.failure
+        raise ProbeFailed(Failure("gss-context", f"the server refused the GSS context: GSS {f.major_text}: "
+                                  f"{f.minor_text or '(no detail)'}", f.cause.value,
+                                  f"on the server: {f.hint}", Outcome.AUTH)) from None
     except RpcError as exc:
         raise ProbeFailed(rpc_failure("gss-context", exc, opts.sec)) from None
     return auth

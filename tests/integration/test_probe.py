@@ -269,3 +269,24 @@ def test_server_without_kerberos(served: Served, tmp_path: Path) -> None:
         assert rc == 0, doc
     finally:
         srv.kill()
+
+
+def test_server_refuses_the_context_for_a_principal_it_has_no_key_for(served: Served) -> None:
+    """The KDC knows the principal, the server's keytab does not: the server's own GSS
+    translation comes back in the context reply (RFC 2203 §5.2.3.1 gss_major/gss_minor)."""
+    principal = served.realm.add_principal("nfs/alias.invalid")
+    rc, doc = probe_json(served, "--sec", "krb5p", "--ccache", str(served.ccache), f"127.0.0.1:{served.port}",
+                         "/secure", "--principal", principal)
+    assert rc == Outcome.AUTH, doc
+    f = doc["failure"]
+    assert f["step"] == "gss-context" and f["error"].startswith("the server refused the GSS context: GSS ")
+    assert f["cause"] == "missing principal" and f["fix"].startswith("on the server: "), f
+    still_serves(served)
+
+
+def test_krb5i_is_refused_by_a_krb5p_only_export(served: Served) -> None:
+    rc, doc = probe_json(served, "--sec", "krb5i", "--ccache", str(served.ccache), f"127.0.0.1:{served.port}",
+                         "/secure", "--principal", f"nfs@{served.realm.hostname}")
+    assert rc == Outcome.WRONGSEC, doc
+    assert doc["failure"]["cause"] == "/secure does not allow krb5i; the export allows krb5p"
+    assert doc["failure"]["fix"].startswith("rerun with --sec krb5p")
