@@ -15,12 +15,15 @@ Used by `make demo` (scripts/demo_krb5.py) and tests/integration/test_lab_guide.
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import shlex
+import signal
 import socket
 import subprocess
 import sys
 import tempfile
+import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -165,27 +168,36 @@ def run(lab: Path, out: TextIO | None = None, *, echo: bool = True, timeout: flo
                             text=True, start_new_session=True)
     lines = []
     assert proc.stdout is not None
+    # Past the timeout the whole walkthrough (its process group) is killed, which ends the
+    # output; the daemons it started are then stopped by their pid files below.
+    watchdog = threading.Timer(timeout, lambda: _kill_group(proc.pid))
+    watchdog.start()
     try:
         for line in proc.stdout:
             lines.append(line)
             if out is not None:
                 out.write(line)
                 out.flush()
-        proc.wait(timeout)
+        proc.wait()
     except BaseException:
-        _kill_leftovers(lab)
-        proc.kill()
+        _kill_group(proc.pid)
         proc.wait()
         raise
-    _kill_leftovers(lab)
+    finally:
+        watchdog.cancel()
+        _kill_leftovers(lab)
     return subprocess.CompletedProcess(proc.args, proc.returncode, "".join(lines), "")
+
+
+def _kill_group(pgid: int) -> None:
+    try:
+        os.killpg(pgid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
 
 
 def _kill_leftovers(lab: Path) -> None:
     """The guide's daemons, by their pid files, if its teardown did not run."""
-    import os
-    import signal
-
     for rel in ("server.pid", "ntp.pid", "dnsmasq.pid", "ldap/slapd.pid", "kdc/krb5kdc.pid"):
         try:
             pid = int((lab / rel).read_text().split()[0])
