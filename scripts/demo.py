@@ -93,6 +93,10 @@ squash = "root"
         step("asking it: NULL calls to NFSv4 (program 100003 version 4)")
         run(PY, "-m", "securenfs", "ping", f"127.0.0.1:{port}", "-c", "3")
 
+        step("what a client sees: securenfs probe (AUTH_SYS, as uid 1000)")
+        run(PY, "-m", "securenfs", "probe", "--sec", "sys", "--uid", "1000", "--gid", "1000",
+            f"127.0.0.1:{port}", "/share")
+
         if not args.no_kerberos:
             sys.path.insert(0, str(ROOT / "scripts"))
             import demo_krb5

@@ -184,7 +184,8 @@ def _delegate(module: str, argv: list[str]) -> int:
     return int(rc or 0)
 
 
-DELEGATED = {"idmap": "idmap.cli", "keytab": "keytabs.cli", "preflight": "preflight.cli"}
+DELEGATED = {"idmap": "idmap.cli", "keytab": "keytabs.cli", "preflight": "preflight.cli",
+             "probe": "securenfs.client.probe"}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -229,7 +230,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     for name, help_text in (("idmap", "ID mapping look-ups (owner strings, principals)"),
                             ("keytab", "list and check keytabs"),
-                            ("preflight", "diagnose this host's Kerberos readiness")):
+                            ("preflight", "diagnose this host's Kerberos readiness"),
+                            ("probe", "mount a server's path as this user and explain what fails")):
         sp = sub.add_parser(name, help=help_text, add_help=False)
         sp.add_argument("rest", nargs=argparse.REMAINDER)
     return parser

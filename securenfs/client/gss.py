@@ -39,12 +39,19 @@ from securenfs.rpcsec_gss.constants import (
     GssProc,
     GssService,
 )
-from securenfs.rpcsec_gss.gsserrors import translate
+from securenfs.rpcsec_gss.gsserrors import GssFailure, translate
 from securenfs.xdr import XdrError
 
 
 class GssClientError(Exception):
-    """Context establishment or reply protection failed."""
+    """Context establishment or reply protection failed.
+
+    ``failure`` is the server's GSS status in words when the server refused the context.
+    """
+
+    def __init__(self, text: str, failure: GssFailure | None = None):
+        super().__init__(text)
+        self.failure = failure
 
 
 @dataclass(slots=True)
@@ -115,7 +122,7 @@ class GssClientAuth:
             res, reply = await init_call(client, prog, vers, proc, handle, token or b"", timeout)
             if res.gss_major not in (GSS_S_COMPLETE, GSS_S_CONTINUE_NEEDED):
                 f = translate(res.gss_major, res.gss_minor)
-                raise GssClientError(f"server refused the GSS context: {f.describe()}")
+                raise GssClientError(f"server refused the GSS context: {f.describe()}", f)
             handle = res.handle
             if res.token:
                 token = ctx.step(res.token)

@@ -31,6 +31,7 @@ class Cause(enum.Enum):
     UNSUPPORTED_ENCTYPE = "unsupported enctype"
     WRONG_KEY = "key mismatch"
     TICKET_EXPIRED = "ticket expired"
+    NO_TICKET = "no ticket"
     CONTEXT_EXPIRED = "context expired"
     BAD_TOKEN = "malformed token"
     BAD_SIGNATURE = "bad checksum"
@@ -52,6 +53,8 @@ _HINTS: Final = {
     Cause.WRONG_KEY: "the keytab's key differs from the KDC's at the same kvno (password changed "
     "without a kvno bump, or the principal is registered twice); re-export the keytab",
     Cause.TICKET_EXPIRED: "the client's ticket has expired; the client must renew it (kinit)",
+    Cause.NO_TICKET: "the client has no Kerberos ticket in its credential cache; get one with "
+    "kinit (or point KRB5CCNAME at the cache that holds it)",
     Cause.CONTEXT_EXPIRED: "the security context outlived its ticket; the client must "
     "establish a new one",
     Cause.BAD_TOKEN: "the client sent bytes that are not a valid GSS token (wrong mechanism, "
@@ -92,6 +95,8 @@ _TEXT_CAUSES: Final[tuple[tuple[re.Pattern[str], Cause], ...]] = (
     (re.compile(r"context has expired|context expired", re.I), Cause.CONTEXT_EXPIRED),
     (re.compile(r"cannot contact any kdc|cannot find kdc", re.I), Cause.KDC_UNREACHABLE),
     (re.compile(r"duplicate|replay|request is a replay", re.I), Cause.REPLAY),
+    # An initiator's credential cache (the acceptor reads only its keytab).
+    (re.compile(r"no credentials cache found|no kerberos credentials available", re.I), Cause.NO_TICKET),
     (re.compile(r"key table file .* not found|no such file|permission denied|no credentials",
                 re.I), Cause.NO_CREDENTIALS),
 )

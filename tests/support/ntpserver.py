@@ -1,4 +1,8 @@
-"""A small SNTP responder (RFC 4330) on 127.0.0.1 that reports a chosen clock offset."""
+"""A small SNTP responder (RFC 4330) on 127.0.0.1 that reports a chosen clock offset.
+
+``python -m tests.support.ntpserver HOST:PORT [--offset SECONDS]`` runs it in the foreground
+(docs/lab.md uses it as the lab's time server) until SIGTERM or Ctrl-C.
+"""
 
 from __future__ import annotations
 
@@ -21,10 +25,10 @@ def _to_ntp(t: float) -> int:
 class FakeNtpServer:
     """Answers mode-3 client requests with server time = real time + ``offset`` seconds."""
 
-    def __init__(self, offset: float = 0.0, host: str = "127.0.0.1") -> None:
+    def __init__(self, offset: float = 0.0, host: str = "127.0.0.1", port: int = 0) -> None:
         self.offset = offset
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.sock.bind((host, 0))
+        self.sock.bind((host, port))
         self.sock.settimeout(0.2)
         self.host, self.port = self.sock.getsockname()
         self.queries = 0
@@ -77,3 +81,29 @@ def ntp_server() -> Iterator[FakeNtpServer]:
         yield srv
     finally:
         srv.close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+    import signal
+
+    ap = argparse.ArgumentParser(prog="python -m tests.support.ntpserver", description=__doc__)
+    ap.add_argument("listen", metavar="HOST:PORT")
+    ap.add_argument("--offset", type=float, default=0.0, help="seconds added to this host's clock")
+    args = ap.parse_args(argv)
+    host, _, port = args.listen.rpartition(":")
+    srv = FakeNtpServer(args.offset, host or "127.0.0.1", int(port))
+    print(f"SNTP responder on {srv.address}, offset {srv.offset:+g} s", flush=True)
+    done = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: done.set())
+    try:
+        while not done.wait(1):
+            pass
+    except KeyboardInterrupt:
+        pass
+    srv.close()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -52,6 +52,8 @@ def test_pseudo_flavors_and_secinfo_triples() -> None:
     (0, "No key table entry found for nfs/a@R", Cause.MISSING_PRINCIPAL),
     (0, "KDC has no support for encryption type", Cause.UNSUPPORTED_ENCTYPE),
     (0x96C73A00 + 37, "", Cause.CLOCK_SKEW),
+    (0, "No credentials cache found (filename: /tmp/krb5cc_1000)", Cause.NO_TICKET),
+    (0, "Key table file '/etc/krb5.keytab' not found", Cause.NO_CREDENTIALS),
 ])
 def test_translation(minor: int, text: str, cause: Cause) -> None:
     f = translate(13 << 16, minor, text)

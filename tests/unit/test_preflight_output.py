@@ -217,7 +217,7 @@ def test_settings_from_server_config() -> None:
         idmap_raw={
             "domain": "example.com",
             "local_realms": ["EX.COM"],
-            "ldap": {"uris": ["ldap://dc1"], "base_dn": "dc=example,dc=com"},
+            "ldap": {"uris": ["ldap://dc1"], "base": "dc=example,dc=com"},
         },
         exports=[SimpleNamespace(path=Path("/srv"), pseudo="/srv", sec=["krb5p", "sys"])],
     )
@@ -232,7 +232,7 @@ def test_settings_from_server_config() -> None:
     assert s.ntp_servers == ["ntp1"] and s.dns_servers == ["10.0.0.1:53"] and s.timeout == 7.0
     assert (
         s.idmap_domain == "example.com"
-        and s.ldap_uris == ["ldap://dc1"]
+        and s.ldap_uris == ["ldap://dc1"] and s.ldap_base_dn == "dc=example,dc=com"
         and s.probe_user == "alice"
     )
     assert s.exports[0].kerberos and s.exports[0].auth_sys
