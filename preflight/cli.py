@@ -70,8 +70,9 @@ def build_parser(prog: str = "securenfs-preflight") -> argparse.ArgumentParser:
         "--export",
         action="append",
         default=None,
-        metavar="PSEUDO:PATH:FLAVORS",
-        help="export to judge, e.g. /data:/srv/data:krb5p,krb5i (repeatable)",
+        metavar="PATH:PSEUDO[:sec=FLAVOR,...]",
+        help="export to judge, the same form as `securenfs serve --export`, "
+        "e.g. /srv/data:/data:sec=krb5p,krb5i (repeatable)",
     )
     g.add_argument("--lease-time", type=int)
     g.add_argument("--grace-time", type=int)

@@ -464,6 +464,8 @@ def parse_export_option(text: str) -> ExportConfig:
             access = opt
         elif opt in ("no_root_squash", "root_squash", "all_squash"):
             squash = {"no_root_squash": "none", "root_squash": "root", "all_squash": "all"}[opt]
+        elif opt and all(f.strip().lower() in FLAVORS for f in opt.split(",")):
+            raise ConfigError(src, key, f"export option {opt!r} lacks sec=", f"write sec={opt}")
         else:
             raise ConfigError(src, key, f"unknown export option {opt!r}", fix)
     return ExportConfig(path, pseudo, sec, [ClientRule(access=access, squash=squash)])

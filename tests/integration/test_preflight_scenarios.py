@@ -383,7 +383,7 @@ def test_cli_json_and_exit_codes(
         "--idmap-domain",
         DOMAIN,
         "--export",
-        f"/data:{tmp_path}:krb5p",
+        f"{tmp_path}:/data:sec=krb5p",
         "--state-dir",
         str(tmp_path),
         "--probe-user",

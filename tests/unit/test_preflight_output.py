@@ -107,7 +107,7 @@ def test_exit_codes(worst: Severity, fail_on: str | None, code: int) -> None:
         ["--bogus"],
         ["--format", "xml"],
         ["--only", "NOPE-9"],
-        ["--export", "/data:/srv"],
+        ["--export", "/srv/data:/data:krb5p"],
         ["--export", "/d:/s:krb9"],
         ["--timeout", "0"],
     ],
