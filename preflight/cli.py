@@ -116,8 +116,8 @@ def settings_from_args(args: argparse.Namespace) -> PreflightSettings:
             raise UsageError(f"--config needs the securenfs server package: {exc}") from None
         try:
             cfg = load_config(args.config)
-        except Exception as exc:  # noqa: BLE001 - the config loader's message names the key
-            raise UsageError(f"{args.config}: {exc}") from None
+        except Exception as exc:  # noqa: BLE001 - the loader's message names the file and key
+            raise UsageError(str(exc)) from None
         s = PreflightSettings.from_server_config(cfg)
     else:
         s = PreflightSettings()
