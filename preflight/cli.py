@@ -99,6 +99,13 @@ def build_parser(prog: str = "securenfs-preflight") -> argparse.ArgumentParser:
     o.add_argument("--format", choices=("human", "json", "prometheus"), default="human")
     o.add_argument("--output-file", help="write the report here (atomically) instead of stdout")
     o.add_argument("--all", action="store_true", help="human format: also show checks that passed")
+    o.add_argument(
+        "-v",
+        "--verbose",
+        action="store_true",
+        help="human format: also print each result's detail (KDC answers, Kerberos errors, "
+        "the KRB5_TRACE tail)",
+    )
     o.add_argument("--color", choices=("auto", "always", "never"), default="auto")
     o.add_argument(
         "--fail-on",
@@ -222,6 +229,7 @@ def main(argv: list[str] | None = None, prog: str = "securenfs-preflight") -> in
                 buf,
                 colour=use_colour(sys.stdout, args.color) and not args.output_file,
                 show_all=args.all,
+                verbose=args.verbose,
             )
             text = buf.getvalue()
         if args.output_file:

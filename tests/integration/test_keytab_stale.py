@@ -169,3 +169,28 @@ def test_keytab_check_takes_its_settings_from_the_config(
     assert keytab_main(["check", "--config", str(conf)]) == 3
     err = capsys.readouterr().err
     assert err.count(str(conf)) == 1 and "did you mean kerberos.keytab?" in err
+
+
+def test_verbose_human_output_carries_the_kerberos_trace(
+    kdc_realm: KdcRealm, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from preflight.cli import main as preflight_main
+
+    host = "verbose.stale.test"
+    kt, nfs, hst = make_host(kdc_realm, tmp_path, host)
+    for p in (nfs, hst):
+        kdc_realm.k5.run_kadminl(["cpw", "-randkey", p])
+    argv = ["--hostname", host, "--realm", kdc_realm.realm, "--krb5-conf", str(kdc_realm.krb5_conf),
+            "--keytab", str(kt), "--only", ",".join(ONLY)]
+    assert preflight_main(argv) == 2
+    plain = capsys.readouterr().out
+    assert f"CRITICAL  KDC-002    no TGT from the keytab: the keytab is stale for {hst}" in plain
+    assert "KRB5_TRACE" not in plain and "   | " not in plain
+    assert preflight_main([*argv, "--verbose"]) == 2
+    lines = capsys.readouterr().out.splitlines()
+    at = lines.index(next(ln for ln in lines if ln.startswith("CRITICAL  KDC-002")))
+    detail = [ln[len(" " * 10 + "   | "):] for ln in lines[at + 1:] if ln.startswith(" " * 10 + "   | ")]
+    assert detail[0].startswith(f"{hst}: ") and "integrity" in detail[0].lower()
+    assert "KRB5_TRACE:" in detail
+    # The trace is the Kerberos library's own account of the exchange with the KDC.
+    assert any("AS-REQ" in ln or "Sending request" in ln for ln in detail)
