@@ -98,7 +98,7 @@ class PreflightSettings:
             idmap_domain=str(idmap.get("domain") or ""),
             local_realms=list(idmap.get("local_realms") or []),
             ldap_uris=list(ldap.get("uris") or []),
-            ldap_base_dn=str(ldap.get("base_dn") or ""),
+            ldap_base_dn=str(ldap.get("base") or ""),
             exports=[ExportSpec.from_config(e) for e in getattr(cfg, "exports", [])],
             lease_time=int(getattr(server, "lease_time", 90)),
             grace_time=int(getattr(server, "grace_time", 90)),

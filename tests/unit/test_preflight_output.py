@@ -189,7 +189,7 @@ def test_settings_from_server_config() -> None:
         idmap_raw={
             "domain": "example.com",
             "local_realms": ["EX.COM"],
-            "ldap": {"uris": ["ldap://dc1"], "base_dn": "dc=example,dc=com"},
+            "ldap": {"uris": ["ldap://dc1"], "base": "dc=example,dc=com"},
         },
         exports=[SimpleNamespace(path=Path("/srv"), pseudo="/srv", sec=["krb5p", "sys"])],
     )
@@ -205,6 +205,7 @@ def test_settings_from_server_config() -> None:
     assert (
         s.idmap_domain == "example.com"
         and s.ldap_uris == ["ldap://dc1"]
+        and s.ldap_base_dn == "dc=example,dc=com"
         and s.probe_user == "alice"
     )
     assert s.exports[0].kerberos and s.exports[0].auth_sys
