@@ -597,12 +597,19 @@ def dump(cfg: Config) -> str:
     """
     out = [f"# effective configuration (from {cfg.source})", "", "[server]"]
     sc = cfg.server
+    # What an unset key amounts to, where it is not simply nothing.
+    unset = {
+        "server_owner": f"a random identity created once and kept in {sc.state_dir}",
+        "server_scope": "the same as server_owner",
+        "admin_socket": str(sc.state_dir / "admin.sock"),
+        "krb5_conf": "$KRB5_CONFIG, else /etc/krb5.conf",
+    }
     out.append(f"listen = {_toml_value([str(a) for a in sc.listen])}")
     for name in ("state_dir", "server_owner", "server_scope", "hostname", "lease_time", "grace_time",
                  "max_record_size", "threads", "inline_metadata", "admin_socket"):
         v = getattr(sc, name)
         if v is None:
-            out.append(f"# {name} = (not set)")
+            out.append(f"# {name} = (not set: {unset[name]})")
         else:
             out.append(f"{name} = {_toml_value(v)}")
     out += ["", "[kerberos]"]
@@ -616,7 +623,7 @@ def dump(cfg: Config) -> str:
     for name in ("krb5_conf", "max_contexts", "max_contexts_per_peer", "context_idle_timeout", "seq_window",
                  "fast_path"):
         v = getattr(kc, name)
-        out.append(f"# {name} = (not set)" if v is None else f"{name} = {_toml_value(v)}")
+        out.append(f"# {name} = (not set: {unset[name]})" if v is None else f"{name} = {_toml_value(v)}")
     out += ["", "[preflight]"]
     pc = cfg.preflight
     for f in dataclasses.fields(pc):
