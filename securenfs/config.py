@@ -333,7 +333,7 @@ def _parse_export(source: str, i: int, t: Any) -> ExportConfig:
         raise r.err("path", f"{path_s!r} is not absolute", "use an absolute directory path")
     pseudo = _parse_pseudo(r.get("pseudo", str, path_s), source, r.key("pseudo"))
     sec = _parse_flavors(r.str_list("sec", ["krb5p", "krb5i", "krb5"]), source, r.key("sec"))
-    clients_t = r.get("clients", list, None)
+    clients_t = r.get("clients", list, None, "write each client rule as an [[exports.clients]] table")
     clients = [ClientRule()] if clients_t is None else [
         _parse_client_rule(source, f"{r.key('clients')}[{j}]", c) for j, c in enumerate(clients_t)
     ]
@@ -572,6 +572,8 @@ def _toml_value(v: Any) -> str:
         v = str(v)
     if isinstance(v, (list, tuple)):
         return "[" + ", ".join(_toml_value(x) for x in v) + "]"
+    if isinstance(v, dict):
+        return "{" + ", ".join(f"{k} = {_toml_value(x)}" for k, x in v.items()) + "}"
     s = str(v).replace("\\", "\\\\").replace('"', '\\"')
     return f'"{s}"'
 

@@ -9,6 +9,7 @@ from keytabs.analysis import (
     Level,
     enctype_finding,
     file_status,
+    is_stale_key_error,
     kvno_finding,
     permission_finding,
 )
@@ -113,11 +114,13 @@ def key_diagnosis(ctx: RunContext) -> dict[str, Finding | None]:
         targets = {str(p): p for p in wanted(ctx)}
         for client in res.tgt_errors:
             targets.setdefault(client, Principal.parse(client, ctx.realm))
+        # The KDCs are asked for a kvno only when a key was refused.
+        refused = any(is_stale_key_error(e) for e in res.tgt_errors.values())
         return key_findings(
             res,
             kt.entries_for,
             list(targets.values()),
-            kdc_list(ctx)[0],
+            kdc_list(ctx)[0] if refused else [],
             str(ctx.settings.keytab),
             ctx.settings.peer_timeout,
         )

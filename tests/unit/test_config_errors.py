@@ -91,7 +91,9 @@ def test_an_unknown_key_far_from_any_lists_the_known_ones(tmp_path: Path) -> Non
          "expected a list of strings, got 1", 'write principals = ["...", "..."]'),
         ('[idmap]\ndomain = "example.com"\noutage_delay = "30s"\n', "idmap.outage_delay",
          'expected a number of seconds, e.g. 30, got "30s"', "set idmap.outage_delay to a number of seconds, e.g. 30"),
-        ("[exports]\npath = \"/srv\"\n", "exports", "expected a list, got", "[[exports]]"),
+        ("[exports]\npath = \"/srv\"\n", "exports", 'expected a list, got {path = "/srv"}', "[[exports]]"),
+        ('[[exports]]\npath = "/srv"\n[exports.clients]\nmatch = "*"\n', "exports[0].clients",
+         'expected a list, got {match = "*"}', "[[exports.clients]]"),
     ],
 )
 def test_a_wrong_type_says_the_expected_form(tmp_path: Path, text: str, key: str, message: str, fix: str) -> None:
