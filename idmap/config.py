@@ -253,6 +253,18 @@ class _Table:
                 raise self.unknown(name)
 
     def unknown(self, name: str) -> IdmapConfigError:
+        owner = _table_of(name)
+        here = self.where.split(".", 1)[1] if "." in self.where else ""
+        if owner is not None and owner != here:
+            table = _qualified(self.where, owner)
+            # A key written below a sub-table header lands in that sub-table (TOML).
+            if not here:
+                fix = f"{name} is a key of [{table}]: write it below the [{table}] header"
+            else:
+                where = f"above the [{self.where}] header" if not owner else f"below the [{table}] header"
+                fix = (f"{name} is a key of [{table}]: a key written below a [table] header belongs "
+                       f"to that table, so move it {where}")
+            return IdmapConfigError(self.key(name), "unknown key", fix)
         candidates = sorted(set(self.known) | self.seen)
         close = difflib.get_close_matches(name, candidates, n=1)
         fix = f"did you mean {self.key(close[0])}?" if close else (
@@ -366,6 +378,23 @@ def _toml(value: object) -> str:
 
 def _fields(record: type) -> tuple[str, ...]:
     return tuple(f.name for f in dataclasses.fields(record))
+
+
+def _table_of(name: str) -> str | None:
+    """"" for a key of [idmap] itself, "ldap" for [idmap.ldap] ...; None for no idmap key."""
+    if name in IDMAP_KEYS:
+        return ""
+    for table, keys in (("ldap", LDAP_KEYS), ("machine_principals", MACHINE_KEYS),
+                        ("cache", _fields(CacheConfig)), ("numeric", _fields(NumericConfig))):
+        if name in keys:
+            return table
+    return None
+
+
+def _qualified(where: str, table: str) -> str:
+    """The dotted name of ``table`` under the [idmap] table that ``where`` lies in."""
+    root = where.split(".", 1)[0]
+    return f"{root}.{table}" if table else root
 
 
 #: The keys of each table; a key outside them is reported before any value is judged.

@@ -172,6 +172,29 @@ def field_names(record: type) -> tuple[str, ...]:
     return tuple(f.name for f in dataclasses.fields(record))
 
 
+def _section_keys() -> dict[str, str]:
+    """Which table each key belongs to, to name the table of a key written in the wrong one."""
+    from dataclasses import fields
+
+    out: dict[str, str] = {}
+    for section, record in (("[server]", ServerConfig), ("[kerberos]", KerberosConfig),
+                            ("[preflight]", PreflightConfig), ("[recovery]", RecoverySettings),
+                            ("[[exports]]", ExportConfig), ("[[exports.clients]]", ClientRule)):
+        for f in fields(record):
+            out.setdefault(f.name, section)
+    return out
+
+
+def misplaced(name: str, here: str) -> str:
+    """The fix for a key that belongs to another table, or "" when it belongs to none."""
+    section = _section_keys().get(name)
+    table = re.sub(r"\[\d+\]", "", here)
+    if section is None or section in (f"[{table}]", f"[[{table}]]"):
+        return ""
+    return (f"{name} is a key of {section}: a key written below a [table] header belongs to that "
+            f"table, so move it into {section}")
+
+
 def did_you_mean(name: str, known: Iterable[str], prefix: str = "") -> str:
     """The fix for an unknown key: the closest known key, else the list of known keys."""
     known = sorted(known)
@@ -210,7 +233,7 @@ class _Reader:
 
     def unknown(self, name: str) -> ConfigError:
         known = set(self.known) | self.used
-        return self.err(name, "unknown key", did_you_mean(name, known, self.key("")))
+        return self.err(name, "unknown key", misplaced(name, self.prefix) or did_you_mean(name, known, self.key("")))
 
     def get(self, name: str, typ: type | tuple[type, ...], default: Any, fix: str = "", form: str = "") -> Any:
         self.used.add(name)

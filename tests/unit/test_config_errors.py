@@ -168,3 +168,28 @@ def test_check_config_without_idmap_says_owners_are_numeric(tmp_path: Path, caps
     p = write(tmp_path, f'[server]\nstate_dir = "{tmp_path}"\n')
     assert cli.main(["check-config", "--config", str(p)]) == 0
     assert "# [idmap] not set: owners and groups are sent and accepted as numeric ids" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("text", "key", "fix"),
+    [
+        # TOML puts a key written below a [table] header into that table.
+        ('[server]\nstate_dir = "/s"\n[[exports]]\npath = "/srv"\nlease_time = 60\n', "exports[0].lease_time",
+         "lease_time is a key of [server]: a key written below a [table] header belongs to that table, "
+         "so move it into [server]"),
+        ('[[exports]]\npath = "/srv"\n[[exports.clients]]\nmatch = "*"\nsec = ["sys"]\n',
+         "exports[0].clients[0].sec", "sec is a key of [[exports]]"),
+        ('[preflight]\nprincipals = ["nfs/h"]\n', "preflight.principals", "principals is a key of [kerberos]"),
+        (LDAP + 'uris = ["ldap://h"]\nlocal_realms = ["EXAMPLE.COM"]\n', "idmap.ldap.local_realms",
+         "local_realms is a key of [idmap]: a key written below a [table] header belongs to that table, "
+         "so move it above the [idmap.ldap] header"),
+        ('[idmap]\ndomain = "example.com"\n[idmap.cache]\ntimeout = 3\n', "idmap.cache.timeout",
+         "timeout is a key of [idmap.ldap]: a key written below a [table] header belongs to that table, "
+         "so move it below the [idmap.ldap] header"),
+        ('[idmap]\ndomain = "example.com"\ntimeout = 3\n', "idmap.timeout",
+         "timeout is a key of [idmap.ldap]: write it below the [idmap.ldap] header"),
+    ],
+)
+def test_a_key_in_the_wrong_table_names_its_table(tmp_path: Path, text: str, key: str, fix: str) -> None:
+    e = load_error(tmp_path, text)
+    assert e.key == key and e.message == "unknown key" and e.fix.startswith(fix)
