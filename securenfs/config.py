@@ -174,14 +174,12 @@ def field_names(record: type) -> tuple[str, ...]:
 
 def _section_keys() -> dict[str, str]:
     """Which table each key belongs to, to name the table of a key written in the wrong one."""
-    from dataclasses import fields
-
     out: dict[str, str] = {}
     for section, record in (("[server]", ServerConfig), ("[kerberos]", KerberosConfig),
                             ("[preflight]", PreflightConfig), ("[recovery]", RecoverySettings),
                             ("[[exports]]", ExportConfig), ("[[exports.clients]]", ClientRule)):
-        for f in fields(record):
-            out.setdefault(f.name, section)
+        for name in field_names(record):
+            out.setdefault(name, section)
     return out
 
 

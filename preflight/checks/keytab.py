@@ -269,7 +269,7 @@ def kvno_matches(ctx: RunContext) -> list[Result]:
         sp = res.service(str(want))
         entries = kt.entries_for(want)
         f = diagnosis.get(str(want))
-        if f is None and res.ok and not res.tgt_principal:
+        if f is None and not (res.ok and res.tgt_principal):
             # No TGT for a reason that is not this principal's key: KDC-002 says which.
             out.append(
                 Result(
@@ -284,7 +284,8 @@ def kvno_matches(ctx: RunContext) -> list[Result]:
             continue
         if f is None:
             f = kvno_finding(want, entries, None, None, res.error)
-        r = _result("KT-006", f.level, f.summary, f.detail, f.remedy or hint(f.summary), f.key)
+        remedy = f.remedy or (hint(f.summary) if f.level > Level.OK else "")
+        r = _result("KT-006", f.level, f.summary, f.detail, remedy, f.key)
         r.kw = {"key": str(want), "got": sorted({e.kvno for e in entries})}
         if f.kdc_kvno is not None:
             r.kw["expected"] = f.kdc_kvno
