@@ -381,7 +381,8 @@ def _fields(record: type) -> tuple[str, ...]:
 
 
 def _table_of(name: str) -> str | None:
-    """"" for a key of [idmap] itself, "ldap" for [idmap.ldap] ...; None for no idmap key."""
+    """The sub-table a key belongs to ("ldap", "cache" ...; the empty string for [idmap]
+    itself), or None when no idmap table has it."""
     if name in IDMAP_KEYS:
         return ""
     for table, keys in (("ldap", LDAP_KEYS), ("machine_principals", MACHINE_KEYS),
