@@ -4,9 +4,11 @@
     securenfs idmap lookup uid:1000               # owner string the server sends for uid 1000
     securenfs idmap lookup gid:100
     securenfs idmap principal alice@EXAMPLE.COM   # uid, gids, which backend answered, cache
-    options: --config PATH (default /etc/securenfs/securenfs.toml), --json, --no-cache
+    options, before or after the command word: --config PATH (default
+    /etc/securenfs/securenfs.toml), --json, --no-cache, -v
 
-Exit status: 0 mapped, 1 not mapped (unknown, anonymous by policy, or directory
+Exit status: 0 mapped, 1 not mapped (unknown; anonymous, whether by policy, a foreign realm
+or domain, or a machine principal run as the anonymous id; an id without a name; directory
 unavailable), 2 bad usage or configuration.
 """
 
@@ -37,20 +39,30 @@ class _Parser(argparse.ArgumentParser):
         raise _Usage(f"{self.prog}: {message}")
 
 
+def _add_options(p: argparse.ArgumentParser, default: Any) -> None:
+    """The options, accepted before and after the command word (``default`` is SUPPRESS
+    after it, so an option given before is not reset)."""
+    p.add_argument("--config", default=DEFAULT_CONFIG if default is None else default,
+                   help=f"server TOML file (its [idmap] table is used; default {DEFAULT_CONFIG})")
+    p.add_argument("--json", action="store_true",
+                   default=False if default is None else default, help="print JSON")
+    p.add_argument("--no-cache", action="store_true", default=False if default is None else default,
+                   help="ask the backends even if an answer is cached")
+    p.add_argument("-v", "--verbose", action="store_true", default=False if default is None else default,
+                   help="show the mapper's log lines")
+
+
 def _parser() -> argparse.ArgumentParser:
     p = _Parser(prog="securenfs idmap", description="Map NFSv4 names, ids and Kerberos "
                 "principals as the server does (for chasing nobody:nobody).")
-    p.add_argument("--config", default=DEFAULT_CONFIG, help="server TOML file "
-                   f"(its [idmap] table is used; default {DEFAULT_CONFIG})")
-    p.add_argument("--json", action="store_true", help="print JSON")
-    p.add_argument("--no-cache", action="store_true",
-                   help="ask the backends even if an answer is cached")
-    p.add_argument("-v", "--verbose", action="store_true", help="show the mapper's log lines")
+    _add_options(p, None)
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
     lookup = sub.add_parser("lookup", help="owner/group string, or uid:N / gid:N")
     lookup.add_argument("name")
     principal = sub.add_parser("principal", help="Kerberos principal (user@REALM)")
     principal.add_argument("principal")
+    for command in (lookup, principal):
+        _add_options(command, argparse.SUPPRESS)
     return p
 
 
@@ -76,15 +88,20 @@ def load_config(path: str) -> IdmapConfig:
 def _mapping_dict(kind: str, query: str, m: Mapping | None, error: str | None) -> dict[str, Any]:
     if m is None:
         return {"kind": kind, "query": query, "mapped": False, "error": error}
-    return {"kind": kind, "query": query, "mapped": m.source != "anon", "id": m.id,
+    # An id sent as digits has no name: for uid:N / gid:N that is "not mapped".
+    unnamed = "anon" if kind in ("user", "group") else ("anon", "numeric")
+    return {"kind": kind, "query": query, "mapped": m.source not in unnamed, "id": m.id,
             "name": m.name, "source": m.source, "cache": m.cache.value, "reason": m.reason}
 
 
-def _identity_dict(query: str, ident: Identity | None, error: str | None) -> dict[str, Any]:
+def _identity_dict(query: str, ident: Identity | None, error: str | None,
+                   anon: tuple[int, int]) -> dict[str, Any]:
     if ident is None:
         return {"kind": "principal", "query": query, "mapped": False, "error": error}
+    # A machine principal run as the anonymous id by policy is as unmapped as any other.
+    anonymous = ident.source == "anon" or (ident.source == "machine" and (ident.uid, ident.gid) == anon)
     return {"kind": "principal", "query": query,
-            "mapped": ident.source not in ("anon",), "uid": ident.uid, "gid": ident.gid,
+            "mapped": not anonymous, "uid": ident.uid, "gid": ident.gid,
             "groups": list(ident.groups), "name": ident.name, "source": ident.source,
             "cache": ident.cache.value, "reason": ident.reason}
 
@@ -159,14 +176,15 @@ def main(argv: list[str] | None = None) -> int:
     use_cache = not args.no_cache
     try:
         if args.command == "principal":
+            anon = (config.anon_uid, config.anon_gid)
             try:
                 ident: Identity | None = mapper.principal_to_identity(args.principal,
                                                                       use_cache=use_cache)
-                results = [_identity_dict(args.principal, ident, None)]
+                results = [_identity_dict(args.principal, ident, None, anon)]
             except IdmapNotFound as exc:
-                results = [_identity_dict(args.principal, None, f"refused: {exc.reason}")]
+                results = [_identity_dict(args.principal, None, f"refused: {exc.reason}", anon)]
             except IdmapUnavailable as exc:
-                results = [_identity_dict(args.principal, None, f"unavailable: {exc.reason}")]
+                results = [_identity_dict(args.principal, None, f"unavailable: {exc.reason}", anon)]
         else:
             results = _lookup(mapper, args.name, use_cache)
     except _Usage as exc:

@@ -8,6 +8,7 @@ at nobody:nobody).  docs/idmap.md is the reference for every key.
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import enum
 import socket
@@ -208,7 +209,7 @@ class IdmapConfig:
     @classmethod
     def from_mapping(cls, mapping: AbcMapping[str, Any], where: str = "idmap") -> IdmapConfig:
         """Build a configuration from the parsed ``[idmap]`` TOML table."""
-        return _parse(_Table(mapping, where))
+        return _parse(_Table(mapping, where, IDMAP_KEYS))
 
 
 # --------------------------------------------------------------------------- parsing
@@ -238,12 +239,38 @@ def krb5_default_realm() -> str | None:
 class _Table:
     """A TOML table being parsed: typed getters that report the dotted key on error."""
 
-    def __init__(self, data: AbcMapping[str, Any], where: str) -> None:
+    def __init__(self, data: AbcMapping[str, Any], where: str, known: tuple[str, ...] = ()) -> None:
         if not isinstance(data, AbcMapping):
             raise IdmapConfigError(where, "must be a table", f"write [{where}] as a TOML table")
         self.data = data
         self.where = where
         self.seen: set[str] = set()
+        self.known = known
+        # A misspelt key is named before any value is judged: a misspelt required key
+        # would otherwise be reported as missing.
+        for name in data:
+            if known and name not in known:
+                raise self.unknown(name)
+
+    def unknown(self, name: str) -> IdmapConfigError:
+        owner = _table_of(name)
+        here = self.where.split(".", 1)[1] if "." in self.where else ""
+        if owner is not None and owner != here:
+            table = _qualified(self.where, owner)
+            # A key written below a sub-table header lands in that sub-table (TOML).
+            if not here:
+                fix = f"{name} is a key of [{table}]: write it below the [{table}] header"
+            else:
+                where = f"above the [{self.where}] header" if not owner else f"below the [{table}] header"
+                fix = (f"{name} is a key of [{table}]: a key written below a [table] header belongs "
+                       f"to that table, so move it {where}")
+            return IdmapConfigError(self.key(name), "unknown key", fix)
+        candidates = sorted(set(self.known) | self.seen)
+        close = difflib.get_close_matches(name, candidates, n=1)
+        fix = f"did you mean {self.key(close[0])}?" if close else (
+            f"remove it; known keys: {', '.join(candidates)}"
+        )
+        return IdmapConfigError(self.key(name), "unknown key", fix)
 
     def key(self, name: str) -> str:
         return f"{self.where}.{name}"
@@ -266,10 +293,8 @@ class _Table:
         else:
             ok = isinstance(value, kinds)
         if not ok:
-            raise IdmapConfigError(
-                self.key(name), f"expected {hint}, got {type(value).__name__} {value!r}",
-                f"set {self.key(name)} to {hint}",
-            )
+            raise IdmapConfigError(self.key(name), f"expected {hint}, got {_toml(value)}",
+                                   f"set {self.key(name)} to {hint}")
         return cast(_T, value)
 
     def text(self, name: str, default: _T, *, required: bool = False) -> str | _T:
@@ -281,7 +306,7 @@ class _Table:
         return cast("str | _T", value)
 
     def number(self, name: str, default: float, *, minimum: float = 0.0) -> float:
-        value = self.get(name, float, default, "a number of seconds")
+        value = self.get(name, float, default, f"a number of seconds, e.g. {default:g}")
         if value < minimum:
             raise IdmapConfigError(
                 self.key(name), f"must be at least {minimum}, got {value}",
@@ -291,7 +316,8 @@ class _Table:
 
     def integer(self, name: str, default: int, *, minimum: int = 0,
                 maximum: int = 2**32 - 1) -> int:
-        value = self.get(name, int, default, "an integer")
+        value = self.get(name, int, default,
+                         f"an integer, e.g. {default}" if default >= minimum else "an integer")
         if not minimum <= value <= maximum:
             raise IdmapConfigError(
                 self.key(name), f"must be between {minimum} and {maximum}, got {value}",
@@ -324,7 +350,7 @@ class _Table:
                                    f"list at least one value in {self.key(name)}")
         return list(value)
 
-    def table(self, name: str) -> _Table | None:
+    def table(self, name: str, known: tuple[str, ...] = ()) -> _Table | None:
         self.seen.add(name)
         if name not in self.data:
             return None
@@ -332,18 +358,54 @@ class _Table:
         if not isinstance(value, AbcMapping):
             raise IdmapConfigError(self.key(name), "must be a table",
                                    f"write it as [{self.key(name)}]")
-        return _Table(value, self.key(name))
+        return _Table(value, self.key(name), known)
 
     def finish(self) -> None:
         """Reject keys nobody asked for: they are misspellings or unsupported options."""
         for name in self.data:
-            if name in self.seen:
-                continue
-            close = difflib.get_close_matches(name, sorted(self.seen), n=1)
-            fix = f"did you mean {self.key(close[0])}?" if close else (
-                f"remove it; known keys: {', '.join(sorted(self.seen))}"
-            )
-            raise IdmapConfigError(self.key(name), "unknown key", fix)
+            if name not in self.seen:
+                raise self.unknown(name)
+
+
+def _toml(value: object) -> str:
+    """A value as it is written in TOML, for messages."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    return repr(value)
+
+
+def _fields(record: type) -> tuple[str, ...]:
+    return tuple(f.name for f in dataclasses.fields(record))
+
+
+def _table_of(name: str) -> str | None:
+    """The sub-table a key belongs to ("ldap", "cache" ...; the empty string for [idmap]
+    itself), or None when no idmap table has it."""
+    if name in IDMAP_KEYS:
+        return ""
+    for table, keys in (("ldap", LDAP_KEYS), ("machine_principals", MACHINE_KEYS),
+                        ("cache", _fields(CacheConfig)), ("numeric", _fields(NumericConfig))):
+        if name in keys:
+            return table
+    return None
+
+
+def _qualified(where: str, table: str) -> str:
+    """The dotted name of ``table`` under the [idmap] table that ``where`` lies in."""
+    root = where.split(".", 1)[0]
+    return f"{root}.{table}" if table else root
+
+
+#: The keys of each table; a key outside them is reported before any value is judged.
+IDMAP_KEYS = (
+    "domain", "local_realms", "backends", "anon_uid", "anon_gid", "max_groups",
+    "unmapped_principal", "foreign_owner", "outage_delay", "max_inflight", "numeric",
+    "machine_principals", "cache", "ldap", "static",
+)
+MACHINE_KEYS = ("policy", "uid", "gid", "services", "computer_accounts")
+LDAP_KEYS = (*(f for f in _fields(LdapConfig)), "bind_password_file")
 
 
 def _parse(t: _Table) -> IdmapConfig:
@@ -395,7 +457,7 @@ def _parse(t: _Table) -> IdmapConfig:
         max_inflight=t.integer("max_inflight", 16, minimum=1, maximum=256),
     )
 
-    if (n := t.table("numeric")) is not None:
+    if (n := t.table("numeric", _fields(NumericConfig))) is not None:
         cfg.numeric = NumericConfig(
             accept_from_sys=n.flag("accept_from_sys", True),
             allow_with_gss=n.flag("allow_with_gss", False),
@@ -403,7 +465,7 @@ def _parse(t: _Table) -> IdmapConfig:
         )
         n.finish()
 
-    if (m := t.table("machine_principals")) is not None:
+    if (m := t.table("machine_principals", MACHINE_KEYS)) is not None:
         policy = m.choice("policy", MachinePolicy, MachinePolicy.ANON)
         uid = m.integer("uid", -1, minimum=-1)
         gid = m.integer("gid", -1, minimum=-1)
@@ -423,7 +485,7 @@ def _parse(t: _Table) -> IdmapConfig:
         )
         m.finish()
 
-    if (c := t.table("cache")) is not None:
+    if (c := t.table("cache", _fields(CacheConfig))) is not None:
         cfg.cache = CacheConfig(
             positive_ttl=c.number("positive_ttl", 600.0),
             negative_ttl=c.number("negative_ttl", 60.0),
@@ -433,7 +495,7 @@ def _parse(t: _Table) -> IdmapConfig:
         )
         c.finish()
 
-    s = t.table("static")
+    s = t.table("static", _fields(StaticConfig))
     if BackendKind.STATIC in backends:
         if s is None:
             raise IdmapConfigError(t.key("static.path"), 'backend "static" needs a file',
@@ -442,7 +504,7 @@ def _parse(t: _Table) -> IdmapConfig:
     if s is not None:
         s.finish()
 
-    lt = t.table("ldap")
+    lt = t.table("ldap", LDAP_KEYS)
     if BackendKind.LDAP in backends:
         if lt is None:
             raise IdmapConfigError(t.key("ldap"), 'backend "ldap" is listed but not configured',
@@ -475,7 +537,7 @@ def _parse_ldap(t: _Table) -> LdapConfig:
     schema = t.choice("schema", SchemaProfile, SchemaProfile.RFC2307)
     defaults = PROFILE_DEFAULTS[schema]
     attrs = LdapAttributes(*(getattr(defaults, f) for f in LdapAttributes.__slots__))
-    if (a := t.table("attributes")) is not None:
+    if (a := t.table("attributes", _fields(LdapAttributes))) is not None:
         for name in LdapAttributes.__slots__:
             if name == "member_is_dn":
                 attrs.member_is_dn = a.flag(name, defaults.member_is_dn)
@@ -547,10 +609,43 @@ def _filter(t: _Table, name: str) -> str:
     return value
 
 
+def effective_table(cfg: IdmapConfig) -> dict[str, Any]:
+    """The ``[idmap]`` table this configuration amounts to, every default filled in.
+
+    Keys are the TOML keys (``machine_principals``, not ``machine``); a value that is not set
+    is None; the LDAP bind password is never included (``bind_password_set`` says whether
+    there is one).  Parsing the table again gives the same configuration.
+    """
+
+    def plain(value: Any) -> Any:
+        if isinstance(value, enum.Enum):
+            return value.value
+        if isinstance(value, (tuple, list)):
+            return [plain(v) for v in value]
+        return value
+
+    def record(obj: Any, skip: tuple[str, ...] = ()) -> dict[str, Any]:
+        return {f.name: plain(getattr(obj, f.name)) for f in dataclasses.fields(obj)
+                if f.name not in skip}
+
+    out = record(cfg, ("numeric", "machine", "cache", "ldap", "static"))
+    out["numeric"] = record(cfg.numeric)
+    out["machine_principals"] = record(cfg.machine)
+    out["cache"] = record(cfg.cache)
+    if cfg.static is not None:
+        out["static"] = record(cfg.static)
+    if cfg.ldap is not None:
+        ldap = record(cfg.ldap, ("attributes", "bind_password"))
+        ldap["bind_password_set"] = cfg.ldap.bind_password is not None
+        ldap["attributes"] = record(cfg.ldap.attributes)
+        out["ldap"] = ldap
+    return out
+
+
 __all__ = [
     "BackendKind", "BindMethod", "CacheConfig", "IdmapConfig", "IdmapConfigError",
     "LdapAttributes", "LdapConfig", "MachineConfig", "MachinePolicy", "Nesting",
     "NumericConfig", "PrincipalLookup", "SchemaProfile", "StaticConfig", "TlsMode",
-    "UnmappedPolicy",
+    "UnmappedPolicy", "effective_table",
 ]
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import enum
 import os
+import re
 import socket
 import stat
 from dataclasses import dataclass, field
@@ -27,6 +28,8 @@ class Finding:
     detail: str = ""
     remedy: str = ""
     key: str = ""
+    #: The key version the KDC issues, where the finding learnt it.
+    kdc_kvno: int | None = None
 
 
 @dataclass(slots=True)
@@ -144,12 +147,87 @@ def enctype_finding(principal: Principal, entries: list[KeytabEntry]) -> Finding
     return Finding(Level.OK, f"{principal} has AES keys ({names})", key=key)
 
 
+#: Kerberos error texts that mean "the keytab's key is not the one the KDC holds".
+STALE_KEY_ERRORS = re.compile(r"decrypt integrity check failed|preauthentication failed|password incorrect",
+                              re.IGNORECASE)
+#: ... and those that mean the KDC no longer knows the principal at all (MIT words it
+#: "Client 'nfs/h@R' not found in Kerberos database").
+PRINCIPAL_GONE_ERRORS = re.compile(r"(client|server)\b.*\bnot found in kerberos database", re.IGNORECASE)
+
+
+def is_stale_key_error(message: str) -> bool:
+    return STALE_KEY_ERRORS.search(message) is not None
+
+
+def is_principal_gone_error(message: str) -> bool:
+    return PRINCIPAL_GONE_ERRORS.search(message) is not None
+
+
+def refresh_commands(principal: Principal | str, keytab: str) -> str:
+    """How to put the KDC's current key into the keytab, for each kind of KDC."""
+    return (
+        f"Copy the KDC's current key into the keytab. MIT: `kadmin -q 'ktadd -norandkey -k {keytab} "
+        f"{principal}'` (keeps the key; without -norandkey ktadd re-keys); IPA: `ipa-getkeytab -r -p "
+        f"{principal} -k {keytab}`; AD: `adcli update` (sets a new machine password and writes the "
+        "keytab). If several servers share this principal, only one may re-key it and the others "
+        "must copy its keytab."
+    )
+
+
+def kvno_text(kvnos: list[int]) -> str:
+    return ", ".join(map(str, kvnos)) or "none"
+
+
+def stale_finding(
+    principal: Principal,
+    entries: list[KeytabEntry],
+    kdc_kvno: int | None,
+    error: str,
+    keytab: str = "KEYTAB",
+    unknown_because: str = "",
+) -> Finding:
+    """The keytab's key was refused (or tickets come under a kvno it lacks): it is stale."""
+    have = sorted({e.kvno for e in entries})
+    holds = f"kvno {kvno_text(have)}" if len(have) < 2 else f"kvnos {kvno_text(have)}"
+    if kdc_kvno is None:
+        summary = (f"the keytab is stale for {principal}: it holds {holds}, and the KDC no longer "
+                   "accepts that key" + (f" ({unknown_because})" if unknown_because else ""))
+    elif kdc_kvno in have:
+        summary = (f"the keytab is stale for {principal}: it holds kvno {kdc_kvno}, the kvno the KDC "
+                   "issues, but not the same key (the key was changed without a new kvno)")
+    else:
+        summary = f"the keytab is stale for {principal}: it holds {holds}, the KDC issues {kdc_kvno}"
+    return Finding(
+        Level.CRITICAL,
+        summary,
+        detail=(f"Kerberos said: {error}. " if error else "")
+        + "Clients get tickets this server cannot decrypt ('kvno not found in keytab').",
+        remedy=refresh_commands(principal, keytab),
+        key=str(principal),
+        kdc_kvno=kdc_kvno,
+    )
+
+
+def gone_finding(principal: Principal, error: str, keytab: str = "KEYTAB") -> Finding:
+    """The KDC no longer knows a principal the keytab holds."""
+    return Finding(
+        Level.CRITICAL,
+        f"{principal}: the principal was deleted or renamed in the KDC",
+        detail=f"Kerberos said: {error}",
+        remedy=f"Re-create it and export its key (MIT: `kadmin -q 'addprinc -randkey {principal}'`, "
+        f"then `kadmin -q 'ktadd -k {keytab} {principal}'`; IPA: `ipa service-add`; AD: re-join with "
+        "`adcli join`), or, if it was renamed, list the new name in kerberos.principals.",
+        key=str(principal),
+    )
+
+
 def kvno_finding(
     principal: Principal,
     entries: list[KeytabEntry],
     kdc_kvno: int | None,
     kdc_enctype: int | None = None,
     error: str | None = None,
+    keytab: str = "KEYTAB",
 ) -> Finding:
     """Compare the keytab's kvnos with the one the KDC issues tickets under."""
     have = sorted({e.kvno for e in entries})
@@ -163,16 +241,7 @@ def kvno_finding(
             remedy="Check that the KDC is reachable and the keytab can obtain a TGT.",
         )
     if kdc_kvno not in have:
-        return Finding(
-            Level.CRITICAL,
-            f"keytab is stale for {principal}: KDC issues kvno {kdc_kvno}, keytab has "
-            f"{', '.join(map(str, have)) or 'none'}",
-            detail="Clients get tickets this server cannot decrypt ('kvno not found in keytab').",
-            remedy="Re-export the key: MIT `kadmin -q 'ktadd -k KEYTAB PRINCIPAL'` (this re-keys), "
-            "IPA `ipa-getkeytab`, AD `adcli update`. If several servers share this principal, "
-            "only one may re-key it and the others must copy its keytab.",
-            key=key,
-        )
+        return stale_finding(principal, entries, kdc_kvno, "", keytab)
     if kdc_enctype is not None and not any(
         e.kvno == kdc_kvno and e.enctype == kdc_enctype for e in entries
     ):
@@ -182,7 +251,7 @@ def kvno_finding(
             remedy="Re-export the keytab with all the principal's enctypes.",
             key=key,
         )
-    return Finding(Level.OK, f"{principal} kvno {kdc_kvno} matches the KDC", key=key)
+    return Finding(Level.OK, f"{principal} kvno {kdc_kvno} matches the KDC", key=key, kdc_kvno=kdc_kvno)
 
 
 def describe_entry(e: KeytabEntry) -> dict[str, object]:

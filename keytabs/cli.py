@@ -8,6 +8,7 @@ import os
 import socket
 import sys
 import time
+from pathlib import Path
 from typing import TextIO
 
 from keytabs.analysis import (
@@ -32,7 +33,14 @@ def _parser() -> argparse.ArgumentParser:
     ls.add_argument("file", nargs="?", default=DEFAULT_KEYTAB)
     ls.add_argument("--json", action="store_true", help="print JSON")
     ck = sub.add_parser("check", help="judge permissions, principals, enctypes and kvnos")
-    ck.add_argument("file", nargs="?", default=DEFAULT_KEYTAB)
+    ck.add_argument(
+        "file", nargs="?", default=None, help=f"the keytab (default: the config's, else {DEFAULT_KEYTAB})"
+    )
+    ck.add_argument(
+        "--config",
+        help="server configuration: its keytab, hostname, kerberos.principals and krb5_conf "
+        "are used unless given here",
+    )
     ck.add_argument("--hostname", help="FQDN of this host (default: the system's FQDN)")
     ck.add_argument("--realm", help="realm of the acceptor principals (default: from the keytab)")
     ck.add_argument(
@@ -138,28 +146,57 @@ def check_keytab(
     for want in present:
         findings.append(enctype_finding(want, kt.entries_for(want)))
     if ask_kdc and present:
-        from keytabs.kdcprobe import run_probe
+        from keytabs.kdcprobe import key_findings, run_probe
 
         clients = [str(p) for p in present] + [
             str(p) for p in kt.principals() if str(p) not in {str(x) for x in present}
         ]
         res = run_probe(path, clients, [str(p) for p in present], krb5_conf, timeout)
+        kdcs = _kdcs(krb5_conf, realm or (present[0].realm if present else ""))
+        diagnosis = key_findings(res, kt.entries_for, present, kdcs, path, min(timeout, 3.0))
         for want in present:
-            sp = res.service(str(want))
-            err = (
-                res.error
-                or "; ".join(f"{k}: {v}" for k, v in res.tgt_errors.items())
-                or (sp.ticket_error if sp else "")
-            )
-            findings.append(
-                kvno_finding(
-                    want, kt.entries_for(want), sp.kvno if sp and sp.ticket_ok else None, None, err
-                )
-            )
+            f = diagnosis.get(str(want))
+            if f is None:
+                err = res.error or "; ".join(f"{k}: {v}" for k, v in res.tgt_errors.items())
+                f = kvno_finding(want, kt.entries_for(want), None, None, err)
+            findings.append(f)
     return findings
 
 
+def _kdcs(krb5_conf: str | None, realm: str) -> list[tuple[str, int]]:
+    """The realm's KDCs from krb5.conf (``kdc =`` lines), to ask which kvno it issues."""
+    from preflight.krb5conf import load_krb5_conf
+    from preflight.settings import PreflightSettings, split_host_port
+
+    conf = load_krb5_conf(PreflightSettings(krb5_conf=Path(krb5_conf) if krb5_conf else None).krb5_conf_path())
+    out = []
+    for spec in conf.realm(realm or conf.default_realm).get("kdc", []):
+        try:
+            out.append(split_host_port(spec, 88))
+        except ValueError:
+            continue
+    return out
+
+
+def _from_config(args: argparse.Namespace) -> None:
+    """Fill what the command line left out from the server's configuration."""
+    from securenfs.config import ConfigError, load
+
+    try:
+        cfg = load(args.config)
+    except ConfigError as exc:
+        raise ValueError(str(exc)) from None
+    args.file = args.file or str(cfg.kerberos.keytab)
+    args.hostname = args.hostname or cfg.server.hostname
+    args.principal = args.principal or list(cfg.kerberos.principals)
+    if args.krb5_conf is None and cfg.kerberos.krb5_conf is not None:
+        args.krb5_conf = str(cfg.kerberos.krb5_conf)
+
+
 def cmd_check(args: argparse.Namespace, out: TextIO) -> int:
+    if args.config:
+        _from_config(args)
+    args.file = args.file or DEFAULT_KEYTAB
     findings = check_keytab(
         args.file,
         args.hostname,

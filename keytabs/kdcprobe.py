@@ -15,9 +15,22 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
+
+from keytabs.analysis import (
+    Finding,
+    Level,
+    gone_finding,
+    is_principal_gone_error,
+    is_stale_key_error,
+    kvno_finding,
+    stale_finding,
+)
+from keytabs.asreq import key_version
+from keytabs.keytab import KeytabEntry, Principal
 
 
 @dataclass(slots=True)
@@ -49,6 +62,42 @@ class ProbeResult:
             if s.principal.lower() == principal.lower():
                 return s
         return None
+
+
+def key_findings(
+    res: ProbeResult,
+    entries_for: Callable[[Principal], list[KeytabEntry]],
+    wanted: list[Principal],
+    kdcs: list[tuple[str, int]],
+    keytab: str,
+    timeout: float = 2.0,
+) -> dict[str, Finding | None]:
+    """Per wanted principal, what the probe says about its key: current, stale (with the
+    kvno the KDC issues when it can be learnt) or deleted.  None where the probe could not
+    tell (no TGT for reasons that are not the principal's own key)."""
+    out: dict[str, Finding | None] = {}
+    for want in wanted:
+        entries = entries_for(want)
+        sp = res.service(str(want))
+        own = next((e for p, e in res.tgt_errors.items() if p.lower() == str(want).lower()), "")
+        finding: Finding | None = None
+        if sp is not None and sp.ticket_ok:
+            finding = kvno_finding(want, entries, sp.kvno, None, None, keytab)
+        elif sp is not None and is_principal_gone_error(sp.ticket_error):
+            finding = gone_finding(want, sp.ticket_error, keytab)
+        elif sp is not None:
+            finding = Finding(Level.CRITICAL, f"the KDC issues no ticket for {want}: {sp.ticket_error}",
+                              key=str(want))
+        elif own and is_stale_key_error(own):
+            kv = key_version(kdcs, str(want), want.realm, timeout)
+            if kv.principal_unknown:
+                finding = gone_finding(want, own, keytab)
+            else:
+                finding = stale_finding(want, entries, kv.kvno, own, keytab, kv.reason)
+        elif own and is_principal_gone_error(own):
+            finding = gone_finding(want, own, keytab)
+        out[str(want)] = finding
+    return out
 
 
 def _project_root() -> str:

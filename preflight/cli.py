@@ -70,8 +70,9 @@ def build_parser(prog: str = "securenfs-preflight") -> argparse.ArgumentParser:
         "--export",
         action="append",
         default=None,
-        metavar="PSEUDO:PATH:FLAVORS",
-        help="export to judge, e.g. /data:/srv/data:krb5p,krb5i (repeatable)",
+        metavar="PATH:PSEUDO[:sec=FLAVOR,...]",
+        help="export to judge, the same form as `securenfs serve --export`, "
+        "e.g. /srv/data:/data:sec=krb5p,krb5i (repeatable)",
     )
     g.add_argument("--lease-time", type=int)
     g.add_argument("--grace-time", type=int)
@@ -98,6 +99,13 @@ def build_parser(prog: str = "securenfs-preflight") -> argparse.ArgumentParser:
     o.add_argument("--format", choices=("human", "json", "prometheus"), default="human")
     o.add_argument("--output-file", help="write the report here (atomically) instead of stdout")
     o.add_argument("--all", action="store_true", help="human format: also show checks that passed")
+    o.add_argument(
+        "-v",
+        "--verbose",
+        action="store_true",
+        help="human format: also print each result's detail (KDC answers, Kerberos errors, "
+        "the KRB5_TRACE tail)",
+    )
     o.add_argument("--color", choices=("auto", "always", "never"), default="auto")
     o.add_argument(
         "--fail-on",
@@ -115,8 +123,8 @@ def settings_from_args(args: argparse.Namespace) -> PreflightSettings:
             raise UsageError(f"--config needs the securenfs server package: {exc}") from None
         try:
             cfg = load_config(args.config)
-        except Exception as exc:  # noqa: BLE001 - the config loader's message names the key
-            raise UsageError(f"{args.config}: {exc}") from None
+        except Exception as exc:  # noqa: BLE001 - the loader's message names the file and key
+            raise UsageError(str(exc)) from None
         s = PreflightSettings.from_server_config(cfg)
     else:
         s = PreflightSettings()
@@ -221,6 +229,7 @@ def main(argv: list[str] | None = None, prog: str = "securenfs-preflight") -> in
                 buf,
                 colour=use_colour(sys.stdout, args.color) and not args.output_file,
                 show_all=args.all,
+                verbose=args.verbose,
             )
             text = buf.getvalue()
         if args.output_file:

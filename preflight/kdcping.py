@@ -8,17 +8,15 @@ TCP messages carry a four-byte length prefix (RFC 4120 §7.2.2).
 
 from __future__ import annotations
 
-import os
 import socket
-import struct
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from keytabs import der
+from keytabs import asreq, der
 
-KRB_ERROR_TAG = 0x7E  # [APPLICATION 30]
-AS_REP_TAG = 0x6B  # [APPLICATION 11]
+KRB_ERROR_TAG = asreq.KRB_ERROR_TAG
+AS_REP_TAG = asreq.AS_REP_TAG
 PROBE_PRINCIPAL = "securenfs-preflight-probe"
 
 
@@ -36,26 +34,7 @@ class KdcAnswer:
 
 
 def build_as_req(realm: str, client: str = PROBE_PRINCIPAL) -> bytes:
-    till = "20370101000000Z"
-    nonce = int.from_bytes(os.urandom(4), "big") & 0x7FFFFFFF
-    cname = der.sequence(
-        der.ctx(0, der.integer(1)), der.ctx(1, der.sequence(der.general_string(client)))
-    )
-    sname = der.sequence(
-        der.ctx(0, der.integer(2)),
-        der.ctx(1, der.sequence(der.general_string("krbtgt"), der.general_string(realm))),
-    )
-    body = der.sequence(
-        der.ctx(0, der.bit_string(b"\x00\x00\x00\x00")),
-        der.ctx(1, cname),
-        der.ctx(2, der.general_string(realm)),
-        der.ctx(3, sname),
-        der.ctx(5, der.generalized_time(till)),
-        der.ctx(7, der.integer(nonce)),
-        der.ctx(8, der.sequence(der.integer(18), der.integer(17))),
-    )
-    req = der.sequence(der.ctx(1, der.integer(5)), der.ctx(2, der.integer(10)), der.ctx(4, body))
-    return der.encode(0x6A, req)  # [APPLICATION 10] AS-REQ
+    return asreq.build_as_req(realm, (client,), etypes=(18, 17))
 
 
 def _parse_time(raw: bytes) -> float:
@@ -82,30 +61,12 @@ def parse_reply(data: bytes) -> tuple[float | None, int | None]:
 def ping_kdc(host: str, port: int, realm: str, transport: str, timeout: float) -> KdcAnswer:
     ans = KdcAnswer(host, port, transport, False)
     msg = build_as_req(realm)
+    t0 = time.time()
     try:
-        infos = socket.getaddrinfo(
-            host, port, type=socket.SOCK_DGRAM if transport == "udp" else socket.SOCK_STREAM
-        )
+        data = asreq.exchange(host, port, msg, transport, timeout)
     except socket.gaierror as exc:
         ans.error = f"cannot resolve {host}: {exc.strerror}"
         return ans
-    fam, stype, proto, _, addr = infos[0]
-    t0 = time.time()
-    try:
-        with socket.socket(fam, stype, proto) as s:
-            s.settimeout(timeout)
-            if transport == "udp":
-                s.connect(addr)
-                s.send(msg)
-                data = s.recv(65536)
-            else:
-                s.connect(addr)
-                s.sendall(struct.pack(">I", len(msg)) + msg)
-                head = _recv_exact(s, 4)
-                (n,) = struct.unpack(">I", head)
-                if n > 1 << 20:
-                    raise der.DerError("oversized TCP reply")
-                data = _recv_exact(s, n)
     except TimeoutError:
         ans.error = f"no answer within {timeout:g} s"
         return ans
@@ -114,6 +75,9 @@ def ping_kdc(host: str, port: int, realm: str, transport: str, timeout: float) -
         return ans
     except OSError as exc:
         ans.error = exc.strerror or str(exc)
+        return ans
+    except der.DerError as exc:
+        ans.error = f"answer is not a Kerberos reply: {exc}"
         return ans
     t1 = time.time()
     ans.rtt = t1 - t0
@@ -128,13 +92,3 @@ def ping_kdc(host: str, port: int, realm: str, transport: str, timeout: float) -
         ans.kdc_time = kdc_time
         ans.offset = kdc_time - (t0 + t1) / 2
     return ans
-
-
-def _recv_exact(s: socket.socket, n: int) -> bytes:
-    buf = bytearray()
-    while len(buf) < n:
-        chunk = s.recv(n - len(buf))
-        if not chunk:
-            raise ConnectionResetError("connection closed by the KDC")
-        buf += chunk
-    return bytes(buf)

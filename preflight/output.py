@@ -46,7 +46,12 @@ def summary_line(report: Report) -> str:
     return ", ".join(parts) + f" ({len(report.results)} results in {report.duration:.1f} s)"
 
 
-def render_human(report: Report, out: TextIO, colour: bool = False, show_all: bool = False) -> None:
+def render_human(
+    report: Report, out: TextIO, colour: bool = False, show_all: bool = False, verbose: bool = False
+) -> None:
+    """One line per problem and its remedy; ``verbose`` adds each shown result's detail
+    (the KDC answers, the Kerberos error of every principal, the KRB5_TRACE tail)."""
+
     def paint(status: str, text: str) -> str:
         return f"{_COLOURS[status]}{text}{_RESET}" if colour else text
 
@@ -57,6 +62,8 @@ def render_human(report: Report, out: TextIO, colour: bool = False, show_all: bo
         out.write(f"{paint(r.status, f'{r.status:8}')}  {r.id:10} {r.summary}\n")
         if r.remedy and r.severity > Severity.OK:
             out.write(f"{'':10}  -> {r.remedy}\n")
+        if verbose and r.detail:
+            out.writelines(f"{'':10}   | {line}\n" for line in r.detail.rstrip("\n").splitlines())
     out.write(summary_line(report) + "\n")
 
 

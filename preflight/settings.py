@@ -32,19 +32,21 @@ class ExportSpec:
 
     @classmethod
     def parse(cls, text: str) -> ExportSpec:
-        """``PSEUDO:PATH:FLAVOR[,FLAVOR...]`` as given on the command line."""
-        parts = text.split(":")
-        if len(parts) != 3 or not parts[0] or not parts[1]:
-            raise ValueError(
-                f"--export {text!r}: expected PSEUDO:PATH:FLAVORS, e.g. /data:/srv/data:krb5p,krb5i"
-            )
-        flavors = [f.strip() for f in parts[2].split(",") if f.strip()]
-        bad = [f for f in flavors if f not in KERBEROS_FLAVORS | {"sys", "none"}]
-        if bad or not flavors:
-            raise ValueError(
-                f"--export {text!r}: unknown flavor(s) {bad or '(none)'}; use krb5p, krb5i, krb5, sys"
-            )
-        return cls(parts[0], Path(parts[1]), flavors)
+        """``PATH:PSEUDO[:sec=FLAVOR,...]``: the server's ``--export`` form, read by its parser.
+
+        Raises ValueError naming the argument and the form to write.
+        """
+        from securenfs.config import ConfigError, parse_export_option
+
+        try:
+            return cls.from_config(parse_export_option(text))
+        except ConfigError as exc:
+            raise ValueError(f"{exc.key} {text!r}: {exc.message} ({exc.fix})") from None
+
+    @classmethod
+    def from_config(cls, export: Any) -> ExportSpec:
+        """From a ``securenfs.config.ExportConfig``."""
+        return cls(str(export.pseudo), Path(export.path), list(export.sec))
 
 
 @dataclass(slots=True)
@@ -107,10 +109,7 @@ class PreflightSettings:
             ldap_uris=list(ldap.get("uris") or []),
             ldap_base_dn=ldap_cfg.base if ldap_cfg else str(ldap.get("base") or ""),
             ldap=ldap_cfg,
-            exports=[
-                ExportSpec(str(e.pseudo), Path(e.path), list(e.sec))
-                for e in getattr(cfg, "exports", [])
-            ],
+            exports=[ExportSpec.from_config(e) for e in getattr(cfg, "exports", [])],
             lease_time=int(getattr(server, "lease_time", 90)),
             grace_time=int(getattr(server, "grace_time", 90)),
             state_dir=Path(getattr(server, "state_dir", "/var/lib/securenfs")),

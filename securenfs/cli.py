@@ -136,8 +136,44 @@ def cmd_reload(args: argparse.Namespace) -> int:
     return 0
 
 
+def export_problems(cfg: cfgmod.Config) -> list[str]:
+    """What ``serve`` refuses to start on about the exports, judged without starting: the
+    export table (paths, pseudo paths, nesting) and persistent file handles on each export's
+    file system (RFC 8881 §4.2.3)."""
+    import os
+
+    from securenfs.exports.table import ExportError, ExportTable
+    from securenfs.vfs import kernel
+
+    try:
+        table = ExportTable.from_config(cfg.exports)
+    except ExportError as exc:
+        return [f"exports: {exc}"]
+    problems = []
+    for e in table.exports:
+        try:
+            fd = os.open(e.path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        except OSError as exc:
+            problems.append(f"exports: {e.describe()}: cannot open {e.path}: {exc.strerror}")
+            continue
+        try:
+            kernel.name_to_handle_at(fd, "", kernel.AT_EMPTY_PATH)
+        except OSError as exc:
+            problems.append(f"exports: {e.describe()}: the file system of {e.path} does not provide "
+                            f"persistent file handles ({exc.strerror}); it cannot be exported")
+        finally:
+            os.close(fd)
+    return problems
+
+
 def cmd_check_config(args: argparse.Namespace) -> int:
     cfg = _load(args)
+    problems = export_problems(cfg)
+    where = "" if cfg.source.startswith("<") else f"{cfg.source}: "
+    for p in problems:
+        print(f"securenfs: configuration error: {where}{p}", file=sys.stderr)
+    if problems:
+        return 2
     sys.stdout.write(cfgmod.dump(cfg))
     for w in cfg.warnings:
         print(f"warning: {w}", file=sys.stderr)

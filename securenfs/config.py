@@ -7,15 +7,20 @@ file.  ``securenfs check-config`` prints the effective configuration (:func:`dum
 
 from __future__ import annotations
 
+import dataclasses
+import difflib
 import ipaddress
 import logging
+import re
 import socket
 import tomllib
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from securenfs.recovery.settings import RecoveryConfigError, RecoverySettings, settings_from_mapping
+from securenfs.rpcsec_gss.constants import DEFAULT_ACCEPTOR_SERVICES
 
 log = logging.getLogger("securenfs.config")
 
@@ -155,22 +160,78 @@ class Config:
         return any(e.needs_kerberos for e in self.exports)
 
     def acceptor_principals(self) -> list[str]:
-        return self.kerberos.principals or [f"nfs/{self.server.hostname}"]
+        """The service principals the server accepts tickets for (any realm when not listed)."""
+        return self.kerberos.principals or [f"{svc}/{self.server.hostname}" for svc in DEFAULT_ACCEPTOR_SERVICES]
 
 
 # -- parsing ---------------------------------------------------------------------------------
 
 
-class _Reader:
-    """Typed access to one TOML table, collecting unknown keys."""
+#: The tables a config file may hold.
+TOP_LEVEL_KEYS = ("server", "kerberos", "preflight", "recovery", "idmap", "exports")
 
-    def __init__(self, source: str, prefix: str, table: Any):
+#: What a value of each TOML type looks like, for "expected ..." messages.
+_FORMS: dict[type, str] = {
+    int: "an integer", float: "a number", str: "a string in double quotes", bool: "true or false",
+    list: "a list", dict: "a table",
+}
+
+
+def field_names(record: type) -> tuple[str, ...]:
+    """The keys of a config table are the fields of the record it fills."""
+    return tuple(f.name for f in dataclasses.fields(record))
+
+
+def _section_keys() -> dict[str, str]:
+    """Which table each key belongs to, to name the table of a key written in the wrong one."""
+    out: dict[str, str] = {}
+    for section, record in (("[server]", ServerConfig), ("[kerberos]", KerberosConfig),
+                            ("[preflight]", PreflightConfig), ("[recovery]", RecoverySettings),
+                            ("[[exports]]", ExportConfig), ("[[exports.clients]]", ClientRule)):
+        for name in field_names(record):
+            out.setdefault(name, section)
+    return out
+
+
+def misplaced(name: str, here: str) -> str:
+    """The fix for a key that belongs to another table, or "" when it belongs to none."""
+    section = _section_keys().get(name)
+    table = re.sub(r"\[\d+\]", "", here)
+    if section is None or section in (f"[{table}]", f"[[{table}]]"):
+        return ""
+    return (f"{name} is a key of {section}: a key written below a [table] header belongs to that "
+            f"table, so move it into {section}")
+
+
+def did_you_mean(name: str, known: Iterable[str], prefix: str = "") -> str:
+    """The fix for an unknown key: the closest known key, else the list of known keys."""
+    known = sorted(known)
+    close = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
+    if close:
+        return f"did you mean {prefix}{close[0]}?"
+    return f"remove it; the known keys are {', '.join(known)} (see docs/configuration.md)"
+
+
+class _Reader:
+    """Typed access to one TOML table.
+
+    With ``known``, keys outside it are reported as soon as the table is opened, so a
+    misspelt key is named before any value of the table is judged (a misspelt required key
+    would otherwise be reported as missing).
+    """
+
+    def __init__(self, source: str, prefix: str, table: Any, known: Iterable[str] | None = None):
         self.source, self.prefix = source, prefix
         if not isinstance(table, dict):
             raise ConfigError(source, prefix, f"must be a table, not {type(table).__name__}",
                               f"write it as [{prefix}]")
         self.table: dict[str, Any] = table
         self.used: set[str] = set()
+        self.known = tuple(known or ())
+        if self.known:
+            for name in table:
+                if name not in self.known:
+                    raise self.unknown(name)
 
     def key(self, name: str) -> str:
         return f"{self.prefix}.{name}" if self.prefix else name
@@ -178,39 +239,46 @@ class _Reader:
     def err(self, name: str, message: str, fix: str = "") -> ConfigError:
         return ConfigError(self.source, self.key(name), message, fix)
 
-    def get(self, name: str, typ: type | tuple[type, ...], default: Any, fix: str = "") -> Any:
+    def unknown(self, name: str) -> ConfigError:
+        known = set(self.known) | self.used
+        return self.err(name, "unknown key", misplaced(name, self.prefix) or did_you_mean(name, known, self.key("")))
+
+    def get(self, name: str, typ: type | tuple[type, ...], default: Any, fix: str = "", form: str = "") -> Any:
         self.used.add(name)
         if name not in self.table:
             return default
         v = self.table[name]
-        if isinstance(v, bool) and typ in (int, float):
-            raise self.err(name, f"expected a number, got {v!r}", fix)
-        if typ is float and isinstance(v, int):
+        types = typ if isinstance(typ, tuple) else (typ,)
+        if typ is float and isinstance(v, int) and not isinstance(v, bool):
             v = float(v)
-        if not isinstance(v, typ):
-            tname = typ.__name__ if isinstance(typ, type) else " or ".join(t.__name__ for t in typ)
-            raise self.err(name, f"expected {tname}, got {type(v).__name__} {v!r}", fix)
+        if not isinstance(v, types) or (isinstance(v, bool) and bool not in types):
+            expected = form or " or ".join(_FORMS.get(t, t.__name__) for t in types)
+            example = default if isinstance(default, (int, float, str)) else None
+            fix = fix or (f"write {name} = {_toml_value(example)}" if example is not None
+                          else f"write {name} as {expected}")
+            raise self.err(name, f"expected {expected}, got {_toml_value(v)}", fix)
         return v
 
     def str_list(self, name: str, default: list[str], fix: str = "") -> list[str]:
-        v = self.get(name, (list, str), default, fix)
+        v = self.get(name, (list, str), default, fix, form="a list of strings")
         if isinstance(v, str):
             v = [v]
         for item in v:
             if not isinstance(item, str):
-                raise self.err(name, f"expected a list of strings, got {item!r}", fix)
+                raise self.err(name, f"expected a list of strings, got {item!r}",
+                               fix or f'write {name} = ["...", "..."]')
         return list(v)
 
-    def positive_int(self, name: str, default: int, lo: int = 1, hi: int = 2**31 - 1) -> int:
-        v = int(self.get(name, int, default))
+    def positive_int(self, name: str, default: int, lo: int = 1, hi: int = 2**31 - 1, unit: str = "") -> int:
+        form = f"an integer number of {unit}, e.g. {default}" if unit else f"an integer, e.g. {default}"
+        v = int(self.get(name, int, default, form=form))
         if not lo <= v <= hi:
             raise self.err(name, f"{v} is out of range", f"use a value between {lo} and {hi}")
         return v
 
     def finish(self) -> None:
-        unknown = sorted(set(self.table) - self.used)
-        if unknown:
-            raise self.err(unknown[0], "unknown key", "remove it or check the spelling (see docs/configuration.md)")
+        for name in sorted(set(self.table) - self.used):
+            raise self.unknown(name)
 
 
 def parse_listen(text: str, source: str = "<command line>", key: str = "server.listen") -> ListenAddress:
@@ -266,7 +334,7 @@ def _parse_pseudo(p: str, source: str, key: str) -> str:
 
 
 def _parse_client_rule(source: str, prefix: str, t: Any) -> ClientRule:
-    r = _Reader(source, prefix, t)
+    r = _Reader(source, prefix, t, field_names(ClientRule))
     rule = ClientRule(
         match=r.get("match", str, "*"),
         access=r.get("access", str, "rw"),
@@ -287,7 +355,7 @@ def _parse_client_rule(source: str, prefix: str, t: Any) -> ClientRule:
 
 
 def _parse_export(source: str, i: int, t: Any) -> ExportConfig:
-    r = _Reader(source, f"exports[{i}]", t)
+    r = _Reader(source, f"exports[{i}]", t, field_names(ExportConfig))
     path_s = r.get("path", str, None, 'path = "/srv/share"')
     if path_s is None:
         raise r.err("path", "missing", 'add path = "/srv/share"')
@@ -296,7 +364,7 @@ def _parse_export(source: str, i: int, t: Any) -> ExportConfig:
         raise r.err("path", f"{path_s!r} is not absolute", "use an absolute directory path")
     pseudo = _parse_pseudo(r.get("pseudo", str, path_s), source, r.key("pseudo"))
     sec = _parse_flavors(r.str_list("sec", ["krb5p", "krb5i", "krb5"]), source, r.key("sec"))
-    clients_t = r.get("clients", list, None)
+    clients_t = r.get("clients", list, None, "write each client rule as an [[exports.clients]] table")
     clients = [ClientRule()] if clients_t is None else [
         _parse_client_rule(source, f"{r.key('clients')}[{j}]", c) for j, c in enumerate(clients_t)
     ]
@@ -307,9 +375,9 @@ def _parse_export(source: str, i: int, t: Any) -> ExportConfig:
 
 def parse(data: dict[str, Any], source: str = "<config>") -> Config:
     cfg = Config(source=source)
-    top = _Reader(source, "", data)
+    top = _Reader(source, "", data, TOP_LEVEL_KEYS)
 
-    s = _Reader(source, "server", top.get("server", dict, {}))
+    s = _Reader(source, "server", top.get("server", dict, {}), field_names(ServerConfig))
     sc = cfg.server
     listen = s.str_list("listen", ["0.0.0.0:2049"])
     sc.listen = [parse_listen(x, source, "server.listen") for x in listen]
@@ -317,9 +385,9 @@ def parse(data: dict[str, Any], source: str = "<config>") -> Config:
     sc.server_owner = s.get("server_owner", str, None)
     sc.server_scope = s.get("server_scope", str, None)
     sc.hostname = s.get("hostname", str, "") or socket.getfqdn()
-    sc.lease_time = s.positive_int("lease_time", 90, 5, 3600)
-    sc.grace_time = s.positive_int("grace_time", sc.lease_time, 5, 3600)
-    sc.max_record_size = s.positive_int("max_record_size", sc.max_record_size, 65536, 64 * 1024 * 1024)
+    sc.lease_time = s.positive_int("lease_time", 90, 5, 3600, unit="seconds")
+    sc.grace_time = s.positive_int("grace_time", sc.lease_time, 5, 3600, unit="seconds")
+    sc.max_record_size = s.positive_int("max_record_size", sc.max_record_size, 65536, 64 * 1024 * 1024, unit="bytes")
     sc.threads = s.positive_int("threads", sc.threads, 1, 512)
     sc.inline_metadata = bool(s.get("inline_metadata", bool, True))
     sc.max_clients = s.positive_int("max_clients", 0, 0, 10_000_000)
@@ -330,7 +398,7 @@ def parse(data: dict[str, Any], source: str = "<config>") -> Config:
     sc.admin_socket = Path(adm) if adm else None
     s.finish()
 
-    k = _Reader(source, "kerberos", top.get("kerberos", dict, {}))
+    k = _Reader(source, "kerberos", top.get("kerberos", dict, {}), field_names(KerberosConfig))
     kc = cfg.kerberos
     kc.keytab = Path(k.get("keytab", str, str(kc.keytab)))
     kc.principals = k.str_list("principals", [])
@@ -338,17 +406,18 @@ def parse(data: dict[str, Any], source: str = "<config>") -> Config:
     kc.krb5_conf = Path(conf) if conf else None
     kc.max_contexts = k.positive_int("max_contexts", kc.max_contexts)
     kc.max_contexts_per_peer = k.positive_int("max_contexts_per_peer", kc.max_contexts_per_peer)
-    kc.context_idle_timeout = k.positive_int("context_idle_timeout", kc.context_idle_timeout, 10, 86400 * 7)
+    kc.context_idle_timeout = k.positive_int("context_idle_timeout", kc.context_idle_timeout, 10, 86400 * 7,
+                                             unit="seconds")
     kc.seq_window = k.positive_int("seq_window", kc.seq_window, 32, 4096)
     kc.fast_path = bool(k.get("fast_path", bool, True))
     k.finish()
 
-    p = _Reader(source, "preflight", top.get("preflight", dict, {}))
+    p = _Reader(source, "preflight", top.get("preflight", dict, {}), field_names(PreflightConfig))
     pc = cfg.preflight
     pc.ntp_servers = p.str_list("ntp_servers", [])
     pc.dns_servers = p.str_list("dns_servers", [])
     pc.hosts_file = Path(p.get("hosts_file", str, "/etc/hosts"))
-    pc.timeout = float(p.get("timeout", float, 10.0))
+    pc.timeout = float(p.get("timeout", float, 10.0, form="a number of seconds, e.g. 10"))
     if not 0 < pc.timeout <= 300:
         raise p.err("timeout", f"{pc.timeout} is out of range", "use a number of seconds between 0 and 300")
     pc.probe_user = p.get("probe_user", str, None)
@@ -362,7 +431,7 @@ def parse(data: dict[str, Any], source: str = "<config>") -> Config:
     cfg.idmap_raw = dict(top.get("idmap", dict, {}))
     if cfg.idmap_raw:
         _check_idmap(cfg.idmap_raw, source)
-    exports = top.get("exports", list, [])
+    exports = top.get("exports", list, [], "write each export as an [[exports]] table (double brackets)")
     cfg.exports = [_parse_export(source, i, e) for i, e in enumerate(exports)]
     top.finish()
     validate(cfg)
@@ -384,7 +453,8 @@ def _parse_recovery(table: dict[str, Any], source: str) -> RecoverySettings:
             value, _, fix = rest[2:].partition(": ")
             raise ConfigError(source, key, f"{value} is not valid", fix) from None
         if rest.startswith("unknown key"):
-            raise ConfigError(source, key, rest, "remove it or correct its spelling") from None
+            fix = rest.partition("(")[2].rstrip(")") or "remove it or correct its spelling"
+            raise ConfigError(source, key, "unknown key", fix) from None
         message, _, fix = rest.partition(": ")
         raise ConfigError(source, key, message, fix) from None
 
@@ -447,15 +517,32 @@ def load(path: Path | str | None = None, *, required: bool = True) -> Config:
     except OSError as exc:
         raise ConfigError(str(p), "-", f"cannot read: {exc.strerror}", "check the path and permissions") from None
     try:
-        data = tomllib.loads(raw.decode("utf-8"))
+        document = raw.decode("utf-8")
     except UnicodeDecodeError:
         raise ConfigError(str(p), "-", "not UTF-8 text", "save the file as UTF-8") from None
+    try:
+        data = tomllib.loads(document)
     except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(str(p), "-", f"TOML syntax error: {exc}", "fix the syntax at the position shown") from None
+        raise toml_syntax_error(str(p), document, exc) from None
     return parse(data, source=str(p))
 
 
 load_config = load
+
+_TOML_POSITION = re.compile(r"\s*\(at line (\d+), column (\d+)\)\s*$|\s*\(at end of document\)\s*$")
+
+
+def toml_syntax_error(source: str, document: str, exc: tomllib.TOMLDecodeError) -> ConfigError:
+    """A TOML syntax error as ``FILE: line N, column M: what is wrong``."""
+    text = str(exc)
+    m = _TOML_POSITION.search(text)
+    where = f"line {max(1, len(document.splitlines()))} (end of file)"
+    if m is not None:
+        text = text[: m.start()]
+        if m.group(1):
+            where = f"line {m.group(1)}, column {m.group(2)}"
+    return ConfigError(source, where, f"TOML syntax error: {text}",
+                       "correct the syntax there (see docs/configuration.md for the form of each table)")
 
 
 def parse_export_option(text: str) -> ExportConfig:
@@ -479,6 +566,8 @@ def parse_export_option(text: str) -> ExportConfig:
             access = opt
         elif opt in ("no_root_squash", "root_squash", "all_squash"):
             squash = {"no_root_squash": "none", "root_squash": "root", "all_squash": "all"}[opt]
+        elif opt and all(f.strip().lower() in FLAVORS for f in opt.split(",")):
+            raise ConfigError(src, key, f"export option {opt!r} lacks sec=", f"write sec={opt}")
         else:
             raise ConfigError(src, key, f"unknown export option {opt!r}", fix)
     return ExportConfig(path, pseudo, sec, [ClientRule(access=access, squash=squash)])
@@ -519,14 +608,40 @@ def _toml_value(v: Any) -> str:
         v = str(v)
     if isinstance(v, (list, tuple)):
         return "[" + ", ".join(_toml_value(x) for x in v) + "]"
+    if isinstance(v, dict):
+        return "{" + ", ".join(f"{k} = {_toml_value(x)}" for k, x in v.items()) + "}"
     s = str(v).replace("\\", "\\\\").replace('"', '\\"')
     return f'"{s}"'
 
 
+def _dump_table(out: list[str], name: str, table: dict[str, Any]) -> None:
+    """``[name]`` with its plain keys, then its sub-tables; None is shown as not set."""
+    out += ["", f"[{name}]"]
+    for k, v in table.items():
+        if v is None:
+            out.append(f"# {k} = (not set)")
+        elif not isinstance(v, dict):
+            out.append(f"{k} = {_toml_value(v)}")
+    for k, v in table.items():
+        if isinstance(v, dict):
+            _dump_table(out, f"{name}.{k}", v)
+
+
 def dump(cfg: Config) -> str:
-    """The effective configuration as TOML (defaults filled in)."""
+    """The effective configuration as TOML, every default filled in.
+
+    Parsing the output again gives the same configuration; what cannot be written as a
+    value (principals chosen by default, an unset [idmap]) is explained in comments.
+    """
     out = [f"# effective configuration (from {cfg.source})", "", "[server]"]
     sc = cfg.server
+    # What an unset key amounts to, where it is not simply nothing.
+    unset = {
+        "server_owner": f"a random identity created once and kept in {sc.state_dir}",
+        "server_scope": "the same as server_owner",
+        "admin_socket": str(sc.state_dir / "admin.sock"),
+        "krb5_conf": "$KRB5_CONFIG, else /etc/krb5.conf",
+    }
     out.append(f"listen = {_toml_value([str(a) for a in sc.listen])}")
     for name in ("state_dir", "server_owner", "server_scope", "hostname", "lease_time", "grace_time",
                  "max_record_size", "threads", "inline_metadata", "kernel_locks", "max_lock_files",
@@ -534,43 +649,46 @@ def dump(cfg: Config) -> str:
                  "max_sessions_per_client"):
         v = getattr(sc, name)
         if v is None:
-            out.append(f"# {name} = (not set)")
+            out.append(f"# {name} = (not set: {unset[name]})")
         else:
             out.append(f"{name} = {_toml_value(v)}")
     out += ["", "[kerberos]"]
     kc = cfg.kerberos
     out.append(f"keytab = {_toml_value(kc.keytab)}")
-    out.append(f"principals = {_toml_value(cfg.acceptor_principals())}")
+    if kc.principals:
+        out.append(f"principals = {_toml_value(kc.principals)}")
+    else:
+        out.append(f"# principals not set: tickets for {' and '.join(cfg.acceptor_principals())} of any realm "
+                   "are accepted; the keytab must hold at least one of them")
     for name in ("krb5_conf", "max_contexts", "max_contexts_per_peer", "context_idle_timeout", "seq_window",
                  "fast_path"):
         v = getattr(kc, name)
-        out.append(f"# {name} = (not set)" if v is None else f"{name} = {_toml_value(v)}")
+        out.append(f"# {name} = (not set: {unset[name]})" if v is None else f"{name} = {_toml_value(v)}")
     out += ["", "[preflight]"]
     pc = cfg.preflight
-    for name in ("enabled", "strict", "interval", "ntp_servers", "dns_servers", "hosts_file", "timeout", "probe_user"):
-        v = getattr(pc, name)
-        out.append(f"# {name} = (not set)" if v is None else f"{name} = {_toml_value(v)}")
+    for f in dataclasses.fields(pc):
+        v = getattr(pc, f.name)
+        out.append(f"# {f.name} = (not set)" if v is None else f"{f.name} = {_toml_value(v)}")
     out += ["", "[recovery]"]
     rc = cfg.recovery
-    out.append(f"backend = {_toml_value(rc.backend)}")
-    if rc.backend == "etcd" or rc.node_id or rc.etcd_endpoints:
-        out.append(f"node_id = {_toml_value(rc.node_id)}" if rc.node_id else "# node_id = (not set)")
-        out.append(f"etcd_endpoints = {_toml_value(rc.etcd_endpoints)}")
-    for name in ("etcd_prefix", "member_ttl", "etcd_timeout"):
-        out.append(f"{name} = {_toml_value(getattr(rc, name))}")
+    for f in dataclasses.fields(rc):
+        v = getattr(rc, f.name)
+        out.append(f"# {f.name} = (not set)" if v is None else f"{f.name} = {_toml_value(v)}")
     if cfg.idmap_raw:
-        out += ["", "[idmap]"]
-        for k2, v in cfg.idmap_raw.items():
-            if not isinstance(v, dict):
-                out.append(f"{k2} = {_toml_value(v)}")
-        for k2, v in cfg.idmap_raw.items():
-            if isinstance(v, dict):
-                out += ["", f"[idmap.{k2}]"] + [f"{a} = {_toml_value(b)}" for a, b in v.items() if not isinstance(b, dict)]
+        from idmap.config import IdmapConfig, effective_table
+
+        table = effective_table(IdmapConfig.from_mapping(dict(cfg.idmap_raw)))
+        ldap = table.get("ldap")
+        secret = isinstance(ldap, dict) and ldap.pop("bind_password_set", False)
+        _dump_table(out, "idmap", table)
+        if secret:
+            out.append("# idmap.ldap: the bind password is set (not shown)")
+    else:
+        out += ["", "# [idmap] not set: owners and groups are sent and accepted as numeric ids",
+                "# (RFC 8881 §5.9); add an [idmap] table to map user@domain names (docs/idmap.md)"]
     for e in cfg.exports:
         out += ["", "[[exports]]", f"path = {_toml_value(e.path)}", f"pseudo = {_toml_value(e.pseudo)}",
-                f"sec = {_toml_value(e.sec)}"]
-        if e.allow_devices:
-            out.append("allow_devices = true")
+                f"sec = {_toml_value(e.sec)}", f"allow_devices = {_toml_value(e.allow_devices)}"]
         for r in e.clients:
             out += ["[[exports.clients]]", f"match = {_toml_value(r.match)}", f"access = {_toml_value(r.access)}",
                     f"squash = {_toml_value(r.squash)}", f"anonuid = {r.anonuid}", f"anongid = {r.anongid}"]

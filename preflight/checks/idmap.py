@@ -85,32 +85,42 @@ def ldap_reachable(ctx: RunContext) -> Result:
     uris = ctx.settings.ldap_uris
     if not uris:
         return ok("LDAP-001", "no LDAP servers configured (identities come from the system)")
-    lines, good = [], 0
+    lines, tried, dead = [], [], []
     for uri in uris:
         host, port = _host_port(uri)
+        where = f"{uri} (TCP {host}:{port})"
+        tried.append(where)
         t0 = time.monotonic()
         try:
             with socket.create_connection((host, port), timeout=ctx.settings.peer_timeout):
-                good += 1
-                lines.append(f"{uri}: connected in {(time.monotonic() - t0) * 1000:.1f} ms")
+                lines.append(f"{where}: connected in {(time.monotonic() - t0) * 1000:.1f} ms")
         except OSError as exc:
-            lines.append(f"{uri}: {exc.strerror or exc or 'timed out'}")
+            why = exc.strerror or str(exc) or f"no answer within {ctx.settings.peer_timeout:g} s"
+            lines.append(f"{where}: {why}")
+            dead.append((where, host, port, why))
     detail = "\n".join(lines)
-    if not good:
+    if len(dead) == len(uris):
+        (where, _, _, why), *_ = dead
+        more = f" (and {len(dead) - 1} more, see detail)" if len(dead) > 1 else ""
+        ports = ", ".join(dict.fromkeys(f"{h}:{p}" for _, h, p, _ in dead))
         return critical(
             "LDAP-001",
-            f"no LDAP server answered ({len(uris)} tried)",
+            f"no LDAP server answered: {where}: {why}{more}",
             detail,
-            "Check the [idmap.ldap] uris and that TCP port 389/636 is open.",
+            f"Check [idmap.ldap] uris, that the LDAP server runs, and that TCP {ports} is open "
+            "from this host.",
+            tried=tried,
         )
-    if good < len(uris):
+    if dead:
         return warning(
             "LDAP-001",
-            f"{len(uris) - good} of {len(uris)} LDAP servers did not answer",
+            f"{len(dead)} of {len(uris)} LDAP servers did not answer: "
+            + ", ".join(f"{where}: {why}" for where, _, _, why in dead),
             detail,
             "Remove or fix the dead servers.",
+            tried=tried,
         )
-    return ok("LDAP-001", f"{good} LDAP server(s) reachable", detail)
+    return ok("LDAP-001", f"{len(uris)} LDAP server(s) reachable: {', '.join(tried)}", detail)
 
 
 def ldap_config(ctx: RunContext) -> LdapConfig:

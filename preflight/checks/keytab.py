@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import re
+
 from keytabs.analysis import (
+    Finding,
     Level,
     enctype_finding,
     file_status,
+    is_stale_key_error,
     kvno_finding,
     permission_finding,
 )
 from keytabs.enctypes import enctype_name
-from keytabs.kdcprobe import ProbeResult, run_probe
+from keytabs.kdcprobe import ProbeResult, key_findings, run_probe
 from keytabs.keytab import Keytab, KeytabError, Principal, read_keytab
 from preflight.context import RunContext
 from preflight.registry import check
@@ -20,15 +24,18 @@ from preflight.result import Result, Severity, critical, error, ok
 ERROR_HINTS = (
     ("clock skew", "The clocks differ too much: see TIME-001/TIME-004."),
     (
-        "server not found in kerberos database",
+        "server .*not found in kerberos database",
         (
             "The KDC has no such service principal: create it, or "
             "fix the name (DNS-003/DNS-004, KRB-005)."
         ),
     ),
     (
-        "client not found in kerberos database",
-        ("The principal was deleted from the KDC (AD: the computer object); re-join the host."),
+        "client .*not found in kerberos database",
+        (
+            "The principal was deleted or renamed in the KDC (AD: the computer object): "
+            "re-create it and export its key, or re-join the host."
+        ),
     ),
     (
         "preauthentication failed",
@@ -53,7 +60,7 @@ ERROR_HINTS = (
 def hint(message: str) -> str:
     low = message.lower()
     for needle, text in ERROR_HINTS:
-        if needle in low:
+        if re.search(needle, low):
             return text
     return "Run with KRB5_TRACE=/dev/stderr to see the Kerberos library's steps (see the trace in detail)."
 
@@ -93,6 +100,32 @@ def probe(ctx: RunContext) -> ProbeResult:
         )
 
     return ctx.memo("probe", compute)
+
+
+def key_diagnosis(ctx: RunContext) -> dict[str, Finding | None]:
+    """What the probe says about the key of every principal it used or was asked about."""
+
+    def compute() -> dict[str, Finding | None]:
+        from preflight.checks.kerberos import kdc_list
+
+        kt = load_keytab(ctx)
+        assert not isinstance(kt, str)
+        res = probe(ctx)
+        targets = {str(p): p for p in wanted(ctx)}
+        for client in res.tgt_errors:
+            targets.setdefault(client, Principal.parse(client, ctx.realm))
+        # The KDCs are asked for a kvno only when a key was refused.
+        refused = any(is_stale_key_error(e) for e in res.tgt_errors.values())
+        return key_findings(
+            res,
+            kt.entries_for,
+            list(targets.values()),
+            kdc_list(ctx)[0] if refused else [],
+            str(ctx.settings.keytab),
+            ctx.settings.peer_timeout,
+        )
+
+    return ctx.memo("key-diagnosis", compute)
 
 
 def _result(
@@ -200,47 +233,64 @@ def tgt_from_keytab(ctx: RunContext) -> Result:
             f"the keytab has no principal for {ctx.fqdn} to get a TGT with",
             remedy="See KT-002.",
         )
-    first = next(iter(res.tgt_errors.values()))
+    client, first = next(iter(res.tgt_errors.items()))
+    detail = "\n".join(f"{p}: {e}" for p, e in res.tgt_errors.items()) + (
+        "\n\nKRB5_TRACE:\n" + res.trace if res.trace else ""
+    )
+    diagnosis = key_diagnosis(ctx).get(client)
+    if diagnosis is not None:
+        # The key itself is the cause: say so, with the kvnos and the command.
+        return critical(
+            "KDC-002", f"no TGT from the keytab: {diagnosis.summary}", detail, diagnosis.remedy,
+            errors=res.tgt_errors,
+        )
     return critical(
         "KDC-002",
         f"no TGT from the keytab: {first}",
-        "\n".join(f"{p}: {e}" for p, e in res.tgt_errors.items())
-        + ("\n\nKRB5_TRACE:\n" + res.trace if res.trace else ""),
+        detail,
         hint(first),
         errors=res.tgt_errors,
     )
 
 
-@check("KT-006", "KeytabKvnoMatchesKdc", requires=("KDC-002", "KT-002"))
+@check("KT-006", "KeytabKvnoMatchesKdc", requires=("KDC-001", "KT-002"))
 def kvno_matches(ctx: RunContext) -> list[Result]:
-    """The KDC issues service tickets under a key version the keytab holds."""
+    """The KDC issues service tickets under a key version the keytab holds.
+
+    It runs when no TGT could be had too (KDC-002 failed): a key the KDC refused is
+    reported here per principal as a stale keytab, with the kvno the KDC issues.
+    """
     kt = load_keytab(ctx)
     assert not isinstance(kt, str)
     res = probe(ctx)
+    diagnosis = key_diagnosis(ctx)
     out = []
     for want in wanted(ctx):
         sp = res.service(str(want))
         entries = kt.entries_for(want)
-        if sp is not None and not sp.ticket_ok:
+        f = diagnosis.get(str(want))
+        if f is None and not (res.ok and res.tgt_principal):
+            # No TGT for a reason that is not this principal's key: KDC-002 says which.
             out.append(
                 Result(
                     "KT-006",
                     Severity.CRITICAL,
-                    f"the KDC issues no ticket for {want}: {sp.ticket_error}",
-                    remedy=hint(sp.ticket_error),
+                    "KeytabKvnoMatchesKdc skipped: KDC-002 did not pass",
+                    detail="Fix KDC-002 first; this check depends on it.",
                     key=str(want),
+                    skipped_because=["KDC-002"],
                 )
             )
             continue
-        f = kvno_finding(want, entries, sp.kvno if sp else None, None, res.error)
-        r = _result("KT-006", f.level, f.summary, f.detail, f.remedy, f.key)
+        if f is None:
+            f = kvno_finding(want, entries, None, None, res.error)
+        remedy = f.remedy or (hint(f.summary) if f.level > Level.OK else "")
+        r = _result("KT-006", f.level, f.summary, f.detail, remedy, f.key)
+        r.kw = {"key": str(want), "got": sorted({e.kvno for e in entries})}
+        if f.kdc_kvno is not None:
+            r.kw["expected"] = f.kdc_kvno
         if sp is not None and sp.kvno is not None:
-            r.kw = {
-                "key": str(want),
-                "expected": sp.kvno,
-                "got": sorted({e.kvno for e in entries}),
-                "enctype": enctype_name(sp.enctype or 0),
-            }
+            r.kw.update(expected=sp.kvno, enctype=enctype_name(sp.enctype or 0))
         out.append(r)
     return out
 

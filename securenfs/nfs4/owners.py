@@ -63,7 +63,11 @@ class NumericOwners:
 
 
 class IdmapOwners:
-    """The ``idmap`` package behind :class:`OwnerMapper`."""
+    """The ``idmap`` package behind :class:`OwnerMapper`.
+
+    An idmap exception names its subject itself (``str(exc)`` is "principal bob@R: why");
+    the NFS4ERR_DELAY detail names the subject once and adds only ``exc.reason``.
+    """
 
     def __init__(self, mapper: IdMapper, config: IdmapConfig):
         self.mapper = mapper
@@ -83,7 +87,7 @@ class IdmapOwners:
         except IdmapNotFound:
             return None
         except IdmapUnavailable as exc:
-            raise Nfs4Error(Stat.DELAY, f"owner {owner!r}: {exc}") from None
+            raise Nfs4Error(Stat.DELAY, f"owner {owner!r}: {exc.reason}") from None
         return m.id
 
     async def group_to_gid(self, group: str, *, kerberos: bool = False) -> int | None:
@@ -94,7 +98,7 @@ class IdmapOwners:
         except IdmapNotFound:
             return None
         except IdmapUnavailable as exc:
-            raise Nfs4Error(Stat.DELAY, f"group {group!r}: {exc}") from None
+            raise Nfs4Error(Stat.DELAY, f"group {group!r}: {exc.reason}") from None
         return m.id
 
     async def principal_identity(self, principal: str) -> tuple[int, int, tuple[int, ...]] | None:
@@ -103,7 +107,7 @@ class IdmapOwners:
         try:
             ident = await self.mapper.principal_to_identity(principal)
         except IdmapUnavailable as exc:
-            raise Nfs4Error(Stat.DELAY, f"principal {principal}: {exc}") from None
+            raise Nfs4Error(Stat.DELAY, f"principal {principal}: {exc.reason}") from None
         except IdmapNotFound:
             return None
         return ident.uid, ident.gid, tuple(ident.groups)

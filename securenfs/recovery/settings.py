@@ -16,6 +16,7 @@ The grace period length is ``server.grace_time`` (default: the lease time).
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -45,7 +46,9 @@ def settings_from_mapping(section: Mapping[str, Any]) -> RecoverySettings:
     known = {"backend", "node_id", "etcd_endpoints", "etcd_prefix", "member_ttl", "etcd_timeout"}
     for key in section:
         if key not in known:
-            raise RecoveryConfigError(f"recovery.{key}: unknown key (known: {', '.join(sorted(known))})")
+            close = difflib.get_close_matches(key, sorted(known), n=1)
+            hint = f"did you mean recovery.{close[0]}?" if close else f"known: {', '.join(sorted(known))}"
+            raise RecoveryConfigError(f"recovery.{key}: unknown key ({hint})")
     backend = section.get("backend", "sqlite")
     if backend not in ("sqlite", "etcd"):
         raise RecoveryConfigError(f"recovery.backend = {backend!r}: use \"sqlite\" (one server) or \"etcd\" "

@@ -22,6 +22,7 @@ from gssapi.raw.misc import GSSError
 from keytabs.enctypes import Strength, enctype_name, strength
 from keytabs.keytab import Keytab, KeytabError, read_keytab
 from keytabs.keytab import Principal as KtPrincipal
+from securenfs.rpcsec_gss.constants import DEFAULT_ACCEPTOR_SERVICES
 from securenfs.rpcsec_gss.gsserrors import translate_exception
 
 log = logging.getLogger("securenfs.rpcsec_gss")
@@ -92,7 +93,7 @@ class Acceptor:
                                 "service keytab and make it readable by the server") from None
         explicit = bool(principals)
         names = [AllowedName.parse(p) for p in principals] if explicit else [
-            AllowedName(("nfs", hostname), None), AllowedName(("host", hostname), None)]
+            AllowedName((svc, hostname), None) for svc in DEFAULT_ACCEPTOR_SERVICES]
         present = {str(n): [e for e in kt.entries if n.matches(str(e.principal))] for n in names}
         missing = [n for n in names if not present[str(n)]]
         if (explicit and missing) or (not explicit and len(missing) == len(names)):

@@ -13,6 +13,10 @@ MAXSEQ: Final = 0x80000000
 #: RFC 2203 §5.2.3.1 suggests a window; Linux clients keep up to 128 calls in flight.
 DEFAULT_SEQ_WINDOW: Final = 128
 
+#: Service names accepted when ``kerberos.principals`` is empty: ``nfs/<hostname>`` and
+#: ``host/<hostname>`` of any realm in the keytab (the keytab must hold at least one).
+DEFAULT_ACCEPTOR_SERVICES: Final = ("nfs", "host")
+
 #: Handles are 16 random bytes; anything longer on the wire is not ours.
 HANDLE_BYTES: Final = 16
 MAX_HANDLE_BYTES: Final = 64

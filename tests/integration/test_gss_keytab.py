@@ -174,3 +174,17 @@ def test_thousand_abandoned_contexts_stay_bounded_and_are_reaped(kdc_realm: KdcR
         asyncio.run(go())
     finally:
         srv.close()
+
+
+def test_default_principals_are_what_check_config_prints(kdc_realm: KdcRealm, tmp_path: Path) -> None:
+    """With kerberos.principals unset, a keytab holding only host/<hostname> serves: the
+    acceptor's names are the ones `securenfs check-config` prints."""
+    from securenfs.config import Config, dump
+
+    kt = kdc_realm.extract_keytab(kdc_realm.host_principal, tmp_path / "host-only.keytab")
+    acceptor = Acceptor.load(kt, [], kdc_realm.hostname)
+    cfg = Config()
+    cfg.server.hostname = kdc_realm.hostname
+    assert [str(n) for n in acceptor.allowed] == cfg.acceptor_principals()
+    assert cfg.acceptor_principals() == [f"nfs/{kdc_realm.hostname}", f"host/{kdc_realm.hostname}"]
+    assert f"nfs/{kdc_realm.hostname} and host/{kdc_realm.hostname} of any realm" in dump(cfg)

@@ -45,7 +45,7 @@ def test_kvno_findings() -> None:
     stale = kvno_finding(P, ents, 5)
     assert (
         stale.level == Level.CRITICAL
-        and "KDC issues kvno 5" in stale.summary
+        and "the KDC issues 5" in stale.summary
         and "3, 4" in stale.summary
     )
     assert kvno_finding(P, ents, None, error="no KDC").level == Level.WARNING

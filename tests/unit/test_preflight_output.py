@@ -107,7 +107,7 @@ def test_exit_codes(worst: Severity, fail_on: str | None, code: int) -> None:
         ["--bogus"],
         ["--format", "xml"],
         ["--only", "NOPE-9"],
-        ["--export", "/data:/srv"],
+        ["--export", "/srv/data:/data:krb5p"],
         ["--export", "/d:/s:krb9"],
         ["--timeout", "0"],
     ],
@@ -232,7 +232,8 @@ def test_settings_from_server_config() -> None:
     assert s.ntp_servers == ["ntp1"] and s.dns_servers == ["10.0.0.1:53"] and s.timeout == 7.0
     assert (
         s.idmap_domain == "example.com"
-        and s.ldap_uris == ["ldap://dc1"] and s.ldap_base_dn == "dc=example,dc=com"
+        and s.ldap_uris == ["ldap://dc1"]
+        and s.ldap_base_dn == "dc=example,dc=com"
         and s.probe_user == "alice"
     )
     assert s.exports[0].kerberos and s.exports[0].auth_sys
