@@ -290,7 +290,8 @@ class Server:
         try:
             self.nfs.service = build_service(self.cfg, self.identity.server_owner, self.identity.server_scope,
                                              self.executor, kerberos=self.gss is not None or self.gate_state != "off",
-                                             owners=owners, overrides=self.gate_overrides)
+                                             owners=owners, overrides=self.gate_overrides,
+                                             peerlog=self.rpc.peerlog)
         except ExportError as exc:
             raise StartupError(f"exports: {exc}") from None
         except HandleKeyError as exc:

@@ -12,7 +12,14 @@ from __future__ import annotations
 import logging
 import struct
 
-from securenfs.nfs4.constants import NFS4_MINOR_VERSION, Op, SeqStatus, Stat, StateProtect
+from securenfs.nfs4.constants import (
+    NFS4_MINOR_VERSION,
+    Op,
+    SeqStatus,
+    Stat,
+    StateProtect,
+    stat_name,
+)
 from securenfs.nfs4.context import CompoundContext
 from securenfs.nfs4.errors import Nfs4Error
 from securenfs.nfs4.optable import DEFERS_CHECK, OPTABLE, Sec
@@ -97,10 +104,8 @@ async def compound(svc: Nfs4Service, cred: Credential, peer: str, conn: object, 
     try:
         session, slot, kind, seqres = _sequence(ctx, sa, n, args)
     except Nfs4Error as exc:
-        if exc.status not in (Stat.SEQ_MISORDERED, Stat.BADSLOT):
-            log.info("%s SEQUENCE: %s", peer, exc)
-        else:
-            log.debug("%s SEQUENCE: %s", peer, exc)
+        level = logging.DEBUG if exc.status in (Stat.SEQ_MISORDERED, Stat.BADSLOT) else logging.INFO
+        svc.peerlog.log(log, level, peer, stat_name(exc.status), "%s SEQUENCE: %s", peer, exc)
         return _reply(exc.status, hdr.tag, [_status_only(_OP_SEQ, exc.status)], 1)
     if kind == Replay.RETRY:
         # RFC 8881 §2.10.6.1.1: the cached reply, byte for byte; wait for an original still running.
@@ -215,7 +220,8 @@ async def _evaluate(ctx: CompoundContext, u: Unpacker, n: int, session: Session 
         try:
             args = spec.args.unpack(u)  # type: ignore[attr-defined]
         except XdrError as exc:
-            log.info("%s %s: undecodable arguments: %s", ctx.peer, spec.op.name, exc)
+            ctx.svc.peerlog.log(log, logging.INFO, ctx.peer, "BADXDR", "%s %s: undecodable arguments: %s",
+                                ctx.peer, spec.op.name, exc)
             parts.append(_status_only(opnum, Stat.BADXDR))
             return Stat.BADXDR, parts, count + 1
         try:
@@ -245,7 +251,8 @@ async def _evaluate(ctx: CompoundContext, u: Unpacker, n: int, session: Session 
             status = ctx.svc.fs_status(exc)
             _log_status(ctx, spec.op, Nfs4Error(status, str(exc)))
         except Exception:
-            log.exception("%s %s: server fault", ctx.peer, spec.op.name)
+            ctx.svc.peerlog.log(log, logging.ERROR, ctx.peer, "SERVERFAULT", "%s %s: server fault", ctx.peer,
+                                spec.op.name, exc_info=True)
             res = None
             status = Stat.SERVERFAULT
         if res is None:
@@ -281,6 +288,7 @@ _ERROR_TAIL: dict[int, bytes] = {Op.SETATTR: _U32.pack(0)}
 def _log_status(ctx: CompoundContext, op: Op, exc: Nfs4Error) -> None:
     level = logging.DEBUG if exc.status in _QUIET else logging.INFO
     if log.isEnabledFor(level):
-        log.log(level, "%s %s %s: %s", ctx.peer, ctx.cred.describe(), op.name, exc)
+        ctx.svc.peerlog.log(log, level, ctx.peer, stat_name(exc.status), "%s %s %s: %s", ctx.peer,
+                            ctx.cred.describe(), op.name, exc)
 
 

@@ -302,6 +302,14 @@ STAT_TEXT: Final[dict[int, str]] = {
 }
 
 
+def stat_name(status: int) -> str:
+    """The short name of a status (``BADXDR``), as log summaries count them."""
+    try:
+        return Stat(status).name
+    except ValueError:
+        return f"status {status}"
+
+
 def stat_text(status: int) -> str:
     try:
         name = Stat(status).name

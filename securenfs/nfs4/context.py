@@ -90,7 +90,8 @@ class CompoundContext:
                 acc = self.svc.ns.table.access(export, self.peer)
             self._access[export.export_id] = acc
         if acc is None:
-            log.info("%s refused by the client rules of %s", self.peer, export.describe())
+            self.svc.peerlog.log(log, logging.INFO, self.peer, "ACCESS", "%s refused by the client rules of %s",
+                                 self.peer, export.describe())
             raise Nfs4Error(Stat.ACCESS, f"client {self.peer} is not allowed to use {export.pseudo}")
         return acc
 
@@ -99,8 +100,8 @@ class CompoundContext:
         policy = self.svc.ns.policy
         target = node.target
         if not policy.allows(target, self.cred.pseudo_flavor):
-            log.info("%s %s: NFS4ERR_WRONGSEC: %s", self.peer, self.cred.describe(),
-                     policy.explain(target, self.cred.pseudo_flavor))
+            self.svc.peerlog.log(log, logging.INFO, self.peer, "WRONGSEC", "%s %s: NFS4ERR_WRONGSEC: %s", self.peer,
+                                 self.cred.describe(), policy.explain(target, self.cred.pseudo_flavor))
             raise Nfs4Error(Stat.WRONGSEC, policy.explain(target, self.cred.pseudo_flavor))
         if node.export is not None:
             await self.access_for(node.export)

@@ -196,7 +196,8 @@ def _u_pair64(u: Unpacker) -> tuple[int, int]:
 def _u_time(u: Unpacker) -> tuple[int, int]:
     sec, nsec = u.i64(), u.u32()
     if nsec >= 1_000_000_000:
-        raise XdrError("nseconds out of range")
+        # Well-formed XDR but not a time (RFC 8881 §3.3.1 nseconds; §15.1.1.4).
+        raise Nfs4Error(Stat.INVAL, f"nseconds {nsec} is not below 1,000,000,000")
     return (sec, nsec)
 
 

@@ -19,6 +19,7 @@ from securenfs.nfs4.fattr import FsInfo, ObjInfo
 from securenfs.nfs4.namespace import Namespace, Node
 from securenfs.nfs4.owners import NumericOwners, OwnerMapper
 from securenfs.nfs4.xdr4 import ImplId
+from securenfs.rpc.peerlog import PeerLog
 from securenfs.state.clients import Client, ClientTable
 from securenfs.state.limits import ClientLimits, RefusalLog, top_peers
 from securenfs.state.opens import StateManager
@@ -43,6 +44,8 @@ class Nfs4Service:
                  courtesy_max_clients: int = 1000, client_limits: ClientLimits | None = None):
         self.ns = ns
         self.executor = executor
+        #: Log budget per peer for lines about what clients sent (the RPC server's, when wired).
+        self.peerlog = PeerLog()
         self.owners: OwnerMapper = owners or NumericOwners()
         self.lease_time = lease_time
         self.clients = ClientTable(server_owner, server_scope, lease_time, IMPL_ID, boot_epoch=boot_epoch)

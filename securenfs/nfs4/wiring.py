@@ -11,13 +11,14 @@ from securenfs.identity import load_identity
 from securenfs.nfs4.namespace import Namespace
 from securenfs.nfs4.owners import OwnerMapper
 from securenfs.nfs4.service import Nfs4Service
+from securenfs.rpc.peerlog import PeerLog
 from securenfs.state.limits import ClientLimits
 from securenfs.vfs.handles import HandleCodec, load_or_create_key
 
 
 def build_service(cfg: Config, server_owner: str, server_scope: str, executor: Executor, *,
                   kerberos: bool, owners: OwnerMapper | None = None, boot_epoch: int | None = None,
-                  overrides: dict[str, list[str]] | None = None) -> Nfs4Service:
+                  overrides: dict[str, list[str]] | None = None, peerlog: PeerLog | None = None) -> Nfs4Service:
     """Raises ExportError (readable) when the exports cannot be served.  ``overrides``
     narrows exports (by pseudo path) to fewer flavors, see :class:`SecPolicy`."""
     table = ExportTable.from_config(cfg.exports)
@@ -35,6 +36,8 @@ def build_service(cfg: Config, server_owner: str, server_scope: str, executor: E
     svc.inline_metadata = cfg.server.inline_metadata
     svc.state.kernel_locks = cfg.server.kernel_locks
     svc.state.max_lock_files = cfg.server.max_lock_files
+    if peerlog is not None:
+        svc.peerlog = peerlog
     return svc
 
 

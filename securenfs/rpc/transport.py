@@ -17,7 +17,6 @@ import itertools
 import logging
 import socket
 import struct
-import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -36,6 +35,7 @@ from securenfs.rpc.auth import (
     authenticate_sys,
 )
 from securenfs.rpc.constants import AuthFlavor, AuthStat
+from securenfs.rpc.peerlog import PeerLog
 from securenfs.rpc.record import LAST_FRAGMENT, RM, cut_fragment
 
 log = logging.getLogger("securenfs.rpc")
@@ -45,10 +45,6 @@ _NULL_CALL = struct.Struct(">10I")
 _NULL_REPLY = struct.Struct(">7I")
 DEFAULT_MAX_RECORD = 4 * 1024 * 1024 + 64 * 1024
 DEFAULT_MAX_INFLIGHT = 512
-#: Per connection, at most this many log lines about refused calls per window; the rest
-#: are counted and summarised, so a hostile client cannot flood the log.
-LOG_BURST = 20
-LOG_WINDOW = 10.0
 
 
 class ProcUnavail(Exception):
@@ -99,9 +95,6 @@ class Connection(asyncio.Protocol):
         self._out: list[bytes | bytearray | memoryview] = []
         self._in_receive = False
         self._flush_scheduled = False
-        self._log_window_start = 0.0
-        self._log_count = 0
-        self._log_suppressed = 0
 
     # -- asyncio.Protocol ---------------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -131,9 +124,6 @@ class Connection(asyncio.Protocol):
             except Exception:  # a faulty callback must not stop the others
                 log.exception("%s close callback failed", self.label)
         self._close_callbacks.clear()
-        if self._log_suppressed:
-            log.warning("%s %d similar messages suppressed before the connection closed",
-                        self.label, self._log_suppressed)
         log.debug("%s disconnected%s", self.label, f": {exc}" if exc else "")
 
     def pause_writing(self) -> None:
@@ -296,7 +286,7 @@ class Connection(asyncio.Protocol):
             call = msg.decode_call(view)
         except msg.BadCallHeader as exc:
             xid = f"xid={exc.xid:#010x}" if exc.xid is not None else "xid=?"
-            self._note(logging.WARNING, f"{xid} refused: {exc.reason}")
+            self._note(logging.WARNING, f"{xid} refused: {exc.reason}", "bad call header")
             if exc.reply is not None:
                 self.send_record([exc.reply])
             return
@@ -305,7 +295,7 @@ class Connection(asyncio.Protocol):
         handler = server.flavors.get(call.cred_flavor)
         if handler is None:
             why = server.held_flavors.get(call.cred_flavor, f"security flavor {call.cred_flavor} is not supported")
-            self._note(logging.WARNING, f"xid={call.xid:#010x} refused: {why}")
+            self._note(logging.WARNING, f"xid={call.xid:#010x} refused: {why}", "AUTH_BADCRED")
             self.send_record([msg.auth_error(call.xid, AuthStat.AUTH_BADCRED)])
             return
         if call.proc == 0 and isinstance(handler, SimpleFlavor):
@@ -319,14 +309,16 @@ class Connection(asyncio.Protocol):
             prog = server.programs.get(call.prog)
             if len(auth.args) and prog is not None:
                 # NULL takes no arguments (RFC 5531 §12.1).
-                self._log_call(call, logging.WARNING, f"garbage arguments: {len(auth.args)} bytes after a NULL call")
+                self._log_call(call, logging.WARNING, f"garbage arguments: {len(auth.args)} bytes after a NULL call",
+                               "GARBAGE_ARGS")
                 self.send_record([msg.garbage_args(call.xid)])
                 return
             if prog is None:
-                self._log_call(call, logging.INFO, f"program {call.prog} is not served")
+                self._log_call(call, logging.INFO, f"program {call.prog} is not served", "PROG_UNAVAIL")
                 self.send_record([msg.prog_unavail(call.xid)])
             elif not prog.low_version <= call.vers <= prog.high_version:
-                self._log_call(call, logging.INFO, f"program {call.prog} version {call.vers} is not served")
+                self._log_call(call, logging.INFO, f"program {call.prog} version {call.vers} is not served",
+                               "PROG_MISMATCH")
                 self.send_record([msg.prog_mismatch(call.xid, prog.low_version, prog.high_version)])
             else:
                 self.send_record([msg.success(call.xid)])
@@ -346,29 +338,16 @@ class Connection(asyncio.Protocol):
         if self.server._stopping and not self.server.inflight():
             self.server._idle_event.set()
 
-    def _note(self, level: int, text: str) -> None:
-        """Log one line about this connection, rate-limited (LOG_BURST per LOG_WINDOW)."""
-        if not log.isEnabledFor(level):
-            return
-        now = time.monotonic()
-        if now - self._log_window_start > LOG_WINDOW:
-            if self._log_suppressed:
-                log.warning("%s %d similar messages suppressed in the last %.0f s",
-                            self.label, self._log_suppressed, LOG_WINDOW)
-            self._log_window_start = now
-            self._log_count = 0
-            self._log_suppressed = 0
-        if self._log_count >= LOG_BURST and level < logging.ERROR:
-            self._log_suppressed += 1
-            return
-        self._log_count += 1
-        log.log(level, "%s %s", self.label, text)
+    def _note(self, level: int, text: str, kind: str = "refused") -> None:
+        """Log one line about this connection's peer, within the peer's log budget
+        (securenfs.rpc.peerlog: a hostile client cannot flood the log)."""
+        self.server.peerlog.log(log, level, self.peer[0], kind, "%s %s", self.label, text)
 
-    def _log_call(self, call: msg.RpcCall, level: int, reason: str) -> None:
-        self._note(level, f"xid={call.xid:#010x} prog={call.prog} vers={call.vers} proc={call.proc}: {reason}")
+    def _log_call(self, call: msg.RpcCall, level: int, reason: str, kind: str = "refused") -> None:
+        self._note(level, f"xid={call.xid:#010x} prog={call.prog} vers={call.vers} proc={call.proc}: {reason}", kind)
 
     def _log_reject(self, call: msg.RpcCall, exc: AuthReject) -> None:
-        self._log_call(call, logging.WARNING, f"authentication refused ({exc.stat.name}): {exc.reason}")
+        self._log_call(call, logging.WARNING, f"authentication refused ({exc.stat.name}): {exc.reason}", exc.stat.name)
 
     async def _serve(self, call: msg.RpcCall, handler: FlavorHandler) -> None:
         xid = call.xid
@@ -379,14 +358,16 @@ class Connection(asyncio.Protocol):
             self.send_record([msg.auth_error(xid, exc.stat)])
             return
         except AuthDrop as exc:
-            self._log_call(call, logging.INFO, f"dropped without reply: {exc}")
+            self._log_call(call, logging.INFO, f"dropped without reply: {exc}", "dropped")
             return
         except GarbageArgs as exc:
-            self._log_call(call, logging.WARNING, f"garbage arguments: {exc}")
+            self._log_call(call, logging.WARNING, f"garbage arguments: {exc}", "GARBAGE_ARGS")
             self.send_record([msg.garbage_args(xid, exc.verf_flavor, exc.verf_body)])
             return
         except Exception:
-            log.exception("%s xid=%#010x authentication failed inside the server", self.label, xid)
+            self.server.peerlog.log(log, logging.ERROR, self.peer[0], "SYSTEM_ERR",
+                                    "%s xid=%#010x authentication failed inside the server", self.label, xid,
+                                    exc_info=True)
             self.send_record([msg.system_err(xid)])
             return
         if isinstance(res, ControlReply):
@@ -395,11 +376,12 @@ class Connection(asyncio.Protocol):
         vf, vb = res.verf_flavor, res.verf_body
         prog = self.server.programs.get(call.prog)
         if prog is None:
-            self._log_call(call, logging.INFO, f"program {call.prog} is not served")
+            self._log_call(call, logging.INFO, f"program {call.prog} is not served", "PROG_UNAVAIL")
             self.send_record([msg.prog_unavail(xid, vf, vb)])
             return
         if not prog.low_version <= call.vers <= prog.high_version:
-            self._log_call(call, logging.INFO, f"program {call.prog} version {call.vers} is not served")
+            self._log_call(call, logging.INFO, f"program {call.prog} version {call.vers} is not served",
+                               "PROG_MISMATCH")
             self.send_record([msg.prog_mismatch(xid, prog.low_version, prog.high_version, vf, vb)])
             return
         body: Buffers
@@ -413,24 +395,26 @@ class Connection(asyncio.Protocol):
             if res.protect_reply is not None:
                 body = await res.protect_reply(body)
         except ProcUnavail:
-            self._log_call(call, logging.INFO, "procedure is not available")
+            self._log_call(call, logging.INFO, "procedure is not available", "PROC_UNAVAIL")
             self.send_record([msg.proc_unavail(xid, vf, vb)])
             return
         except GarbageArgs as exc:
-            self._log_call(call, logging.WARNING, f"garbage arguments: {exc}")
+            self._log_call(call, logging.WARNING, f"garbage arguments: {exc}", "GARBAGE_ARGS")
             self.send_record([msg.garbage_args(xid, vf, vb)])
             return
         except SystemErr as exc:
-            self._log_call(call, logging.ERROR, f"system error: {exc}")
+            self._log_call(call, logging.ERROR, f"system error: {exc}", "SYSTEM_ERR")
             self.send_record([msg.system_err(xid, vf, vb)])
             return
         except AuthDrop as exc:
-            self._log_call(call, logging.INFO, f"dropped without reply: {exc}")
+            self._log_call(call, logging.INFO, f"dropped without reply: {exc}", "dropped")
             return
         except asyncio.CancelledError:
             raise
         except Exception:
-            log.exception("%s xid=%#010x prog=%d proc=%d: server fault", self.label, xid, call.prog, call.proc)
+            self.server.peerlog.log(log, logging.ERROR, self.peer[0], "SYSTEM_ERR",
+                                    "%s xid=%#010x prog=%d proc=%d: server fault", self.label, xid, call.prog,
+                                    call.proc, exc_info=True)
             self.send_record([msg.system_err(xid, vf, vb)])
             return
         self.send_record([msg.accepted_header(xid, 0, vf, vb), *body])
@@ -439,8 +423,11 @@ class Connection(asyncio.Protocol):
 class RpcServer:
     """Listens on TCP addresses and serves registered programs."""
 
-    def __init__(self, limits: TransportLimits | None = None):
+    def __init__(self, limits: TransportLimits | None = None, peerlog: PeerLog | None = None):
         self.limits = limits or TransportLimits()
+        #: The log budget of every peer, shared by the layers above (one mechanism for RPC
+        #: refusals and per-operation errors).
+        self.peerlog = peerlog or PeerLog()
         self.programs: dict[int, Program] = {}
         self.flavors: dict[int, FlavorHandler] = {
             AuthFlavor.AUTH_NONE: SimpleFlavor(authenticate_none),
@@ -493,6 +480,7 @@ class RpcServer:
                 log.warning("stopping with %d calls still in flight after %.0f s", self.inflight(), timeout)
         for conn in list(self._connections):
             conn.close()
+        self.peerlog.flush()
         for srv in self._servers:
             try:
                 await asyncio.wait_for(srv.wait_closed(), 2.0)

@@ -93,7 +93,9 @@ async def op_write(ctx: CompoundContext, a: WriteArgs) -> WriteRes:
     data = a.data
     if len(data) > fattr.MAX_WRITE:
         data = data[: fattr.MAX_WRITE]  # a short write the client continues (§18.32.3)
-    if a.offset > _MAX_OFFSET or a.offset + len(data) > _MAX_OFFSET + 1:
+    # The file may grow to maxfilesize (2**63 - 1) bytes; the kernel refuses an end of 2**63
+    # (loff_t overflow) with EINVAL, so the bound is checked here (§18.32.3 NFS4ERR_FBIG).
+    if a.offset + len(data) > _MAX_OFFSET:
         raise Nfs4Error(Stat.FBIG, f"write at {a.offset} passes the largest file size")
     n = await ctx.run(_write, ctx.svc.state.fds, key, opener, data, a.offset, a.stable)
     return WriteRes(0, n, a.stable, ctx.svc.write_verifier)

@@ -35,6 +35,37 @@ from securenfs.vfs.names import check_name
 #: Attributes SETATTR changes; other supported ones are read-only (NFS4ERR_INVAL).
 SETTABLE = frozenset({Attr.SIZE, Attr.MODE, Attr.OWNER, Attr.OWNER_GROUP, Attr.TIME_ACCESS_SET,
                       Attr.TIME_MODIFY_SET})
+#: Linux device numbers: 12 bits of major and 20 of minor (the kernel's 32-bit dev_t).
+_MAX_MAJOR = (1 << 12) - 1
+_MAX_MINOR = (1 << 20) - 1
+#: Times are handed to the kernel as signed 64-bit nanoseconds since the epoch.
+_NS_MIN, _NS_MAX = -(1 << 63), (1 << 63) - 1
+
+
+def _settime(attrs: dict[int, Any], attr: Attr) -> tuple[int | None] | None:
+    """A settime4 attribute as the 1-tuple fsops.setattr_path takes: None when absent,
+    (None,) for the server's time, (nanoseconds,) for the client's.
+
+    nfstime4 is well-formed XDR for any int64 seconds, but a time the kernel cannot hold is
+    an invalid argument (RFC 8881 §15.1.1.4, NFS4ERR_INVAL), not a server fault."""
+    t = attrs.get(attr, ...)
+    if t is ...:
+        return None
+    if t is None:
+        return (None,)
+    ns = t[0] * 1_000_000_000 + t[1]
+    if not _NS_MIN <= ns <= _NS_MAX:
+        raise Nfs4Error(Stat.INVAL, f"{attr.name} of {t[0]} seconds is outside the range the file system holds")
+    return (ns,)
+
+
+def _rdev(spec: tuple[int, int]) -> int:
+    """specdata4 -> dev_t; NFS4ERR_INVAL for numbers a Linux device cannot have (RFC 8881
+    §15.1.1.4: arguments that match the XDR but are not valid)."""
+    major, minor = spec
+    if major > _MAX_MAJOR or minor > _MAX_MINOR:
+        raise Nfs4Error(Stat.INVAL, f"device {major}:{minor} is outside major 0-{_MAX_MAJOR}, minor 0-{_MAX_MINOR}")
+    return os.makedev(major, minor)
 
 
 def _export_node(node: Node) -> tuple[Any, Any]:
@@ -94,10 +125,8 @@ async def op_setattr(ctx: CompoundContext, a: SetattrArgs) -> SetattrRes:
         # A real stateid with other attributes must still be valid (§18.30.3).
         same_file(ctx, lookup_state(ctx, a.stateid, None))
     mode = attrs.get(Attr.MODE)
-    at = attrs.get(Attr.TIME_ACCESS_SET, ...)
-    mt = attrs.get(Attr.TIME_MODIFY_SET, ...)
-    atime = None if at is ... else (None if at is None else at[0] * 1_000_000_000 + at[1],)
-    mtime = None if mt is ... else (None if mt is None else mt[0] * 1_000_000_000 + mt[1],)
+    atime = _settime(attrs, Attr.TIME_ACCESS_SET)
+    mtime = _settime(attrs, Attr.TIME_MODIFY_SET)
     if mode is not None or uid is not None or gid is not None or atime is not None or mtime is not None:
         await ctx.run(fsops.setattr_path, fs, node.fh, creds, mode, uid, gid, atime, mtime)
     done += [x for x in attrs if x != Attr.SIZE]
@@ -132,19 +161,17 @@ async def op_create(ctx: CompoundContext, a: CreateArgs) -> CreateRes:
         kind = "node"
         mode |= {FType.BLK: stat_mod.S_IFBLK, FType.CHR: stat_mod.S_IFCHR, FType.SOCK: stat_mod.S_IFSOCK,
                  FType.FIFO: stat_mod.S_IFIFO}[FType(a.objtype)]
-        rdev = os.makedev(*a.spec) if a.objtype in (FType.BLK, FType.CHR) else 0
+        rdev = _rdev(a.spec) if a.objtype in (FType.BLK, FType.CHR) else 0
     elif a.objtype == FType.REG:
         raise Nfs4Error(Stat.BADTYPE, "regular files are created with OPEN")
     else:
         raise Nfs4Error(Stat.BADTYPE, f"object type {a.objtype}")
+    atime, mtime = _settime(attrs, Attr.TIME_ACCESS_SET), _settime(attrs, Attr.TIME_MODIFY_SET)
     fh, before, after = await ctx.run(fsops.create_obj, fs, node.fh, name, creds, kind, mode, a.linkdata, rdev)
     uid, gid = await _owner_ids(ctx, attrs)
     rest = {k: v for k, v in attrs.items() if k != Attr.MODE}
     if rest and kind != "link":
-        at, mt = rest.get(Attr.TIME_ACCESS_SET, ...), rest.get(Attr.TIME_MODIFY_SET, ...)
-        await ctx.run(fsops.setattr_path, fs, fh, creds, None, uid, gid,
-                      None if at is ... else (None if at is None else at[0] * 1_000_000_000 + at[1],),
-                      None if mt is ... else (None if mt is None else mt[0] * 1_000_000_000 + mt[1],))
+        await ctx.run(fsops.setattr_path, fs, fh, creds, None, uid, gid, atime, mtime)
     ctx.set_cfh(Node(fh, export, None, fs), checked=True)
     ctx.stateid = None
     return CreateRes(0, ChangeInfo(False, before, after), fattr.set_to_bitmap(list(attrs)))
