@@ -38,12 +38,15 @@ from securenfs.acl.ace import (
     AceFlag,
     AceMask,
     AceType,
+    AclSupport,
     Who,
     flag_names,
     mask_names,
 )
 from securenfs.acl.posix import EXECUTE, READ, WRITE, PosixAcl, Tag
 
+#: aclsupport (RFC 8881 §6.2.1.2): the ACE types POSIX ACLs can hold.
+ACL_SUPPORT: Final = int(AclSupport.ALLOW | AclSupport.DENY)
 R_BITS: Final = int(AceMask.READ_DATA)
 W_BITS: Final = int(AceMask.WRITE_DATA | AceMask.APPEND_DATA)
 X_BITS: Final = int(AceMask.EXECUTE)
