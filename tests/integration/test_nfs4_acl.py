@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import shutil
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,21 +17,28 @@ from typing import Any
 import pytest
 
 from securenfs.acl.ace import AceFlag, AceMask, AceType
-from securenfs.client.nfs4 import ANON_STATEID, Nfs4Client, Nfs4Error, fattr_of
+from securenfs.client.nfs4 import ANON_STATEID, Nfs4Client, fattr_of
 from securenfs.client.rpc import AuthSys
 from securenfs.config import ClientRule
 from securenfs.nfs4 import fattr
 from securenfs.nfs4.constants import Access4, Attr, Op, Stat
 from securenfs.nfs4.xdr4 import (
-    AccessArgs,
-    AccessRes,
     Fattr,
     FattrArgs,
     FhArgs,
     Nfsace4,
     SetattrArgs,
 )
-from securenfs.vfs.acls import supports_posix_acls
+from tests.support.acls import (
+    access_bits,
+    ace,
+    allow,
+    deny,
+    getfacl,
+    open_close,
+    require_posix_acls,
+    status_of,
+)
 from tests.support.nfsserver import NfsServer
 
 OWNER, OWNER_GID = 1000, 1000
@@ -46,30 +52,17 @@ OWNER_ALL = R | W | X | AceMask.WRITE_ACL | AceMask.WRITE_ATTRIBUTES
 INHERIT = AceFlag.FILE_INHERIT | AceFlag.DIRECTORY_INHERIT
 
 
-def ace(kind: AceType, who: str, mask: int, flag: int = 0) -> Nfsace4:
-    return Nfsace4(int(kind), int(flag), int(mask), who.encode())
 
 
-def allow(who: str, mask: int, flag: int = 0) -> Nfsace4:
-    return ace(AceType.ALLOW, who, mask, flag)
 
 
-def deny(who: str, mask: int, flag: int = 0) -> Nfsace4:
-    return ace(AceType.DENY, who, mask, flag)
 
 
-def getfacl(path: Path) -> list[str]:
-    out = subprocess.run(["getfacl", "-n", "-p", "-c", str(path)], check=True, capture_output=True, text=True)
-    return [line for line in out.stdout.splitlines() if line and not line.startswith("#")]
 
 
 @pytest.fixture
 def acl_server(tmp_path: Path) -> Iterator[NfsServer]:
-    if shutil.which("getfacl") is None:
-        pytest.skip("getfacl is not installed (Debian package acl; scripts/bootstrap.sh installs it)")
-    if not supports_posix_acls(tmp_path):
-        pytest.skip(f"SKIPPED LOUDLY: the file system of {tmp_path} does not store POSIX ACLs "
-                    "(mount it with the acl option); the acl attribute cannot be tested here")
+    require_posix_acls(tmp_path)
     srv = NfsServer(tmp_path, [("/data", ["sys"], [ClientRule(squash="root")])])
     d = srv.paths["/data"]
     os.chmod(d, 0o755)
@@ -98,19 +91,8 @@ def run(coro: Any) -> Any:
     return asyncio.run(coro)
 
 
-async def _status(coro: Any) -> int:
-    try:
-        await coro
-    except Nfs4Error as exc:
-        return exc.status
-    return 0
 
 
-async def _access(c: Nfs4Client, fh: bytes, mask: int) -> int:
-    rep = await c.seq([(Op.PUTFH, FhArgs(fh)), (Op.ACCESS, AccessArgs(mask))])
-    res = rep.results[-1][1]
-    assert isinstance(res, AccessRes)
-    return int(res.access)
 
 
 def test_aclsupport_and_the_acl_of_a_plain_file(acl_server: NfsServer) -> None:
@@ -155,9 +137,9 @@ def test_set_acl_is_stored_as_a_posix_acl_and_enforced(acl_server: NfsServer) ->
             c = await _client(acl_server, uid, gids)
             try:
                 fh = await c.lookup_path("/data/report.txt")
-                bits[name] = await _access(c, fh, Access4.READ | Access4.MODIFY)
+                bits[name] = await access_bits(c, fh, Access4.READ | Access4.MODIFY)
                 if name == "stranger":
-                    bits["stranger-open"] = await _status(c.open(fh=fh, access=1, dir_fh=None))
+                    bits["stranger-open"] = await status_of(c.open(fh=fh, access=1, dir_fh=None))
             finally:
                 await c.close()
         return done, back, bits
@@ -203,13 +185,13 @@ def test_unrepresentable_acls_are_refused_and_nothing_changes(acl_server: NfsSer
         c = await _client(acl_server, OWNER)
         try:
             fh = await c.lookup_path("/data/report.txt")
-            got = {name: await _status(c.setattr(fh, {Attr.ACL: aces})) for name, (aces, _) in cases.items()}
+            got = {name: await status_of(c.setattr(fh, {Attr.ACL: aces})) for name, (aces, _) in cases.items()}
             # sacl is not supported (RFC 8881 §6.2.3): NFS4ERR_ATTRNOTSUPP
             # an empty sacl (nfsacl41: flag 0, no ACEs), which our client would never send
             sacl = Fattr(fattr.set_to_bitmap([Attr.SACL]), bytes(8))
-            sacl_status = await _status(c.seq([(Op.PUTFH, FhArgs(fh)), (Op.SETATTR, SetattrArgs(ANON_STATEID, sacl))]))
-            both = await _status(c.setattr(fh, {Attr.ACL: [allow("OWNER@", R)], Attr.DACL: (0, [allow("OWNER@", R)])}))
-            auto = await _status(c.setattr(fh, {Attr.DACL: (1, [allow("OWNER@", OWNER_ALL)])}))
+            sacl_status = await status_of(c.seq([(Op.PUTFH, FhArgs(fh)), (Op.SETATTR, SetattrArgs(ANON_STATEID, sacl))]))
+            both = await status_of(c.setattr(fh, {Attr.ACL: [allow("OWNER@", R)], Attr.DACL: (0, [allow("OWNER@", R)])}))
+            auto = await status_of(c.setattr(fh, {Attr.DACL: (1, [allow("OWNER@", OWNER_ALL)])}))
             # and the server still serves the next request
             mode = (await c.getattr(fh, [Attr.MODE]))[Attr.MODE]
             return got, sacl_status, both, auto, mode
@@ -230,7 +212,7 @@ def test_only_the_owner_may_change_the_acl(acl_server: NfsServer) -> None:
         c = await _client(acl_server, WRITER)
         try:
             fh = await c.lookup_path("/data/report.txt")
-            return await _status(c.setattr(fh, {Attr.ACL: [allow("EVERYONE@", R | W)]}))
+            return await status_of(c.setattr(fh, {Attr.ACL: [allow("EVERYONE@", R | W)]}))
         finally:
             await c.close()
 
@@ -289,7 +271,7 @@ def test_acl_read_back_and_written_again_is_unchanged(acl_server: NfsServer) -> 
             second = (await c.getattr(fh, [Attr.ACL]))[Attr.ACL]
             rep = await c.seq([(Op.PUTFH, FhArgs(fh)), (Op.VERIFY, FattrArgs(fattr_of({Attr.ACL: second})))])
             verify = rep.status
-            nverify = await _status(c.seq([(Op.PUTFH, FhArgs(fh)), (Op.NVERIFY, FattrArgs(fattr_of({Attr.ACL: second})))]))
+            nverify = await status_of(c.seq([(Op.PUTFH, FhArgs(fh)), (Op.NVERIFY, FattrArgs(fattr_of({Attr.ACL: second})))]))
             return first, second, verify, nverify
         finally:
             await c.close()
@@ -332,10 +314,10 @@ def test_inherited_aces_apply_on_create(acl_server: NfsServer) -> None:
         s = await _client(acl_server, STRANGER)
         try:
             ffh = await w.lookup_path("/data/project/minutes.txt")
-            writer_bits = await _access(w, ffh, Access4.READ | Access4.MODIFY)
+            writer_bits = await access_bits(w, ffh, Access4.READ | Access4.MODIFY)
             sfh = await s.lookup_path("/data/project/minutes.txt")
-            stranger_bits = await _access(s, sfh, Access4.READ | Access4.MODIFY)
-            sub_status = await _status(w.create(await w.lookup_path("/data/project/sub"), "by-writer"))
+            stranger_bits = await access_bits(s, sfh, Access4.READ | Access4.MODIFY)
+            sub_status = await status_of(w.create(await w.lookup_path("/data/project/sub"), "by-writer"))
         finally:
             await w.close()
             await s.close()
@@ -362,8 +344,8 @@ def test_acl_size_bound(acl_server: NfsServer) -> None:
         try:
             fh = await c.lookup_path("/data/report.txt")
             at_bound = [allow("OWNER@", OWNER_ALL)] + [allow("EVERYONE@", R)] * (bound - 1)
-            ok = await _status(c.setattr(fh, {Attr.ACL: at_bound}))
-            over = await _status(c.setattr(fh, {Attr.ACL: at_bound + [allow("EVERYONE@", R)]}))
+            ok = await status_of(c.setattr(fh, {Attr.ACL: at_bound}))
+            over = await status_of(c.setattr(fh, {Attr.ACL: at_bound + [allow("EVERYONE@", R)]}))
             mode = (await c.getattr(fh, [Attr.MODE]))[Attr.MODE]
             return ok, over, mode
         finally:
@@ -373,3 +355,27 @@ def test_acl_size_bound(acl_server: NfsServer) -> None:
     assert ok == 0
     assert over == Stat.INVAL
     assert mode == 0o744
+
+
+def test_open_checks_permission_again_after_the_acl_changed(acl_server: NfsServer) -> None:
+    # The server caches descriptors per file and caller; an OPEN by file handle must still
+    # be refused once the ACL no longer allows it (RFC 8881 §18.16.3: OPEN checks access).
+    async def main() -> tuple[int, int, int]:
+        owner = await _client(acl_server, OWNER)
+        writer = await _client(acl_server, WRITER)
+        try:
+            ofh = await owner.lookup_path("/data/report.txt")
+            await owner.setattr(ofh, {Attr.ACL: [allow("OWNER@", OWNER_ALL), allow(str(WRITER), R),
+                                                 allow("EVERYONE@", 0)]})
+            wfh = await writer.lookup_path("/data/report.txt")
+            first = await status_of(open_close(writer, wfh))
+            await owner.setattr(ofh, {Attr.ACL: [allow("OWNER@", OWNER_ALL), allow("EVERYONE@", 0)]})
+            second = await status_of(open_close(writer, wfh))
+            await owner.setattr(ofh, {Attr.ACL: [allow("OWNER@", OWNER_ALL), allow("EVERYONE@", R)]})
+            third = await status_of(open_close(writer, wfh))
+            return first, second, third
+        finally:
+            await owner.close()
+            await writer.close()
+
+    assert run(main()) == (0, Stat.ACCESS, 0)

@@ -291,8 +291,12 @@ async def _grant(ctx: CompoundContext, cid: int, owner_name: bytes, fnode: Node,
 
 
 def _touch_fd(cache: Any, key: Any, fs: Any, fh: bytes, acc: int, creds: Any, size: int | None) -> bool:
-    with cache.use(*key, lambda: fsops.open_fh(fs, fh, acc, creds)) as fd:
-        if size is not None:
+    # Opened as the caller on every OPEN, even when a descriptor is cached: that is OPEN's
+    # permission check, and a descriptor from an earlier OPEN says nothing about the
+    # permissions now (a chmod or a new ACL may have taken them away).
+    cache.adopt(*key, fsops.open_fh(fs, fh, acc, creds))
+    if size is not None:
+        with cache.use(*key, lambda: fsops.open_fh(fs, fh, acc, creds)) as fd:
             fsops.truncate(fd, size)
     return True
 
