@@ -379,3 +379,25 @@ def test_open_checks_permission_again_after_the_acl_changed(acl_server: NfsServe
             await writer.close()
 
     assert run(main()) == (0, Stat.ACCESS, 0)
+
+
+def test_readdir_reports_each_entrys_acl(acl_server: NfsServer) -> None:
+    d = acl_server.paths["/data"]
+    subprocess.run(["setfacl", "-m", f"u:{READER}:r--", str(d / "report.txt")], check=True)
+
+    async def main() -> dict[bytes, dict[int, Any]]:
+        c = await _client(acl_server, OWNER)
+        try:
+            fh = await c.lookup_path("/data")
+            entries = await c.readdir_all(fh, attrs=[Attr.ACL, Attr.MODE])
+            single = await c.getattr(await c.lookup_path("/data/report.txt"), [Attr.ACL])
+        finally:
+            await c.close()
+        out = {name: attrs for _, name, attrs in entries}
+        out[b"getattr"] = single
+        return out
+
+    got = run(main())
+    assert got[b"report.txt"][Attr.ACL] == got[b"getattr"][Attr.ACL]
+    assert any(a.who == str(READER).encode() for a in got[b"report.txt"][Attr.ACL])
+    assert not any(a.who == str(READER).encode() for a in got[b"project"][Attr.ACL])
