@@ -23,7 +23,7 @@ bench: setup
 	$(PY) bench/rpc_null.py
 
 # mypy --strict covers the packages that are clean today; add a package once it is.
-STRICT_PACKAGES := securenfs.xdr securenfs.rpc securenfs.rpcsec_gss securenfs.gsscrypto \
+STRICT_PACKAGES := securenfs.xdr securenfs.acl securenfs.rpc securenfs.rpcsec_gss securenfs.gsscrypto \
 	securenfs.state securenfs.locking securenfs.recovery securenfs.exports securenfs.vfs \
 	securenfs.client securenfs.admin idmap preflight keytabs
 

@@ -18,7 +18,7 @@ APT_PACKAGES=(
   slapd ldap-utils libldap2-dev libsasl2-dev libsasl2-modules-gssapi-mit
   dnsmasq-base etcd-server etcd-client
   gcc python3-dev python3-venv pkg-config
-  qemu-system-x86 debootstrap socat e2fsprogs
+  qemu-system-x86 debootstrap socat e2fsprogs acl
 )
 # Packages whose wheels must be compiled here (they link libkrb5 / libldap).
 COMPILED=(gssapi krb5 python-ldap)

@@ -280,8 +280,9 @@ class StateOps:
 
 
 def fattr_of(attrs: dict[int, Any]) -> Fattr:
-    """Encode settable attributes (SETATTR/CREATE/OPEN): mode, size, owner, owner_group, and
-    time_access_set / time_modify_set (None: the server's time, (sec, nsec): this time)."""
+    """Encode settable attributes (SETATTR/CREATE/OPEN): mode, size, owner, owner_group,
+    time_access_set / time_modify_set (None: the server's time, (sec, nsec): this time), acl
+    (a list of Nfsace4) and dacl ((aclflag4, list of Nfsace4))."""
     p = Packer()
     for a in sorted(attrs):
         v = attrs[a]
@@ -296,6 +297,13 @@ def fattr_of(attrs: dict[int, Any]) -> Fattr:
             p.opaque(v.encode() if isinstance(v, str) else v)
         elif a == Attr.SIZE:
             p.u64(v)
+        elif a in (Attr.ACL, Attr.DACL):
+            aces = v if a == Attr.ACL else v[1]
+            if a == Attr.DACL:
+                p.u32(v[0])
+            p.u32(len(aces))
+            for ace in aces:
+                ace.pack(p)
         else:
             p.u32(v)
     return Fattr(fattr.set_to_bitmap(list(attrs)), p.getvalue())

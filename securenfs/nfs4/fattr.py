@@ -26,7 +26,7 @@ from securenfs.nfs4.constants import (
     Stat,
 )
 from securenfs.nfs4.errors import Nfs4Error
-from securenfs.nfs4.xdr4 import Fattr
+from securenfs.nfs4.xdr4 import Fattr, Nfsace4
 from securenfs.xdr import Packer, Unpacker, XdrError
 
 _U32 = struct.Struct(">I")
@@ -42,6 +42,9 @@ MAX_READ: Final = 1 << 20
 MAX_WRITE: Final = 1 << 20
 #: Hard links per file (maxlink).
 MAX_LINK: Final = 65000
+#: Most ACEs accepted in one acl or dacl value (a POSIX ACL that fills an ext4 xattr block
+#: reads back as fewer).
+MAX_ACES: Final = 1024
 
 
 def bitmap_to_set(mask: list[int] | tuple[int, ...]) -> list[int]:
@@ -76,6 +79,8 @@ class FsInfo:
     fh_expire_type: int = FhExpire.PERSISTENT
     statvfs: os.statvfs_result | None = None
     fs_root: tuple[str, ...] = ()
+    #: aclsupport (RFC 8881 §6.2.1.2): ALLOW|DENY where the file system stores POSIX ACLs.
+    aclsupport: int = 0
 
 
 @dataclass(slots=True)
@@ -90,6 +95,7 @@ class ObjInfo:
     group: str = ""
     fileid: int | None = None  # overrides st_ino (pseudo nodes)
     rdattr_error: int = 0
+    acl: list[Nfsace4] = field(default_factory=list)
 
 
 def _ftype(mode: int) -> int:
@@ -177,6 +183,17 @@ def _p_locations(p: Packer, v: tuple[tuple[str, ...], list[Any]]) -> None:
     p.u32(len(locs))  # no replicas or referrals are served yet
 
 
+def _p_acl(p: Packer, v: list[Nfsace4]) -> None:
+    p.u32(len(v))
+    for ace in v:
+        ace.pack(p)
+
+
+def _p_dacl(p: Packer, v: tuple[int, list[Nfsace4]]) -> None:
+    p.u32(v[0])
+    _p_acl(p, v[1])
+
+
 def _u_u32(u: Unpacker) -> int:
     return u.u32()
 
@@ -221,6 +238,19 @@ def _u_spec(u: Unpacker) -> tuple[int, int]:
     return (u.u32(), u.u32())
 
 
+def _u_acl(u: Unpacker) -> list[Nfsace4]:
+    n = u.u32()
+    if n > MAX_ACES:
+        raise Nfs4Error(Stat.INVAL, f"an ACL of {n} ACEs exceeds this server's limit of {MAX_ACES}")
+    if n * 16 > u.remaining():
+        raise XdrError(f"{n} ACEs cannot fit in {u.remaining()} bytes")
+    return [Nfsace4.unpack(u) for _ in range(n)]
+
+
+def _u_dacl(u: Unpacker) -> tuple[int, list[Nfsace4]]:
+    return (u.u32(), _u_acl(u))
+
+
 def _u_locations(u: Unpacker) -> tuple[tuple[str, ...], list[Any]]:
     root = tuple(x.decode("utf-8", "replace") for x in (u.opaque(NFS4_MAXNAME) for _ in range(u.array_len(64))))
     locs: list[Any] = []
@@ -236,7 +266,7 @@ _KINDS: dict[str, tuple[Callable[[Packer, Any], None], Callable[[Unpacker], Any]
     "u32": (_p_u32, _u_u32), "u64": (_p_u64, _u_u64), "bool": (_p_bool, _u_bool),
     "fsid": (_p_pair64, _u_pair64), "time": (_p_time, _u_time), "str": (_p_str, _u_str),
     "opaque": (_p_opaque, _u_opaque), "bitmap": (_p_bitmap, _u_bitmap), "spec": (_p_spec, _u_spec),
-    "locations": (_p_locations, _u_locations),
+    "locations": (_p_locations, _u_locations), "acl": (_p_acl, _u_acl), "dacl": (_p_dacl, _u_dacl),
 }
 
 #: Attributes settable at exclusive create (OPEN, core II): RFC 8881 §5.8.1.14.
@@ -268,7 +298,8 @@ SUPPORTED: Final[dict[int, AttrDef]] = {d.attr: d for d in (
     _def(Attr.UNIQUE_HANDLES, "bool", lambda o: True),
     _def(Attr.LEASE_TIME, "u32", lambda o: o.fs.lease_time),
     _def(Attr.RDATTR_ERROR, "u32", lambda o: o.rdattr_error),
-    _def(Attr.ACLSUPPORT, "u32", lambda o: 0),
+    _def(Attr.ACL, "acl", lambda o: o.acl),
+    _def(Attr.ACLSUPPORT, "u32", lambda o: o.fs.aclsupport),
     _def(Attr.CANSETTIME, "bool", lambda o: True),
     _def(Attr.CASE_INSENSITIVE, "bool", lambda o: False),
     _def(Attr.CASE_PRESERVING, "bool", lambda o: True),
@@ -300,6 +331,8 @@ SUPPORTED: Final[dict[int, AttrDef]] = {d.attr: d for d in (
     _def(Attr.TIME_METADATA, "time", lambda o: _ns(o.st.st_ctime_ns)),
     _def(Attr.TIME_MODIFY, "time", lambda o: _ns(o.st.st_mtime_ns)),
     _def(Attr.MOUNTED_ON_FILEID, "u64", lambda o: o.mounted_on_fileid),
+    # RFC 8881 §6.2.2: the same ACEs with an aclflag4; no automatic inheritance flags are kept.
+    _def(Attr.DACL, "dacl", lambda o: (0, o.acl)),
     _def(Attr.SUPPATTR_EXCLCREAT, "bitmap", lambda o: set_to_bitmap(list(EXCLCREAT_ATTRS))),
 )}
 SUPPORTED_BITMAP: Final[list[int]] = set_to_bitmap(list(SUPPORTED))
@@ -307,6 +340,8 @@ SUPPORTED_BITMAP: Final[list[int]] = set_to_bitmap(list(SUPPORTED))
 WRITE_ONLY: Final = frozenset({Attr.TIME_ACCESS_SET, Attr.TIME_MODIFY_SET})
 #: Attributes that need the owner mapper.
 NEEDS_OWNER: Final = frozenset({Attr.OWNER, Attr.OWNER_GROUP})
+#: Attributes read from the file's POSIX ACLs (and the owner mapper).
+ACL_ATTRS: Final = frozenset({Attr.ACL, Attr.DACL})
 
 
 def wanted(mask: list[int]) -> list[int]:

@@ -15,6 +15,7 @@ import stat as stat_mod
 import time
 from dataclasses import dataclass
 
+from securenfs.vfs.acls import has_default_acl
 from securenfs.vfs.creds import FsCreds, as_caller
 from securenfs.vfs.errors import FsError
 from securenfs.vfs.local import LocalFs
@@ -76,8 +77,10 @@ def open_name(fs: LocalFs, dir_fh: bytes, name: str, creds: FsCreds, *, create: 
             if created and fd is not None:
                 try:
                     st = os.fstat(fd)
-                    if st.st_mode & 0o7777 != mode & 0o7777:
-                        os.fchmod(fd, mode & 0o7777)  # the client's mode, not the umask's
+                    if st.st_mode & 0o7777 != mode & 0o7777 and not has_default_acl(dfd):
+                        # The client's mode, not the umask's.  Under a default ACL the kernel
+                        # already combined the two (RFC 8881 §6.4.3): a chmod would widen it.
+                        os.fchmod(fd, mode & 0o7777)
                     if verifier_ns is not None:
                         os.utime(fd, ns=(verifier_ns, verifier_ns))
                 except OSError as exc:
@@ -190,7 +193,7 @@ def create_obj(fs: LocalFs, dir_fh: bytes, name: str, creds: FsCreds, kind: str,
             except OSError as exc:
                 raise _oserr(exc, name) from None
             fh, st = fs.child(dfd, name)
-            if kind != "link" and st.st_mode & 0o7777 != mode & 0o7777:
+            if kind != "link" and st.st_mode & 0o7777 != mode & 0o7777 and not has_default_acl(dfd):
                 try:
                     os.chmod(name, mode & 0o7777, dir_fd=dfd, follow_symlinks=False)
                 except OSError:

@@ -11,11 +11,13 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from securenfs.acl.mapping import ACL_SUPPORT
 from securenfs.exports.secpolicy import SecPolicy
 from securenfs.exports.table import PSEUDO_FSID, Export, ExportTable, PseudoNode
 from securenfs.nfs4.constants import FhExpire, Stat
 from securenfs.nfs4.errors import Nfs4Error
 from securenfs.nfs4.fattr import FsInfo, PseudoStat
+from securenfs.vfs.acls import supports_posix_acls
 from securenfs.vfs.handles import BadHandle, HandleCodec, PseudoKey
 from securenfs.vfs.local import LocalFs
 
@@ -60,7 +62,8 @@ class Namespace:
 
     def _fsinfo_of(self, table: ExportTable) -> dict[int, FsInfo]:
         return {e.export_id: FsInfo(e.fsid, self.lease_time, FhExpire.PERSISTENT, None,
-                                    tuple(c for c in e.pseudo.split("/") if c))
+                                    tuple(c for c in e.pseudo.split("/") if c),
+                                    ACL_SUPPORT if supports_posix_acls(e.path) else 0)
                 for e in table.exports}
 
     def replace_exports(self, table: ExportTable, policy: SecPolicy) -> None:

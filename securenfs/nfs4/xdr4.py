@@ -77,6 +77,24 @@ class Fattr:
         return cls(unpack_bitmap(u), u.opaque(1 << 20))
 
 
+@dataclass(slots=True, frozen=True)
+class Nfsace4:
+    """nfsace4 (RFC 8881 §6.2.1): the who-string is kept as sent (utf8str_mixed)."""
+
+    type: int
+    flag: int
+    access_mask: int
+    who: bytes
+
+    def pack(self, p: Packer) -> None:
+        p.u32x3(self.type, self.flag, self.access_mask)
+        p.opaque(self.who)
+
+    @classmethod
+    def unpack(cls, u: Unpacker) -> Nfsace4:
+        return cls(u.u32(), u.u32(), u.u32(), u.opaque(NFS4_OPAQUE_LIMIT))
+
+
 @dataclass(slots=True)
 class ChannelAttrs:
     """channel_attrs4 (RFC 8881 §18.36)."""

@@ -57,8 +57,8 @@ def test_fattr_encode_decode_and_supported() -> None:
     st = os.stat("/")
     obj = fattr.ObjInfo(st, b"fh", fattr.FsInfo((1, 2), 90), 7, owner="0", group="0")
     attrs = fattr.wanted(fattr.set_to_bitmap([Attr.TYPE, Attr.SIZE, Attr.FSID, Attr.OWNER, Attr.MOUNTED_ON_FILEID,
-                                              Attr.ACL]))
-    assert Attr.ACL not in attrs  # not supported: left out of the reply's mask
+                                              Attr.SACL]))
+    assert Attr.SACL not in attrs  # not supported (RFC 8881 §6.2.3): left out of the reply's mask
     vals = fattr.decode(fattr.encode(obj, attrs))
     assert vals == {Attr.TYPE: 2, Attr.SIZE: st.st_size, Attr.FSID: (1, 2), Attr.OWNER: "0",
                     Attr.MOUNTED_ON_FILEID: 7}

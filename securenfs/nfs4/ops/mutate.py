@@ -12,7 +12,7 @@ import stat as stat_mod
 from typing import Any
 
 from securenfs.locking.stateids import special_kind
-from securenfs.nfs4 import fattr, fsops
+from securenfs.nfs4 import acls, fattr, fsops
 from securenfs.nfs4.constants import Attr, FType, Stat
 from securenfs.nfs4.context import CompoundContext
 from securenfs.nfs4.errors import Nfs4Error
@@ -34,7 +34,7 @@ from securenfs.vfs.names import check_name
 
 #: Attributes SETATTR changes; other supported ones are read-only (NFS4ERR_INVAL).
 SETTABLE = frozenset({Attr.SIZE, Attr.MODE, Attr.OWNER, Attr.OWNER_GROUP, Attr.TIME_ACCESS_SET,
-                      Attr.TIME_MODIFY_SET})
+                      Attr.TIME_MODIFY_SET, Attr.ACL, Attr.DACL})
 #: Linux device numbers: 12 bits of major and 20 of minor (the kernel's 32-bit dev_t).
 _MAX_MAJOR = (1 << 12) - 1
 _MAX_MINOR = (1 << 20) - 1
@@ -106,6 +106,13 @@ async def op_setattr(ctx: CompoundContext, a: SetattrArgs) -> SetattrRes:
             raise Nfs4Error(Stat.INVAL, f"attribute {Attr(at).name} is read-only")
     _export, fs, creds = await _writable(ctx, node)
     uid, gid = await _owner_ids(ctx, attrs)
+    new_acl = None
+    aces = acls.requested(attrs)
+    if aces is not None:
+        st = await ctx.run_meta(fs.stat, node.fh)
+        if stat_mod.S_ISLNK(st.st_mode):
+            raise Nfs4Error(Stat.INVAL, "a symbolic link has no ACL")
+        new_acl = await acls.prepare(ctx, aces, stat_mod.S_ISDIR(st.st_mode))
     done: list[int] = []
     if Attr.SIZE in attrs:
         size = int(attrs[Attr.SIZE])
@@ -129,6 +136,10 @@ async def op_setattr(ctx: CompoundContext, a: SetattrArgs) -> SetattrRes:
     mtime = _settime(attrs, Attr.TIME_MODIFY_SET)
     if mode is not None or uid is not None or gid is not None or atime is not None or mtime is not None:
         await ctx.run(fsops.setattr_path, fs, node.fh, creds, mode, uid, gid, atime, mtime)
+    if new_acl is not None:
+        # RFC 8881 §6.4.1.3: with both, the mode is applied first and the ACL after it, so
+        # the mode's permission bits end up derived from the ACL.
+        await acls.store(ctx, fs, node.fh, creds, new_acl)
     done += [x for x in attrs if x != Attr.SIZE]
     return SetattrRes(0, fattr.set_to_bitmap(done))
 
@@ -167,9 +178,15 @@ async def op_create(ctx: CompoundContext, a: CreateArgs) -> CreateRes:
     else:
         raise Nfs4Error(Stat.BADTYPE, f"object type {a.objtype}")
     atime, mtime = _settime(attrs, Attr.TIME_ACCESS_SET), _settime(attrs, Attr.TIME_MODIFY_SET)
+    aces = acls.requested(attrs)
+    if aces is not None and kind == "link":
+        raise Nfs4Error(Stat.INVAL, "a symbolic link has no ACL")
+    new_acl = None if aces is None else await acls.prepare(ctx, aces, kind == "dir")
     fh, before, after = await ctx.run(fsops.create_obj, fs, node.fh, name, creds, kind, mode, a.linkdata, rdev)
     uid, gid = await _owner_ids(ctx, attrs)
-    rest = {k: v for k, v in attrs.items() if k != Attr.MODE}
+    if new_acl is not None:
+        await acls.store(ctx, fs, fh, creds, new_acl)
+    rest = {k: v for k, v in attrs.items() if k not in (Attr.MODE, Attr.ACL, Attr.DACL)}
     if rest and kind != "link":
         await ctx.run(fsops.setattr_path, fs, fh, creds, None, uid, gid, atime, mtime)
     ctx.set_cfh(Node(fh, export, None, fs), checked=True)

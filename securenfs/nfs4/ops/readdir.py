@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 from securenfs.nfs4 import fattr
+from securenfs.nfs4.acls import aces_of
 from securenfs.nfs4.constants import Attr, Stat
 from securenfs.nfs4.context import CompoundContext
 from securenfs.nfs4.errors import Nfs4Error, status_from_errno
@@ -15,6 +18,7 @@ from securenfs.nfs4.xdr4 import (
     VoidArgs,
     pack_dir_entry,
 )
+from securenfs.vfs import acls as vfs_acls
 from securenfs.xdr import Packer
 
 _ZERO_VERF = b"\0" * 8
@@ -81,10 +85,11 @@ async def op_readdir(ctx: CompoundContext, a: ReaddirArgs) -> ReaddirRes:
         need_vfs = any(x in _VFS_ATTRS for x in attrs)
         statvfs = await ctx.run(fs.statvfs, node.fh) if need_vfs else None
         if statvfs is not None:
-            fsinfo = fattr.FsInfo(fsinfo.fsid, fsinfo.lease_time, fsinfo.fh_expire_type, statvfs, fsinfo.fs_root)
+            fsinfo = dataclasses.replace(fsinfo, statvfs=statvfs)
         want_owner = Attr.OWNER in attrs
         want_group = Attr.OWNER_GROUP in attrs
         want_err = Attr.RDATTR_ERROR in attrs
+        want_acl = any(x in fattr.ACL_ATTRS for x in attrs)
         verf_int = 0
         eof = False
         full = False
@@ -107,6 +112,9 @@ async def op_readdir(ctx: CompoundContext, a: ReaddirArgs) -> ReaddirRes:
                         obj.owner = await svc.owners.uid_to_owner(e.stat.st_uid)
                     if want_group:
                         obj.group = await svc.owners.gid_to_group(e.stat.st_gid)
+                    if want_acl:
+                        stored = await ctx.run(vfs_acls.read, fs, e.fh, creds)
+                        obj.acl = await aces_of(svc.owners, stored.st.st_mode, stored.access, stored.default)
                     f = fattr.encode(obj, attrs)
                 if not add(e.cookie, name, f):
                     full = True

@@ -17,7 +17,7 @@ from securenfs.locking.locks import LockConflict
 from securenfs.locking.locks import LockDenied as LockConflictError
 from securenfs.locking.shares import validate_share
 from securenfs.locking.stateids import INVALID, Special, Stateid, StateKind, resolve_current
-from securenfs.nfs4 import fattr, fsops
+from securenfs.nfs4 import acls, fattr, fsops
 from securenfs.nfs4.constants import Attr, Stat
 from securenfs.nfs4.context import CompoundContext
 from securenfs.nfs4.errors import Nfs4Error
@@ -156,6 +156,7 @@ async def op_open(ctx: CompoundContext, a: OpenArgs) -> OpenRes:
     if (create or access & 2) and await ctx.read_only(node.export):
         raise Nfs4Error(Stat.ROFS, f"{node.export.pseudo} is exported read-only")
     attrset: list[int] = []
+    new_acl = None
     size: int | None = None
     fd: int | None = None
     cinfo = ChangeInfo()
@@ -167,7 +168,7 @@ async def op_open(ctx: CompoundContext, a: OpenArgs) -> OpenRes:
         if create:
             attrs = fattr.decode(a.createattrs) if a.createmode != EXCLUSIVE4 else {}
             allowed = set(fattr.EXCLCREAT_ATTRS) if a.createmode == EXCLUSIVE4_1 else {
-                Attr.SIZE, Attr.MODE, Attr.OWNER, Attr.OWNER_GROUP}
+                Attr.SIZE, Attr.MODE, Attr.OWNER, Attr.OWNER_GROUP, Attr.ACL, Attr.DACL}
             for at in attrs:
                 if at not in allowed:
                     raise Nfs4Error(Stat.INVAL if at in fattr.SUPPORTED else Stat.ATTRNOTSUPP,
@@ -181,6 +182,9 @@ async def op_open(ctx: CompoundContext, a: OpenArgs) -> OpenRes:
                     raise Nfs4Error(Stat.INVAL, "only size 0 can be set by OPEN")
             if a.createmode in (EXCLUSIVE4, EXCLUSIVE4_1):
                 verifier_ns = fsops.verifier_to_ns(a.verifier)
+            aces = acls.requested(attrs)
+            if aces is not None:
+                new_acl = await acls.prepare(ctx, aces, False)
         # Opening an existing file is metadata work (lookup, permission check, open): it
         # runs where GETATTR does; a create writes to the directory and goes to the pool.
         run = ctx.run if create else ctx.run_meta
@@ -188,6 +192,14 @@ async def op_open(ctx: CompoundContext, a: OpenArgs) -> OpenRes:
                            accflags(access), mode, verifier_ns)
         fd = opened.fd
         cinfo = ChangeInfo(False, opened.before, opened.after)
+        if opened.created and new_acl is not None:
+            try:
+                await acls.store(ctx, node.fs, opened.fh, creds, new_acl)
+            except BaseException:
+                if fd is not None:
+                    os.close(fd)
+                raise
+            attrset.append(Attr.ACL if Attr.ACL in attrs else Attr.DACL)
         if opened.created and verifier_ns is not None:
             attrset += [Attr.TIME_ACCESS, Attr.TIME_MODIFY]
         if not opened.created and size is not None:
@@ -291,8 +303,12 @@ async def _grant(ctx: CompoundContext, cid: int, owner_name: bytes, fnode: Node,
 
 
 def _touch_fd(cache: Any, key: Any, fs: Any, fh: bytes, acc: int, creds: Any, size: int | None) -> bool:
-    with cache.use(*key, lambda: fsops.open_fh(fs, fh, acc, creds)) as fd:
-        if size is not None:
+    # Opened as the caller on every OPEN, even when a descriptor is cached: that is OPEN's
+    # permission check, and a descriptor from an earlier OPEN says nothing about the
+    # permissions now (a chmod or a new ACL may have taken them away).
+    cache.adopt(*key, fsops.open_fh(fs, fh, acc, creds))
+    if size is not None:
+        with cache.use(*key, lambda: fsops.open_fh(fs, fh, acc, creds)) as fd:
             fsops.truncate(fd, size)
     return True
 
