@@ -225,10 +225,12 @@ def test_service_principal_missing_from_the_kdc(served: Served) -> None:
     still_serves(served)
 
 
-def test_path_not_exported(served: Served) -> None:
-    out = probe(served, "--sec", "sys", f"127.0.0.1:{served.port}", "/nope")
+@pytest.mark.parametrize("sec,op", [("sys", "LOOKUP"), ("auto", "SECINFO")])
+def test_path_not_exported(served: Served, sec: str, op: str) -> None:
+    out = probe(served, "--sec", sec, "--ccache", str(served.ccache), f"127.0.0.1:{served.port}", "/nope",
+                "--principal", f"nfs@{served.realm.hostname}")
     assert out.returncode == Outcome.NOT_EXPORTED == 6, out.stdout
-    assert "FAILED at mount: LOOKUP: NFS4ERR_NOENT" in out.stdout
+    assert f"FAILED at mount: {op}: NFS4ERR_NOENT" in out.stdout
     assert "likely cause: /nope is not exported" in out.stdout
     still_serves(served)
 
@@ -267,6 +269,10 @@ def test_server_without_kerberos(served: Served, tmp_path: Path) -> None:
         assert f["cause"] == "the server does not serve Kerberos right now" and "securenfs status" in f["fix"]
         rc, doc = probe_json(served, "--sec", "sys", f"127.0.0.1:{port}", "/share")
         assert rc == 0, doc
+        # Negotiating, the probe falls back to AUTH_SYS, which this export allows.
+        rc, doc = probe_json(served, "--ccache", str(served.ccache), f"127.0.0.1:{port}", "/share",
+                             "--principal", f"nfs@{served.realm.hostname}")
+        assert rc == 0 and doc["sec"] == "sys" and doc["negotiated"], doc
     finally:
         srv.kill()
 
@@ -290,3 +296,30 @@ def test_krb5i_is_refused_by_a_krb5p_only_export(served: Served) -> None:
     assert rc == Outcome.WRONGSEC, doc
     assert doc["failure"]["cause"] == "/secure does not allow krb5i; the export allows krb5p"
     assert doc["failure"]["fix"].startswith("rerun with --sec krb5p")
+
+
+@pytest.mark.parametrize("path,ticket,expected", [
+    ("/secure/alice", True, "krb5p"),  # the export's only flavor; alice has a ticket
+    ("/public", True, "sys"),  # a ticket does not help where only AUTH_SYS is allowed
+    ("/public", False, "sys"),
+])
+def test_auto_negotiates_the_flavor(served: Served, tmp_path: Path, path: str, ticket: bool, expected: str) -> None:
+    """Without --sec the probe does what a mount without sec= does: it follows SECINFO
+    (RFC 8881 §2.6.3.1.1.5) to the first flavor of the export's list it can use."""
+    ccache = served.ccache if ticket else tmp_path / "none"
+    rc, doc = probe_json(served, "--ccache", str(ccache), "--uid", "0", "--gid", "0", f"127.0.0.1:{served.port}", path,
+                         "--principal", f"nfs@{served.realm.hostname}")
+    assert rc == 0, doc
+    assert doc["sec"] == expected and doc["negotiated"] and doc["sec_requested"] == "auto"
+    assert doc["identity"] == (f"alice@{served.realm.realm}" if expected == "krb5p" else "uid 0 gid 0 (AUTH_SYS)")
+    assert doc["entries"]
+
+
+def test_auto_without_a_ticket_on_a_kerberos_export_says_why(served: Served, tmp_path: Path) -> None:
+    out = probe(served, "--ccache", str(tmp_path / "none"), f"127.0.0.1:{served.port}", "/secure",
+                "--principal", f"nfs@{served.realm.hostname}")
+    assert out.returncode == Outcome.AUTH, out.stdout
+    assert "FAILED at credentials: GSS no credentials: No credentials cache found" in out.stdout
+    assert "likely cause: /secure allows krb5p, and Kerberos failed here: no ticket" in out.stdout
+    assert "kinit" in out.stdout
+    still_serves(served)
