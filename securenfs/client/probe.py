@@ -440,7 +440,9 @@ async def probe(opts: Options) -> Report:
             gss: GssClientAuth | None = None
             krb_failure: Failure | None = None
             try:
-                gss = await _kerberos(opts, rpc, report, "krb5")
+                # The SECINFO answers decide the flavor: they are asked for under integrity
+                # (RFC 2203 §5.3.2.2), so nobody on the path can talk the probe down to a weaker one.
+                gss = await _kerberos(opts, rpc, report, "krb5i")
             except ProbeFailed as exc:
                 krb_failure = exc.failure
             negotiator = _Negotiator(opts, report, gss, krb_failure)
@@ -453,7 +455,7 @@ async def probe(opts: Options) -> Report:
             if negotiator is None or negotiator.gss is None:
                 raise
             # The server set the context up but serves no Kerberos flavor now: go on with AUTH_SYS.
-            negotiator.gss, negotiator.krb_failure = None, rpc_failure("session", exc, "krb5")
+            negotiator.gss, negotiator.krb_failure = None, rpc_failure("session", exc, "krb5i")
             client.auth = _sys_auth(opts)
             await client.establish()
         if negotiator is not None:
