@@ -353,7 +353,8 @@ def calls(pcap: Path, port: int, *fields: str) -> list[list[str]]:
     return [line.split("\t") for line in out.stdout.splitlines()]
 
 
-@pytest.mark.skipif(shutil.which("tshark") is None, reason="tshark is not installed")
+@pytest.mark.skipif(shutil.which("tshark") is None or os.geteuid() != 0,
+                    reason="capturing with tshark needs it installed and root")
 def test_the_wire_shows_the_flavor_the_probe_reports(served: Served, tmp_path: Path) -> None:
     """Wireshark, not our decoder: under krb5p every call after the context set-up is an
     RPCSEC_GSS DATA call with service privacy (RFC 2203 §5.3.1: rpc_gss_svc_privacy = 3), so
