@@ -204,9 +204,10 @@ def nfs_failure(step: str, exc: Nfs4Error, *, path: str, sec: str, allowed: Sequ
     if status == Stat.WRONGSEC:
         allows = ", ".join(allowed) or "no flavor this client may use"
         usable = [f for f in allowed if f in SEC_CHOICES]
-        fix = f"rerun with --sec {usable[0]}" if usable else "change the export's sec list on the server"
-        return Failure(step, error, f"{path} does not allow {sec}; the export allows {allows}",
-                       fix + " (or add the flavor to the export's sec list on the server)", Outcome.WRONGSEC)
+        fix = f"add {sec} to the export's sec list on the server"
+        if usable:
+            fix = f"rerun with --sec {usable[0]}, or {fix}"
+        return Failure(step, error, f"{path} does not allow {sec}; the export allows {allows}", fix, Outcome.WRONGSEC)
     if status == Stat.NOENT and step == "mount":
         return Failure(step, error, f"{path} is not exported: no such path in the server's pseudo file system",
                        "probe / to see the exported paths, or check the server's [[exports]] pseudo paths",
@@ -352,14 +353,24 @@ class _Negotiator:
     def usable(self, flavors: Sequence[str]) -> list[str]:
         return [f for f in flavors if f == "sys" or (self.gss is not None and f in SEC_CHOICES)]
 
+    def use_initial(self) -> None:
+        """Before the negotiation: krb5i with a context, else AUTH_SYS (the client is made
+        with the matching auth)."""
+        self._note("krb5i" if self.gss is not None else "sys")
+
     def use(self, client: Nfs4Client, flavor: str) -> None:
-        self.report.sec = flavor
         if flavor == "sys" or self.gss is None:
             client.auth = _sys_auth(self.opts)
-            self.report.identity = _sys_identity(self.opts)
         else:
             self.gss.service = triple_for_name(flavor).service
             client.auth = self.gss
+        self._note(flavor)
+
+    def _note(self, flavor: str) -> None:
+        self.report.sec = flavor
+        if flavor == "sys" or self.gss is None:
+            self.report.identity = _sys_identity(self.opts)
+        else:
             self.report.identity = str(self.gss.ctx.initiator_name)
 
     async def run(self, client: Nfs4Client) -> None:
@@ -446,6 +457,7 @@ async def probe(opts: Options) -> Report:
             except ProbeFailed as exc:
                 krb_failure = exc.failure
             negotiator = _Negotiator(opts, report, gss, krb_failure)
+            negotiator.use_initial()
             auth = gss if gss is not None else _sys_auth(opts)
         client = Nfs4Client(rpc, auth)
         step = "session"
@@ -456,7 +468,7 @@ async def probe(opts: Options) -> Report:
                 raise
             # The server set the context up but serves no Kerberos flavor now: go on with AUTH_SYS.
             negotiator.gss, negotiator.krb_failure = None, rpc_failure("session", exc, "krb5i")
-            client.auth = _sys_auth(opts)
+            negotiator.use(client, "sys")
             await client.establish()
         if negotiator is not None:
             step = "negotiate"
