@@ -11,7 +11,8 @@ likely cause and fix.  The words come from the tables the server uses for its lo
 :mod:`securenfs.rpcsec_gss.gsserrors` for GSS-API status codes,
 :func:`securenfs.nfs4.constants.stat_text` for NFS4ERR codes and
 :data:`securenfs.rpc.constants.AUTH_STAT_TEXT` for RPC authentication errors; what this
-module adds is what the failing step means for the person probing.
+module adds is what the failing step means for the person probing.  ``--sec auto`` (the default)
+negotiates the flavor as a mount without ``sec=`` does (SECINFO, RFC 8881 §2.6.3.1.1.5).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from securenfs.client.gss import GssClientAuth
 from securenfs.client.nfs4 import Nfs4Client, Nfs4Error
 from securenfs.client.rpc import AuthSys, ClientAuth, RpcClient, RpcError
 from securenfs.nfs4.constants import Attr, FType, Op, Stat, stat_text
@@ -38,6 +40,8 @@ from securenfs.rpcsec_gss.flavors import triple_for_name, triple_for_oid_service
 from securenfs.rpcsec_gss.gsserrors import Cause, GssFailure
 
 SEC_CHOICES = ("krb5p", "krb5i", "krb5", "sys")
+#: Flavors ``--sec`` takes: one of SEC_CHOICES, or ``auto`` to negotiate as a mount without ``sec=``.
+SEC_OPTIONS = ("auto", *SEC_CHOICES)
 DEFAULT_PORT = 2049
 LIST_ATTRS = [Attr.TYPE, Attr.FILEID, Attr.SIZE, Attr.MODE, Attr.OWNER, Attr.OWNER_GROUP]
 TEST_DATA = b"securenfs probe: written, read back and removed\n"
@@ -87,6 +91,8 @@ class Report:
     path: str
     sec_requested: str
     sec: str = ""
+    #: ``sec`` was chosen from the export's SECINFO list (``--sec auto``).
+    negotiated: bool = False
     identity: str = ""
     export_flavors: list[str] = field(default_factory=list)
     entries: list[Entry] = field(default_factory=list)
@@ -198,9 +204,10 @@ def nfs_failure(step: str, exc: Nfs4Error, *, path: str, sec: str, allowed: Sequ
     if status == Stat.WRONGSEC:
         allows = ", ".join(allowed) or "no flavor this client may use"
         usable = [f for f in allowed if f in SEC_CHOICES]
-        fix = f"rerun with --sec {usable[0]}" if usable else "change the export's sec list on the server"
-        return Failure(step, error, f"{path} does not allow {sec}; the export allows {allows}",
-                       fix + " (or add the flavor to the export's sec list on the server)", Outcome.WRONGSEC)
+        fix = f"add {sec} to the export's sec list on the server"
+        if usable:
+            fix = f"rerun with --sec {usable[0]}, or {fix}"
+        return Failure(step, error, f"{path} does not allow {sec}; the export allows {allows}", fix, Outcome.WRONGSEC)
     if status == Stat.NOENT and step == "mount":
         return Failure(step, error, f"{path} is not exported: no such path in the server's pseudo file system",
                        "probe / to see the exported paths, or check the server's [[exports]] pseudo paths",
@@ -240,14 +247,21 @@ class Options:
     timeout: float
 
 
-async def _auth(opts: Options, rpc: RpcClient, report: Report) -> ClientAuth:
-    if opts.sec == "sys":
-        report.identity = f"uid {opts.uid} gid {opts.gid} (AUTH_SYS)"
-        return AuthSys(uid=opts.uid, gid=opts.gid, machinename=socket.gethostname()[:255])
+def _sys_auth(opts: Options) -> AuthSys:
+    return AuthSys(uid=opts.uid, gid=opts.gid, machinename=socket.gethostname()[:255])
+
+
+def _sys_identity(opts: Options) -> str:
+    return f"uid {opts.uid} gid {opts.gid} (AUTH_SYS)"
+
+
+async def _kerberos(opts: Options, rpc: RpcClient, report: Report, sec: str) -> GssClientAuth:
+    """An RPCSEC_GSS context as the ticket holder of the credential cache, calls protected as
+    ``sec``; ProbeFailed with the reason otherwise."""
     import gssapi
     from gssapi.raw.misc import GSSError
 
-    from securenfs.client.gss import GssClientAuth, GssClientError
+    from securenfs.client.gss import GssClientError
     from securenfs.rpcsec_gss.constants import GSS_S_CREDENTIALS_EXPIRED
     from securenfs.rpcsec_gss.gsserrors import translate, translate_exception
 
@@ -266,7 +280,7 @@ async def _auth(opts: Options, rpc: RpcClient, report: Report) -> ClientAuth:
         raise ProbeFailed(probe_failure)
     try:
         auth = await GssClientAuth.establish(rpc, NFS_PROGRAM, NFS_V4, target, creds=creds,
-                                             service=triple_for_name(opts.sec).service, timeout=opts.timeout)
+                                             service=triple_for_name(sec).service, timeout=opts.timeout)
     except GSSError as exc:
         raise ProbeFailed(gss_failure("gss-context", translate_exception(exc), target)) from None
     except GssClientError as exc:
@@ -278,7 +292,7 @@ async def _auth(opts: Options, rpc: RpcClient, report: Report) -> ClientAuth:
                                   f"{f.minor_text or '(no detail)'}", f.cause.value,
                                   f"on the server: {f.hint}", Outcome.AUTH)) from None
     except RpcError as exc:
-        raise ProbeFailed(rpc_failure("gss-context", exc, opts.sec)) from None
+        raise ProbeFailed(rpc_failure("gss-context", exc, sec)) from None
     return auth
 
 
@@ -293,26 +307,91 @@ async def _secinfo(client: Nfs4Client, path: str) -> list[str]:
     return [flavor_of(e) for e in res.entries]
 
 
-async def _allowed_after_wrongsec(client: Nfs4Client, path: str, sec: str) -> tuple[str, list[str]]:
-    """The first directory on the way to ``path`` that refuses ``sec``, and its flavors.
-
-    Each component is asked for with SECINFO of its name in its parent, which never answers
-    WRONGSEC (RFC 8881 §2.6.3.1.1.5), as the Linux client asks after a WRONGSEC; the walk to
-    the parent uses only directories that allowed ``sec``."""
+async def _component_flavors(client: Nfs4Client, comps: Sequence[str], i: int) -> list[str]:
+    """The flavors of ``comps[i]``: SECINFO of its name in its parent, which never answers
+    WRONGSEC (RFC 8881 §2.6.3.1.1.5), as the Linux client asks; the root's from
+    SECINFO_NO_NAME when ``comps`` is empty."""
     from securenfs.nfs4.xdr4 import NameArgs, SecinfoRes
 
+    if not comps:
+        return await _secinfo(client, "/")
+    rep = await client.seq([*client.path_ops("/".join(comps[:i])), (Op.SECINFO, NameArgs(comps[i].encode()))])
+    res = rep.results[-1][1]
+    assert isinstance(res, SecinfoRes)
+    return [flavor_of(e) for e in res.entries]
+
+
+async def _allowed_after_wrongsec(client: Nfs4Client, path: str, sec: str) -> tuple[str, list[str]]:
+    """The first directory on the way to ``path`` that refuses ``sec``, and its flavors (the
+    walk to its parent uses only directories that allowed ``sec``)."""
     comps = [c for c in path.split("/") if c]
-    for i, name in enumerate(comps):
+    for i in range(len(comps)):
         try:
-            rep = await client.seq([*client.path_ops("/".join(comps[:i])), (Op.SECINFO, NameArgs(name.encode()))])
+            flavors = await _component_flavors(client, comps, i)
         except (Nfs4Error, RpcError, ConnectionError, TimeoutError):
             break
-        res = rep.results[-1][1]
-        assert isinstance(res, SecinfoRes)
-        flavors = [flavor_of(e) for e in res.entries]
         if sec not in flavors:
             return "/" + "/".join(comps[: i + 1]), flavors
     return path, []
+
+
+class _Negotiator:
+    """``--sec auto``: the flavor a client that was given no ``sec=`` would end up with.
+
+    Walking down the path, each component's flavors come from SECINFO of its name in its
+    parent (never WRONGSEC, RFC 8881 §2.6.3.1.1.5); the client switches to the first one it
+    can use before it goes on.  A flavor an export allows is allowed on every pseudo
+    directory above it (they allow the union of the exports below), so the walk so far stays
+    valid.  Kerberos flavors are usable when a context could be set up."""
+
+    def __init__(self, opts: Options, report: Report, gss: GssClientAuth | None, krb_failure: Failure | None):
+        self.opts = opts
+        self.report = report
+        self.gss = gss
+        self.krb_failure = krb_failure
+
+    def usable(self, flavors: Sequence[str]) -> list[str]:
+        return [f for f in flavors if f == "sys" or (self.gss is not None and f in SEC_CHOICES)]
+
+    def use_initial(self) -> None:
+        """Before the negotiation: krb5i with a context, else AUTH_SYS (the client is made
+        with the matching auth)."""
+        self._note("krb5i" if self.gss is not None else "sys")
+
+    def use(self, client: Nfs4Client, flavor: str) -> None:
+        if flavor == "sys" or self.gss is None:
+            client.auth = _sys_auth(self.opts)
+        else:
+            self.gss.service = triple_for_name(flavor).service
+            client.auth = self.gss
+        self._note(flavor)
+
+    def _note(self, flavor: str) -> None:
+        self.report.sec = flavor
+        if flavor == "sys" or self.gss is None:
+            self.report.identity = _sys_identity(self.opts)
+        else:
+            self.report.identity = str(self.gss.ctx.initiator_name)
+
+    async def run(self, client: Nfs4Client) -> None:
+        comps = [c for c in self.opts.path.split("/") if c]
+        for i in range(max(len(comps), 1)):
+            where = "/" + "/".join(comps[: i + 1])
+            try:
+                flavors = await _component_flavors(client, comps, i)
+            except Nfs4Error as exc:
+                raise ProbeFailed(nfs_failure("mount", exc, path=where, sec=self.report.sec)) from None
+            usable = self.usable(flavors)
+            if not usable:
+                allows = ", ".join(flavors) or "nothing"
+                if self.krb_failure is not None:
+                    f = self.krb_failure
+                    raise ProbeFailed(Failure(f.step, f.error, f"{where} allows {allows}, and Kerberos failed here: "
+                                              f"{f.cause}", f.fix, f.outcome))
+                raise ProbeFailed(Failure("negotiate", f"{where} allows {allows}",
+                                          "this client can use none of these flavors",
+                                          "add a flavor this client has to the export's sec list", Outcome.WRONGSEC))
+            self.use(client, usable[0])
 
 
 async def _write_test(client: Nfs4Client, fh: bytes, path: str, report: Report) -> None:
@@ -352,7 +431,8 @@ async def _write_test(client: Nfs4Client, fh: bytes, path: str, report: Report) 
 
 
 async def probe(opts: Options) -> Report:
-    report = Report(f"{opts.host}:{opts.port}", opts.path, opts.sec, sec=opts.sec)
+    report = Report(f"{opts.host}:{opts.port}", opts.path, opts.sec, sec="" if opts.sec == "auto" else opts.sec,
+                    negotiated=opts.sec == "auto")
     try:
         rpc = await asyncio.wait_for(RpcClient.connect(opts.host, opts.port), opts.timeout)
     except (TimeoutError, OSError) as exc:
@@ -361,10 +441,38 @@ async def probe(opts: Options) -> Report:
     client: Nfs4Client | None = None
     step = "gss-context"
     try:
-        auth = await _auth(opts, rpc, report)
+        negotiator: _Negotiator | None = None
+        auth: ClientAuth
+        if opts.sec == "sys":
+            auth, report.identity = _sys_auth(opts), _sys_identity(opts)
+        elif opts.sec != "auto":
+            auth = await _kerberos(opts, rpc, report, opts.sec)
+        else:
+            gss: GssClientAuth | None = None
+            krb_failure: Failure | None = None
+            try:
+                # The SECINFO answers decide the flavor: they are asked for under integrity
+                # (RFC 2203 §5.3.2.2), so nobody on the path can talk the probe down to a weaker one.
+                gss = await _kerberos(opts, rpc, report, "krb5i")
+            except ProbeFailed as exc:
+                krb_failure = exc.failure
+            negotiator = _Negotiator(opts, report, gss, krb_failure)
+            negotiator.use_initial()
+            auth = gss if gss is not None else _sys_auth(opts)
         client = Nfs4Client(rpc, auth)
         step = "session"
-        await client.establish()
+        try:
+            await client.establish()
+        except RpcError as exc:
+            if negotiator is None or negotiator.gss is None:
+                raise
+            # The server set the context up but serves no Kerberos flavor now: go on with AUTH_SYS.
+            negotiator.gss, negotiator.krb_failure = None, rpc_failure("session", exc, "krb5i")
+            negotiator.use(client, "sys")
+            await client.establish()
+        if negotiator is not None:
+            step = "negotiate"
+            await negotiator.run(client)
         try:
             await client.reclaim_complete()
         except Nfs4Error as exc:
@@ -376,8 +484,8 @@ async def probe(opts: Options) -> Report:
         except Nfs4Error as exc:
             where, allowed = opts.path, list[str]()
             if exc.status == Stat.WRONGSEC:
-                where, allowed = await _allowed_after_wrongsec(client, opts.path, opts.sec)
-            raise ProbeFailed(nfs_failure("mount", exc, path=where, sec=opts.sec, allowed=allowed)) from None
+                where, allowed = await _allowed_after_wrongsec(client, opts.path, report.sec)
+            raise ProbeFailed(nfs_failure("mount", exc, path=where, sec=report.sec, allowed=allowed)) from None
         step = "secinfo"
         report.export_flavors = await _secinfo(client, opts.path)
         step = "list"
@@ -399,9 +507,9 @@ async def probe(opts: Options) -> Report:
     except ProbeFailed as exc:
         report.failure = exc.failure
     except Nfs4Error as exc:
-        report.failure = nfs_failure(step, exc, path=opts.path, sec=opts.sec, identity=report.identity)
+        report.failure = nfs_failure(step, exc, path=opts.path, sec=report.sec, identity=report.identity)
     except RpcError as exc:
-        report.failure = rpc_failure(step, exc, opts.sec)
+        report.failure = rpc_failure(step, exc, report.sec)
     except (ConnectionError, TimeoutError) as exc:
         report.failure = Failure(step, f"{type(exc).__name__}: {exc}", "the server closed the connection or stopped "
                                  "answering", "see the server's log", Outcome.UNREACHABLE)
@@ -416,8 +524,9 @@ def render(report: Report) -> str:
     lines = [f"server      {report.server}"]
     if report.identity:
         lines.append(f"as          {report.identity}")
-    if report.failure is None or report.export_flavors:
-        lines.append(f"security    {report.sec}")
+    if report.sec and (report.failure is None or report.export_flavors):
+        how = " (negotiated: the first flavor of the export's list this client can use)" if report.negotiated else ""
+        lines.append(f"security    {report.sec}{how}")
     if report.export_flavors:
         lines.append(f"export      {report.path} allows {', '.join(report.export_flavors)} (SECINFO_NO_NAME)")
     if report.entries or (report.failure is None or report.failure.step.startswith("write")):
@@ -453,7 +562,8 @@ Exit status: 0 everything worked; 3 no server answers; 4 Kerberos or RPC authent
 7 the write test failed; 1 any other failure; 2 bad arguments.
 
 Examples:
-  securenfs probe --sec krb5p nfs1.example.com /home --write
+  securenfs probe nfs1.example.com /home --write
+  securenfs probe --sec krb5p --principal nfs/nfs1.example.com 10.0.0.5 /home
   securenfs probe --sec sys --uid 1000 --gid 1000 127.0.0.1:2049 /scratch
 """
 
@@ -465,7 +575,9 @@ def build_parser() -> argparse.ArgumentParser:
                     "flavors, list the directory with owner names, and optionally write a test file.")
     ap.add_argument("server", metavar="SERVER[:PORT]", help="host name or address (port 2049 by default)")
     ap.add_argument("path", nargs="?", default="/", help="path in the server's pseudo file system (default /)")
-    ap.add_argument("--sec", choices=SEC_CHOICES, default="krb5p", help="security flavor (default krb5p)")
+    ap.add_argument("--sec", choices=SEC_OPTIONS, default="auto",
+                    help="security flavor; auto (the default) uses the first flavor of the export's "
+                    "SECINFO list this client can use, Kerberos when a ticket is at hand")
     ap.add_argument("--ccache", metavar="FILE", help="Kerberos credential cache (default: KRB5CCNAME or the "
                     "system default)")
     ap.add_argument("--principal", metavar="NAME", help="the server's service principal, nfs/HOST@REALM or "

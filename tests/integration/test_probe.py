@@ -6,8 +6,10 @@ serves.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -225,10 +227,12 @@ def test_service_principal_missing_from_the_kdc(served: Served) -> None:
     still_serves(served)
 
 
-def test_path_not_exported(served: Served) -> None:
-    out = probe(served, "--sec", "sys", f"127.0.0.1:{served.port}", "/nope")
+@pytest.mark.parametrize("sec,op", [("sys", "LOOKUP"), ("auto", "SECINFO")])
+def test_path_not_exported(served: Served, sec: str, op: str) -> None:
+    out = probe(served, "--sec", sec, "--ccache", str(served.ccache), f"127.0.0.1:{served.port}", "/nope",
+                "--principal", f"nfs@{served.realm.hostname}")
     assert out.returncode == Outcome.NOT_EXPORTED == 6, out.stdout
-    assert "FAILED at mount: LOOKUP: NFS4ERR_NOENT" in out.stdout
+    assert f"FAILED at mount: {op}: NFS4ERR_NOENT" in out.stdout
     assert "likely cause: /nope is not exported" in out.stdout
     still_serves(served)
 
@@ -267,6 +271,10 @@ def test_server_without_kerberos(served: Served, tmp_path: Path) -> None:
         assert f["cause"] == "the server does not serve Kerberos right now" and "securenfs status" in f["fix"]
         rc, doc = probe_json(served, "--sec", "sys", f"127.0.0.1:{port}", "/share")
         assert rc == 0, doc
+        # Negotiating, the probe falls back to AUTH_SYS, which this export allows.
+        rc, doc = probe_json(served, "--ccache", str(served.ccache), f"127.0.0.1:{port}", "/share",
+                             "--principal", f"nfs@{served.realm.hostname}")
+        assert rc == 0 and doc["sec"] == "sys" and doc["negotiated"], doc
     finally:
         srv.kill()
 
@@ -290,3 +298,84 @@ def test_krb5i_is_refused_by_a_krb5p_only_export(served: Served) -> None:
     assert rc == Outcome.WRONGSEC, doc
     assert doc["failure"]["cause"] == "/secure does not allow krb5i; the export allows krb5p"
     assert doc["failure"]["fix"].startswith("rerun with --sec krb5p")
+
+
+@pytest.mark.parametrize("path,ticket,expected", [
+    ("/secure/alice", True, "krb5p"),  # the export's only flavor; alice has a ticket
+    ("/public", True, "sys"),  # a ticket does not help where only AUTH_SYS is allowed
+    ("/public", False, "sys"),
+])
+def test_auto_negotiates_the_flavor(served: Served, tmp_path: Path, path: str, ticket: bool, expected: str) -> None:
+    """Without --sec the probe does what a mount without sec= does: it follows SECINFO
+    (RFC 8881 §2.6.3.1.1.5) to the first flavor of the export's list it can use."""
+    ccache = served.ccache if ticket else tmp_path / "none"
+    rc, doc = probe_json(served, "--ccache", str(ccache), "--uid", "0", "--gid", "0", f"127.0.0.1:{served.port}", path,
+                         "--principal", f"nfs@{served.realm.hostname}")
+    assert rc == 0, doc
+    assert doc["sec"] == expected and doc["negotiated"] and doc["sec_requested"] == "auto"
+    assert doc["identity"] == (f"alice@{served.realm.realm}" if expected == "krb5p" else "uid 0 gid 0 (AUTH_SYS)")
+    assert doc["entries"]
+
+
+def test_auto_without_a_ticket_on_a_kerberos_export_says_why(served: Served, tmp_path: Path) -> None:
+    out = probe(served, "--ccache", str(tmp_path / "none"), f"127.0.0.1:{served.port}", "/secure",
+                "--principal", f"nfs@{served.realm.hostname}")
+    assert out.returncode == Outcome.AUTH, out.stdout
+    assert "FAILED at credentials: GSS no credentials: No credentials cache found" in out.stdout
+    assert "likely cause: /secure allows krb5p, and Kerberos failed here: no ticket" in out.stdout
+    assert "kinit" in out.stdout
+    still_serves(served)
+
+
+@contextlib.contextmanager
+def captured(port: int, tmp_path: Path) -> Iterator[Path]:
+    """A tshark capture of the loopback traffic to ``port`` while the block runs."""
+    pcap = tmp_path / "probe.pcap"
+    ts = subprocess.Popen(["tshark", "-q", "-i", "lo", "-f", f"tcp port {port}", "-w", str(pcap)],
+                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    assert ts.stderr is not None
+    for line in ts.stderr:  # bounded by tshark's own start-up output
+        if "Capturing on" in line:
+            break
+    try:
+        yield pcap
+    finally:
+        time.sleep(0.3)  # let the last segments reach the capture
+        ts.send_signal(signal.SIGINT)
+        ts.wait(30)
+
+
+def calls(pcap: Path, port: int, *fields: str) -> list[list[str]]:
+    """The RPC calls in ``pcap`` as Wireshark decodes them, one list of ``fields`` each."""
+    out = subprocess.run(["tshark", "-r", str(pcap), "-d", f"tcp.port=={port},rpc", "-Y", "rpc.msgtyp == 0",
+                          "-T", "fields", *[a for f in fields for a in ("-e", f)]],
+                         capture_output=True, text=True, timeout=60, check=True)
+    return [line.split("\t") for line in out.stdout.splitlines()]
+
+
+@pytest.mark.skipif(shutil.which("tshark") is None or os.geteuid() != 0,
+                    reason="capturing with tshark needs it installed and root")
+def test_the_wire_shows_the_flavor_the_probe_reports(served: Served, tmp_path: Path) -> None:
+    """Wireshark, not our decoder: under krb5p every call after the context set-up is an
+    RPCSEC_GSS DATA call with service privacy (RFC 2203 §5.3.1: rpc_gss_svc_privacy = 3), so
+    no NFS operation is readable; under sys the calls carry AUTH_SYS with the uid given."""
+    with captured(served.port, tmp_path) as pcap:
+        rc, doc = probe_json(served, "--ccache", str(served.ccache), f"127.0.0.1:{served.port}", "/secure/alice",
+                             "--write", "--principal", f"nfs@{served.realm.hostname}")
+    assert rc == 0 and doc["sec"] == "krb5p", doc
+    seen = calls(pcap, served.port, "rpc.auth.flavor", "rpc.authgss.procedure", "rpc.authgss.service", "nfs.opcode")
+    gss_data = [c for c in seen if c[0].startswith("6") and c[1] == "0"]
+    assert [c for c in seen if c[1] == "1"], seen  # RPCSEC_GSS_INIT
+    # The session and the SECINFO walk run under integrity (service 2, readable), the rest
+    # under privacy.
+    private = [c for c in gss_data if c[2] == "3"]
+    assert len(private) >= 8 and all(not c[3] for c in private), seen
+    assert all(c[2] in ("2", "3") for c in gss_data), seen
+    assert any("33" in c[3].split(",") for c in gss_data if c[2] == "2"), seen  # SECINFO (op 33) in the clear
+
+    with captured(served.port, tmp_path) as pcap:
+        rc, doc = probe_json(served, "--sec", "sys", "--uid", "4242", "--gid", "4243", f"127.0.0.1:{served.port}",
+                             "/public")
+    assert rc == 0, doc
+    seen = calls(pcap, served.port, "rpc.auth.flavor", "rpc.auth.uid", "rpc.auth.gid")
+    assert seen and all(c[0].startswith("1") and c[1] == "4242" and c[2] == "4243" for c in seen), seen
