@@ -266,6 +266,7 @@ def test_keytab_key_removed_switches_krb5p_off_and_back_on(kdc_realm: KdcRealm, 
         proc.send_signal(signal.SIGHUP)
         doc = wait_served(tmp_path, "/secure", [])
         assert doc["preflight"]["checks"]["KT-002"]["status"] in ("ERROR", "CRITICAL")
+        assert doc["preflight"]["kerberos"] == "off"
         secure = {e["pseudo"]: e for e in doc["exports"]}["/secure"]
         assert any("KT-002" in r for r in secure["disabled_because"])
         with pytest.raises((RpcError, Nfs4Error, GssClientError)):
