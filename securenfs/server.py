@@ -378,7 +378,8 @@ class Server:
         checks = {cid: {"status": c.status, "summary": c.summary, "remedy": c.remedy, "ran_at": c.ran_at}
                   for cid, c in (last.checks if last else {}).items()}
         return {"state": self.gate_state, "interval": self.cfg.preflight.interval,
-                "kerberos": "on" if self.gss is not None and self.kerberos_served else "off",
+                "kerberos": "on" if any(f in KERBEROS_FLAVORS for fs in self.served_flavors().values() for f in fs)
+                else "off",
                 "checks": checks}
 
     def _status_gss(self) -> dict[str, object]:

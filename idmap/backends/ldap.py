@@ -10,6 +10,7 @@ callers no waiting and the directory no reconnect storm.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import queue
@@ -100,7 +101,10 @@ class LdapBackend:
         import gssapi
         import gssapi.raw
 
-        ccache = f"MEMORY:securenfs-idmap-{os.getpid()}-{threading.get_ident()}"
+        # One ccache per thread and per (keytab, principal): a TGT cached for another principal
+        # would make MIT refuse ("Principal in credential cache does not match desired name").
+        who = hashlib.sha256(f"{self.cfg.keytab}\0{self.cfg.sasl_principal}".encode()).hexdigest()[:12]
+        ccache = f"MEMORY:securenfs-idmap-{os.getpid()}-{threading.get_ident()}-{who}"
         try:
             name = (gssapi.Name(self.cfg.sasl_principal, gssapi.NameType.kerberos_principal)
                     if self.cfg.sasl_principal else None)

@@ -199,9 +199,9 @@ def kdc_link(kdc_realm: KdcRealm, tmp_path: Path) -> Iterator[tuple[Forwarder, P
         fwd.stop()
 
 
-def gate_config(tmp_path: Path, interval: int) -> Path:
+def gate_config(tmp_path: Path, interval: int, extra: str = "") -> Path:
     conf = tmp_path / "securenfs.toml"
-    conf.write_text(f"[preflight]\ninterval = {interval}\ntimeout = 3\n")
+    conf.write_text(f"[preflight]\ninterval = {interval}\ntimeout = 3\n{extra}")
     return conf
 
 
@@ -234,8 +234,9 @@ def test_kdc_down_after_start_keeps_krb5p_on(kdc_realm: KdcRealm, tmp_path: Path
     acceptor needs only its keytab."""
     fwd, krb5_conf = kdc_link
     fwd.start()
-    proc = serve(tmp_path, kdc_realm, kdc_realm.service_keytab, "--config", str(gate_config(tmp_path, 0)),
-                 krb5_conf=krb5_conf)
+    # A probe user nobody has: IDM-003 fails, which gates nothing but is logged at start.
+    conf = gate_config(tmp_path, 0, 'probe_user = "no-such-user-anywhere"\n')
+    proc = serve(tmp_path, kdc_realm, kdc_realm.service_keytab, "--config", str(conf), krb5_conf=krb5_conf)
     try:
         wait_ready(proc, tmp_path / "ready")
         wait_served(tmp_path, "/secure", ["krb5p"])
@@ -251,6 +252,7 @@ def test_kdc_down_after_start_keeps_krb5p_on(kdc_realm: KdcRealm, tmp_path: Path
         err = stop(proc)
     assert "preflight KDC-001" in err  # reported and logged
     assert "switched off" not in err
+    assert "preflight IDM-003 probe user no-such-user-anywhere" in err
 
 
 def test_keytab_key_removed_switches_krb5p_off_and_back_on(kdc_realm: KdcRealm, tmp_path: Path,
@@ -266,6 +268,7 @@ def test_keytab_key_removed_switches_krb5p_off_and_back_on(kdc_realm: KdcRealm, 
         proc.send_signal(signal.SIGHUP)
         doc = wait_served(tmp_path, "/secure", [])
         assert doc["preflight"]["checks"]["KT-002"]["status"] in ("ERROR", "CRITICAL")
+        assert doc["preflight"]["kerberos"] == "off"
         secure = {e["pseudo"]: e for e in doc["exports"]}["/secure"]
         assert any("KT-002" in r for r in secure["disabled_because"])
         with pytest.raises((RpcError, Nfs4Error, GssClientError)):
