@@ -556,6 +556,11 @@ def parse_export_option(text: str) -> ExportConfig:
     if not path.is_absolute():
         raise ConfigError(src, key, f"export path {parts[0]!r} is not absolute", fix)
     pseudo = _parse_pseudo(parts[1], src, key)
+    if not path.exists() and Path(pseudo).is_dir():
+        # The old preflight form was PSEUDO:PATH: never serve or judge a swapped export.
+        raise ConfigError(src, key, f"export path {parts[0]!r} does not exist, but the pseudo path "
+                          f"{parts[1]!r} is a directory here", "the form is PATH:PSEUDO, the local "
+                          f"directory first: --export {parts[1]}:{parts[0]}" + "".join(f":{o}" for o in parts[2:]))
     sec = ["krb5p", "krb5i", "krb5"]
     access = "rw"
     squash = "root"

@@ -53,12 +53,22 @@ class FakeDnsServer:
     def __init__(self, zone: Zone | None = None, host: str = "127.0.0.1") -> None:
         self.zone: Zone = {}
         self.set_zone(zone or {})
-        self.udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.udp.bind((host, 0))
-        self.host, self.port = self.udp.getsockname()
-        self.tcp = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self.tcp.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.tcp.bind((host, self.port))
+        # One port number for UDP and TCP: the UDP port the kernel picks may be taken on TCP
+        # by another connection on a busy machine, so try a bounded number of ports.
+        for attempt in range(50):
+            self.udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            self.udp.bind((host, 0))
+            self.host, self.port = self.udp.getsockname()
+            self.tcp = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            self.tcp.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                self.tcp.bind((host, self.port))
+                break
+            except OSError:
+                self.udp.close()
+                self.tcp.close()
+                if attempt == 49:
+                    raise
         self.tcp.listen(16)
         for s in (self.udp, self.tcp):
             s.settimeout(0.2)

@@ -61,3 +61,15 @@ def test_check_config_prints_what_the_export_option_said(
     out = capsys.readouterr().out
     assert f'path = "{share}"' in out and 'pseudo = "/share"' in out
     assert 'sec = ["krb5i", "sys"]' in out and 'access = "ro"' in out and 'squash = "all"' in out
+
+
+def test_a_swapped_export_is_refused_not_served(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    swapped = f"/exported-as{data}:{data}:sec=sys"  # PSEUDO:PATH, the path a real directory
+    assert preflight_main(["--only", "EXP-001", "--export", swapped]) == 3
+    err = capsys.readouterr().err
+    assert f"the pseudo path '{data}' is a directory here" in err
+    assert f"--export {data}:/exported-as{data}:sec=sys" in err
+    assert cli.main(["check-config", "--state-dir", str(tmp_path), "--export", swapped]) == 2
+    assert "the form is PATH:PSEUDO" in capsys.readouterr().err
