@@ -66,6 +66,8 @@ class ServerConfig:
     kernel_locks: bool = True
     #: Lock descriptors (one per lock-owner and file with kernel locks) held at most.
     max_lock_files: int = 512
+    #: Byte ranges one client may hold locked on all files together.
+    max_lock_ranges: int = 10000
 
 
 @dataclass(slots=True)
@@ -318,6 +320,7 @@ def parse(data: dict[str, Any], source: str = "<config>") -> Config:
     sc.inline_metadata = bool(s.get("inline_metadata", bool, True))
     sc.kernel_locks = bool(s.get("kernel_locks", bool, True))
     sc.max_lock_files = s.positive_int("max_lock_files", sc.max_lock_files, 1, 1_000_000)
+    sc.max_lock_ranges = s.positive_int("max_lock_ranges", sc.max_lock_ranges, 8, 10_000_000)
     adm = s.get("admin_socket", str, None)
     sc.admin_socket = Path(adm) if adm else None
     s.finish()
@@ -521,7 +524,7 @@ def dump(cfg: Config) -> str:
     out.append(f"listen = {_toml_value([str(a) for a in sc.listen])}")
     for name in ("state_dir", "server_owner", "server_scope", "hostname", "lease_time", "grace_time",
                  "max_record_size", "threads", "inline_metadata", "kernel_locks",
-                 "max_lock_files", "admin_socket"):
+                 "max_lock_files", "max_lock_ranges", "admin_socket"):
         v = getattr(sc, name)
         if v is None:
             out.append(f"# {name} = (not set)")

@@ -19,7 +19,7 @@ from securenfs.client.nfs4 import Nfs4Error
 from securenfs.locking.ofd import KERNEL_END
 from securenfs.nfs4.constants import Stat
 from securenfs.nfs4.xdr4 import WRITE_LT, StateOwner
-from securenfs.state.opens import HOST_OWNER
+from securenfs.state.opens import HOST_OWNER, LIMIT_OWNER
 from tests.integration.test_recovery_restart import RecoveryProcess, come_back, holder
 from tests.support.hostlock import HostLocker, proc_locks
 from tests.support.nfsserver import NfsServer, ProcessServer, mounted_client
@@ -485,3 +485,37 @@ def test_denied_by_a_local_lock_on_the_wire_tshark(state_server: NfsServer, tmp_
     offset, length, ltype, clientid, owner = out.split("|")
     assert (int(offset), int(length), int(ltype), int(clientid, 0)) == (100, 50, 1, 0)
     assert bytes.fromhex(owner.replace(":", "")) == HOST_OWNER
+
+
+def test_byte_ranges_per_client_are_bounded_and_the_server_keeps_serving(tmp_path: Path) -> None:
+    srv = NfsServer(tmp_path, [("/a", ["sys"])])
+    srv.cfg.server.max_lock_ranges = 10
+    srv.start()
+    try:
+        path = srv.paths["/a"] / "db"
+        path.write_bytes(b"\0" * 10)
+
+        async def main() -> None:
+            a, root = await mounted_client(srv)
+            b, _ = await mounted_client(srv)
+            f = await a.open(root, "db")
+            ls = await a.lock(f, 0, 1, lock_owner=b"A")
+            for i in range(1, 9):  # 9 ranges: one more LOCK could make 11
+                ls = await a.lock(f, 10 * i, 1, lock_stateid=ls)
+            st, d = await status_of(a.lock(f, 500, 1, lock_stateid=ls))
+            assert st == Stat.DENIED
+            assert (d.offset, d.length, d.owner) == (500, 1, StateOwner(0, LIMIT_OWNER))
+            # Nothing was taken: not in the table, not in the kernel.
+            assert len(proc_locks(path)) == 9 and proc_locks(path) == nfs_view(srv, f.fh)
+            # Another client is not affected, and unlocking makes room again.
+            fb = await b.open(root, "db")
+            await b.lock(fb, 1000, 1, lock_owner=b"B")
+            ls = await a.locku(f.fh, ls, 70, 1)
+            await a.lock(f, 500, 1, lock_stateid=ls)
+            assert proc_locks(path) == nfs_view(srv, f.fh)
+            await a.close()
+            await b.close()
+
+        run(main())
+    finally:
+        srv.stop()
