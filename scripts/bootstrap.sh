@@ -19,6 +19,7 @@ APT_PACKAGES=(
   dnsmasq-base etcd-server etcd-client
   gcc python3-dev python3-venv pkg-config
   qemu-system-x86 debootstrap socat e2fsprogs acl
+  tshark
 )
 # Packages whose wheels must be compiled here (they link libkrb5 / libldap).
 COMPILED=(gssapi krb5 python-ldap)

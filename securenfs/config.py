@@ -76,6 +76,8 @@ class ServerConfig:
     kernel_locks: bool = True
     #: Lock descriptors (one per lock-owner and file with kernel locks) held at most.
     max_lock_files: int = 512
+    #: Byte ranges one client may hold locked on all files together.
+    max_lock_ranges: int = 10000
 
 
 @dataclass(slots=True)
@@ -394,6 +396,7 @@ def parse(data: dict[str, Any], source: str = "<config>") -> Config:
     sc.max_sessions_per_client = s.positive_int("max_sessions_per_client", sc.max_sessions_per_client, 1, 1024)
     sc.kernel_locks = bool(s.get("kernel_locks", bool, True))
     sc.max_lock_files = s.positive_int("max_lock_files", sc.max_lock_files, 1, 1_000_000)
+    sc.max_lock_ranges = s.positive_int("max_lock_ranges", sc.max_lock_ranges, 8, 10_000_000)
     adm = s.get("admin_socket", str, None)
     sc.admin_socket = Path(adm) if adm else None
     s.finish()
@@ -650,8 +653,7 @@ def dump(cfg: Config) -> str:
     out.append(f"listen = {_toml_value([str(a) for a in sc.listen])}")
     for name in ("state_dir", "server_owner", "server_scope", "hostname", "lease_time", "grace_time",
                  "max_record_size", "threads", "inline_metadata", "kernel_locks", "max_lock_files",
-                 "admin_socket", "max_clients",
-                 "max_sessions_per_client"):
+                 "max_lock_ranges", "admin_socket", "max_clients", "max_sessions_per_client"):
         v = getattr(sc, name)
         if v is None:
             out.append(f"# {name} = (not set: {unset[name]})")

@@ -36,6 +36,7 @@ def build_service(cfg: Config, server_owner: str, server_scope: str, executor: E
     svc.inline_metadata = cfg.server.inline_metadata
     svc.state.kernel_locks = cfg.server.kernel_locks
     svc.state.max_lock_files = cfg.server.max_lock_files
+    svc.state.max_lock_ranges = cfg.server.max_lock_ranges
     if peerlog is not None:
         svc.peerlog = peerlog
     return svc

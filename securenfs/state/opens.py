@@ -78,7 +78,13 @@ StateidLike = Stateid | bytes | bytearray | memoryview
 #: Samba, another node of a cluster file system), with client id 0.  " pid=N" follows when
 #: the kernel names the holder (a classic POSIX lock); an OFD lock's holder is not known.
 HOST_OWNER: Final = b"securenfs:host-lock"
+#: The owner NFS4ERR_DENIED names when the client holds ``max_lock_ranges`` ranges already.
+LIMIT_OWNER: Final = b"securenfs:too-many-locks"
 DEFAULT_MAX_LOCK_FILES: Final = 512
+DEFAULT_MAX_LOCK_RANGES: Final = 10000
+#: A LOCK adds at most two ranges to its owner's list (a lock inside a lock of the other
+#: type leaves a piece on each side); a LOCKU at most one (it splits one range).
+_LOCK_GROWTH: Final = 2
 
 
 class NeedLockFd(Exception):
@@ -186,6 +192,8 @@ class ClientState:
     #: Revoked stateids the client has not freed yet.
     revoked: dict[bytes, State] = field(default_factory=dict)
     courtesy_since: float | None = None
+    #: Byte ranges this client's lock-owners hold, on every file (bounded by max_lock_ranges).
+    nranges: int = 0
 
     def __bool__(self) -> bool:
         return bool(self.opens or self.locks or self.revoked)
@@ -194,7 +202,7 @@ class ClientState:
 class StateManager:
     def __init__(self, boot_epoch: int, *, max_open_files: int = 1024,
                  lease_expired: Callable[[int], bool] | None = None, kernel_locks: bool = False,
-                 max_lock_files: int = DEFAULT_MAX_LOCK_FILES):
+                 max_lock_files: int = DEFAULT_MAX_LOCK_FILES, max_lock_ranges: int = DEFAULT_MAX_LOCK_RANGES):
         self.table: StateidTable[Any] = StateidTable(boot_epoch)
         self.files: dict[bytes, FileState] = {}
         self.clients: dict[int, ClientState] = {}
@@ -210,6 +218,9 @@ class StateManager:
         self.max_lock_files = max_lock_files
         self.lock_fds = 0
         self._kfds: set[int] = set()
+        #: Byte ranges one client may hold on all files together (``server.max_lock_ranges``):
+        #: the NFS lock table and the kernel's hold one record per range.
+        self.max_lock_ranges = max_lock_ranges
 
     # -- records -------------------------------------------------------------------------------
     def client(self, clientid: int) -> ClientState:
@@ -415,6 +426,12 @@ class StateManager:
             live = [c for c in conflicts if c.clientid == clientid or not self.lease_expired(c.clientid)]
             if live or not self.courteous_break(conflicts, clientid):
                 raise LockDenied((live or conflicts)[0])
+        held = len(f.locks.owners.get(key, ()))
+        if cs.nranges + _LOCK_GROWTH > self.max_lock_ranges:
+            # Not NFS4ERR_DELAY: only this client can make room, by unlocking.  NFS4ERR_DENIED
+            # ("this may be a temporary condition", RFC 8881 §15.1.8.3; §15.2 has no
+            # NFS4ERR_RESOURCE for LOCK) names the range asked for and LIMIT_OWNER.
+            raise LockDenied(LockConflict(offset, length, lt, 0, LIMIT_OWNER))
         fd, fd_write = -1, False
         if self.kernel_locks:
             fd, fd_write = self._kernel_lock(ls, key, f, op, lt, start, end, kfd)
@@ -430,6 +447,7 @@ class StateManager:
         if fd >= 0 and ls.kfd != fd:
             self._attach_kfd(ls, fd, fd_write)
         f.locks.lock(key, start, end, lt)
+        cs.nranges += len(f.locks.owners.get(key, ())) - held
         ls.seqid = next_seqid(ls.seqid)
         return ls
 
@@ -550,6 +568,15 @@ class StateManager:
         lock_type(locktype)
         start, end = lock_range(offset, length)
         ls: LockState = self.lookup(clientid, sid, LOCK_KINDS, fh)
+        cs = self.client(clientid)
+        mine = ls.file.locks.owners.get(ls.owner.key, [])
+        if cs.nranges + 1 > self.max_lock_ranges and any(a < start and b > end for a, b, _t in mine):
+            # Unlocking the middle of a range would add one: at the bound the server does
+            # not split (RFC 8881 §15.1.8.7, NFS4ERR_LOCK_RANGE); unlocking whole ranges or
+            # their ends always works.
+            raise Nfs4Error(Stat.LOCK_RANGE, f"the client holds {cs.nranges} byte ranges (server.max_lock_ranges); "
+                                             "unlock whole ranges first")
+        held = len(mine)
         if ls.kfd >= 0:
             try:
                 ofd.unlock(ls.kfd, start, end)
@@ -558,6 +585,7 @@ class StateManager:
                 # changed, the client retries.
                 raise Nfs4Error(Stat.DELAY, f"the kernel could not unlock: {exc.strerror}") from None
         ls.file.locks.unlock(ls.owner.key, start, end)
+        cs.nranges += len(ls.file.locks.owners.get(ls.owner.key, ())) - held
         ls.seqid = next_seqid(ls.seqid)
         return ls
 
@@ -566,6 +594,7 @@ class StateManager:
         cs.locks.pop((id(ls.owner), ls.file.fh), None)
         if ls in ls.open.locks:
             ls.open.locks.remove(ls)
+        cs.nranges -= len(ls.file.locks.owners.get(ls.owner.key, ()))
         ls.file.locks.drop_owner(ls.owner.key)
         self._close_kfd(ls)
         ls.owner.nstates -= 1
@@ -652,6 +681,7 @@ class StateManager:
             n += 1
         cs.locks.clear()
         cs.lock_owners.clear()
+        cs.nranges = 0
         for st in list(cs.opens.values()):
             st.file.shares.remove(st)
             st.revoked = why

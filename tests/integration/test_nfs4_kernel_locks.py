@@ -12,6 +12,8 @@ import os
 import resource
 import subprocess
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +21,7 @@ from securenfs.client.nfs4 import Nfs4Error
 from securenfs.locking.ofd import KERNEL_END
 from securenfs.nfs4.constants import Stat
 from securenfs.nfs4.xdr4 import WRITE_LT, StateOwner
-from securenfs.state.opens import HOST_OWNER
+from securenfs.state.opens import HOST_OWNER, LIMIT_OWNER
 from tests.integration.test_recovery_restart import RecoveryProcess, come_back, holder
 from tests.support.hostlock import HostLocker, proc_locks
 from tests.support.nfsserver import NfsServer, ProcessServer, mounted_client
@@ -65,6 +67,21 @@ def lock_fds(srv: NfsServer) -> int:
         return int(svc.state.lock_fds)
 
     return srv.on_server(count())
+
+
+@contextmanager
+def own_server(tmp_path: Path, lease_time: int = 90, **server: Any) -> Iterator[tuple[NfsServer, Path]]:
+    """A server with one sys export /a and ``[server]`` keys set, and its file "db"."""
+    srv = NfsServer(tmp_path, [("/a", ["sys"])], lease_time=lease_time)
+    for key, value in server.items():
+        setattr(srv.cfg.server, key, value)
+    srv.start()
+    try:
+        path = srv.paths["/a"] / "db"
+        path.write_bytes(b"\0" * 4096)
+        yield srv, path
+    finally:
+        srv.stop()
 
 
 def test_local_lock_denies_nfs_lock_and_its_release_lets_the_retry_in(state_server: NfsServer) -> None:
@@ -205,12 +222,7 @@ def test_read_locks_move_to_a_writable_descriptor_after_an_open_upgrade(state_se
 
 
 def test_kernel_locks_go_with_free_stateid_close_and_revocation(tmp_path: Path) -> None:
-    srv = NfsServer(tmp_path, [("/a", ["sys"])], lease_time=5)
-    srv.start()
-    try:
-        path = srv.paths["/a"] / "db"
-        path.write_bytes(b"\0" * 4096)
-
+    with own_server(tmp_path, lease_time=5) as (srv, path):
         async def main() -> None:
             a, root = await mounted_client(srv)
             b, _ = await mounted_client(srv)
@@ -240,8 +252,6 @@ def test_kernel_locks_go_with_free_stateid_close_and_revocation(tmp_path: Path) 
             await b.close()
 
         run(main())
-    finally:
-        srv.stop()
 
 
 def test_server_stop_and_kill_9_free_the_kernel_locks(tmp_path: Path) -> None:
@@ -331,10 +341,7 @@ def test_reclaim_retakes_kernel_locks_and_a_local_grab_during_grace_conflicts(tm
 
 
 def test_lock_descriptors_are_bounded(tmp_path: Path) -> None:
-    srv = NfsServer(tmp_path, [("/a", ["sys"])])
-    srv.cfg.server.max_lock_files = 3
-    srv.start()
-    try:
+    with own_server(tmp_path, max_lock_files=3) as (srv, _path):
         for i in range(4):
             (srv.paths["/a"] / f"f{i}").write_bytes(b"\0" * 10)
 
@@ -359,18 +366,10 @@ def test_lock_descriptors_are_bounded(tmp_path: Path) -> None:
             await a.close()
 
         run(main())
-    finally:
-        srv.stop()
 
 
 def test_kernel_locks_off_leaves_the_kernel_alone(tmp_path: Path) -> None:
-    srv = NfsServer(tmp_path, [("/a", ["sys"])])
-    srv.cfg.server.kernel_locks = False
-    srv.start()
-    try:
-        path = srv.paths["/a"] / "db"
-        path.write_bytes(b"\0" * 10)
-
+    with own_server(tmp_path, kernel_locks=False) as (srv, path):
         async def main() -> None:
             a, root = await mounted_client(srv)
             f = await a.open(root, "db")
@@ -379,8 +378,6 @@ def test_kernel_locks_off_leaves_the_kernel_alone(tmp_path: Path) -> None:
             await a.close()
 
         run(main())
-    finally:
-        srv.stop()
 
 
 
@@ -485,3 +482,29 @@ def test_denied_by_a_local_lock_on_the_wire_tshark(state_server: NfsServer, tmp_
     offset, length, ltype, clientid, owner = out.split("|")
     assert (int(offset), int(length), int(ltype), int(clientid, 0)) == (100, 50, 1, 0)
     assert bytes.fromhex(owner.replace(":", "")) == HOST_OWNER
+
+
+def test_byte_ranges_per_client_are_bounded_and_the_server_keeps_serving(tmp_path: Path) -> None:
+    with own_server(tmp_path, max_lock_ranges=10) as (srv, path):
+        async def main() -> None:
+            a, root = await mounted_client(srv)
+            b, _ = await mounted_client(srv)
+            f = await a.open(root, "db")
+            ls = await a.lock(f, 0, 1, lock_owner=b"A")
+            for i in range(1, 9):  # 9 ranges: one more LOCK could make 11
+                ls = await a.lock(f, 10 * i, 1, lock_stateid=ls)
+            st, d = await status_of(a.lock(f, 500, 1, lock_stateid=ls))
+            assert st == Stat.DENIED
+            assert (d.offset, d.length, d.owner) == (500, 1, StateOwner(0, LIMIT_OWNER))
+            # Nothing was taken: not in the table, not in the kernel.
+            assert len(proc_locks(path)) == 9 and proc_locks(path) == nfs_view(srv, f.fh)
+            # Another client is not affected, and unlocking makes room again.
+            fb = await b.open(root, "db")
+            await b.lock(fb, 1000, 1, lock_owner=b"B")
+            ls = await a.locku(f.fh, ls, 70, 1)
+            await a.lock(f, 500, 1, lock_stateid=ls)
+            assert proc_locks(path) == nfs_view(srv, f.fh)
+            await a.close()
+            await b.close()
+
+        run(main())

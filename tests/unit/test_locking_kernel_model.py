@@ -83,6 +83,10 @@ def test_kernel_table_equals_nfs_table_after_every_step(tmp_path: Path, seed: in
             assert exc.status == Stat.LOCKS_HELD  # FREE_STATEID while locks remain
         assert proc_locks(path) == expected(m)
         assert m.lock_fds == len(sids) == m.fds.held
+        f = m.files.get(FH)
+        for cid in opens:
+            held = sum(len(rs) for (c, _o), rs in (f.locks.owners.items() if f is not None else ()) if c == cid)
+            assert m.clients[cid].nranges == held
     assert denied > 0
     m.close_all()
     assert proc_locks(path) == [] and m.lock_fds == 0

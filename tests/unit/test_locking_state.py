@@ -370,3 +370,35 @@ def test_serialized_orders_check_and_record_across_awaits() -> None:
         return sorted(out)
 
     assert asyncio.run(main()) == [Stat.OK, Stat.SHARE_DENIED]
+
+
+def test_byte_ranges_of_a_client_are_bounded() -> None:
+    from securenfs.state.opens import LIMIT_OWNER
+
+    m = StateManager(3, max_lock_ranges=8)
+    o1, o2 = _opened(m, C1), _opened(m, C2)
+    lk = _lock(m, C1, WL, 0, 1, o=o1, owner=b"p")
+    for i in range(1, 6):  # six disjoint ranges
+        lk = _lock(m, C1, WL, 10 * i, 1, lk=lk)
+    lk = _lock(m, C1, RL, 200, 100, lk=lk)
+    assert m.clients[C1].nranges == 7
+    # A LOCK may add two ranges: from 7 that could pass 8, so it is DENIED with the range
+    # asked for and the limit owner.
+    with pytest.raises(LockDenied) as ei:
+        _lock(m, C1, WL, 100, 5, lk=lk)
+    c = ei.value.conflict
+    assert (c.offset, c.length, c.clientid, c.owner) == (100, 5, 0, LIMIT_OWNER)
+    # Unlocking a whole range makes room; a write lock inside the read lock adds two.
+    assert _err(m.locku, C1, Stateid(0, lk.other), F, WL, 50, 1) == Stat.OK
+    lk = _lock(m, C1, WL, 220, 10, lk=Stateid(0, lk.other))
+    assert m.clients[C1].nranges == 8  # the bound, never more
+    # At the bound a LOCKU that would split a range is NFS4ERR_LOCK_RANGE; an end is fine.
+    assert _err(m.locku, C1, Stateid(0, lk.other), F, WL, 240, 10) == Stat.LOCK_RANGE
+    assert _err(m.locku, C1, Stateid(0, lk.other), F, WL, 290, 10) == Stat.OK
+    assert m.clients[C1].nranges == 8
+    # Another client has its own budget.
+    _lock(m, C2, WL, 1000, 1, o=o2, owner=b"q")
+    assert m.clients[C2].nranges == 1
+    # Everything unlocked: the count is back to zero.
+    assert _err(m.locku, C1, Stateid(0, lk.other), F, WL, 0, NFS4_UINT64_MAX) == Stat.OK
+    assert m.clients[C1].nranges == 0
