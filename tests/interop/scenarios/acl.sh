@@ -3,7 +3,7 @@
 # an ACL the server cannot store is refused without changing anything.
 au() { as_user alice "$@"; }
 bu() { as_user bob "$@"; }
-DOM=interop.test
+DOM=interop.test; export DOM   # checks run in their own bash
 
 acl_tools() {
     need "nfs4-acl-tools in the guest image"
