@@ -133,8 +133,10 @@ def test_set_acl_is_stored_as_a_posix_acl_and_enforced(acl_server: NfsServer) ->
         owner = await _client(acl_server, OWNER)
         try:
             fh = await owner.lookup_path("/data/report.txt")
+            change = (await owner.getattr(fh, [Attr.CHANGE]))[Attr.CHANGE]
             done = await owner.setattr(fh, {Attr.ACL: new})
-            back = await owner.getattr(fh, [Attr.ACL, Attr.MODE])
+            back = await owner.getattr(fh, [Attr.ACL, Attr.MODE, Attr.CHANGE, Attr.DACL])
+            back["changed"] = back[Attr.CHANGE] != change
         finally:
             await owner.close()
         bits: dict[str, int] = {}
@@ -155,6 +157,8 @@ def test_set_acl_is_stored_as_a_posix_acl_and_enforced(acl_server: NfsServer) ->
     assert getfacl(path) == ["user::rwx", f"user:{WRITER}:rw-", "group::r--", f"group:{TEAM}:r--",
                              "mask::rw-", "other::---"]
     assert back[Attr.MODE] == 0o760
+    assert back["changed"]  # clients see the change attribute move and drop cached access
+    assert back[Attr.DACL] == (0, back[Attr.ACL])  # RFC 8881 §6.2.2: the same ACEs, no flags
     whos = [(a.type, a.who.decode()) for a in back[Attr.ACL]]
     assert (AceType.ALLOW, str(WRITER)) in whos and (AceType.ALLOW, str(TEAM)) in whos
     team = next(a for a in back[Attr.ACL] if a.who == str(TEAM).encode())
@@ -438,3 +442,21 @@ def test_acl_in_createattrs_and_on_the_pseudo_root(acl_server: NfsServer) -> Non
     assert root[Attr.ACLSUPPORT] == 0
     assert [a.who for a in root[Attr.ACL]] == [b"OWNER@", b"GROUP@", b"EVERYONE@"]
     assert ro == Stat.ROFS
+
+
+def test_malformed_acl_values(acl_server: NfsServer) -> None:
+    async def main() -> tuple[int, int, int]:
+        c = await _client(acl_server, OWNER)
+        try:
+            fh = await c.lookup_path("/data/report.txt")
+            # 5 ACEs announced, none present: the values do not match the mask (RFC 8881 §5.5)
+            short = Fattr(fattr.set_to_bitmap([Attr.ACL]), (5).to_bytes(4, "big"))
+            badxdr = await status_of(c.seq([(Op.PUTFH, FhArgs(fh)), (Op.SETATTR, SetattrArgs(ANON_STATEID, short))]))
+            # a who-string that is not UTF-8 (RFC 8881 §5.9 / §6.2.1.5: utf8str_mixed)
+            badchar = await status_of(c.setattr(fh, {Attr.ACL: [Nfsace4(AceType.ALLOW, 0, R, b"\xffbob")]}))
+            mode = (await c.getattr(fh, [Attr.MODE]))[Attr.MODE]
+            return badxdr, badchar, mode
+        finally:
+            await c.close()
+
+    assert run(main()) == (Stat.BADXDR, Stat.BADCHAR, 0o640)
