@@ -62,7 +62,7 @@ acl_inherit() {   # DIR
     au mkdir -p "$d" || return 1
     au nfs4_setfacl -s "A::OWNER@:rwaDxtTcCy,A::GROUP@:rxtcy,A::EVERYONE@:rxtcy,A:fdi:OWNER@:rwaDxtTcCy,A:fdi:bob@$DOM:rwaDxtcy,A:fdi:GROUP@:rxtcy,A:fdi:EVERYONE@:rxtcy" "$d" || {
         echo "nfs4_setfacl on the directory failed"; return 1; }
-    nfs4_getfacl "$d"
+    au nfs4_getfacl "$d"
     # the create mode's group bits cap the inherited mask (POSIX): a group-writable umask
     au sh -c "umask 002; echo team > $d/new" || return 1
     out=$(au nfs4_getfacl "$d/new"); echo "$out"
