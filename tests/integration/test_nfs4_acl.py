@@ -8,6 +8,7 @@ Kerberos callers are in test_nfs4_acl_idmap.py.  What is on disk is read back wi
 from __future__ import annotations
 
 import asyncio
+import errno
 import os
 import subprocess
 from collections.abc import Iterator
@@ -105,6 +106,10 @@ def test_aclsupport_and_the_acl_of_a_plain_file(acl_server: NfsServer) -> None:
             await c.close()
 
     attrs = run(main())
+    # the file system stores POSIX ACLs, not NFSv4 ones (docs/acls.md: system.nfs4_acl unused)
+    with pytest.raises(OSError) as info:
+        os.getxattr(acl_server.paths["/data"] / "report.txt", "system.nfs4_acl")
+    assert info.value.errno == errno.EOPNOTSUPP
     # RFC 8881 §6.2.1.2: aclsupport says which ACE types the server supports
     assert attrs[Attr.ACLSUPPORT] == 0x1 | 0x2  # ACL4_SUPPORT_ALLOW_ACL | ACL4_SUPPORT_DENY_ACL
     supported = fattr.bitmap_to_set(attrs[Attr.SUPPORTED_ATTRS])
@@ -128,8 +133,10 @@ def test_set_acl_is_stored_as_a_posix_acl_and_enforced(acl_server: NfsServer) ->
         owner = await _client(acl_server, OWNER)
         try:
             fh = await owner.lookup_path("/data/report.txt")
+            change = (await owner.getattr(fh, [Attr.CHANGE]))[Attr.CHANGE]
             done = await owner.setattr(fh, {Attr.ACL: new})
-            back = await owner.getattr(fh, [Attr.ACL, Attr.MODE])
+            back = await owner.getattr(fh, [Attr.ACL, Attr.MODE, Attr.CHANGE, Attr.DACL])
+            back["changed"] = back[Attr.CHANGE] != change
         finally:
             await owner.close()
         bits: dict[str, int] = {}
@@ -150,6 +157,8 @@ def test_set_acl_is_stored_as_a_posix_acl_and_enforced(acl_server: NfsServer) ->
     assert getfacl(path) == ["user::rwx", f"user:{WRITER}:rw-", "group::r--", f"group:{TEAM}:r--",
                              "mask::rw-", "other::---"]
     assert back[Attr.MODE] == 0o760
+    assert back["changed"]  # clients see the change attribute move and drop cached access
+    assert back[Attr.DACL] == (0, back[Attr.ACL])  # RFC 8881 §6.2.2: the same ACEs, no flags
     whos = [(a.type, a.who.decode()) for a in back[Attr.ACL]]
     assert (AceType.ALLOW, str(WRITER)) in whos and (AceType.ALLOW, str(TEAM)) in whos
     team = next(a for a in back[Attr.ACL] if a.who == str(TEAM).encode())
@@ -401,3 +410,53 @@ def test_readdir_reports_each_entrys_acl(acl_server: NfsServer) -> None:
     assert got[b"report.txt"][Attr.ACL] == got[b"getattr"][Attr.ACL]
     assert any(a.who == str(READER).encode() for a in got[b"report.txt"][Attr.ACL])
     assert not any(a.who == str(READER).encode() for a in got[b"project"][Attr.ACL])
+
+
+def test_acl_in_createattrs_and_on_the_pseudo_root(acl_server: NfsServer) -> None:
+    d = acl_server.paths["/data"] / "project"
+    acl = [allow("OWNER@", OWNER_ALL), allow(str(READER), R), allow("GROUP@", 0), allow("EVERYONE@", 0)]
+
+    async def main() -> tuple[list[int], list[int], dict[int, Any], int]:
+        c = await _client(acl_server, OWNER)
+        try:
+            dfh = await c.lookup_path("/data/project")
+            f = await c.open(dfh, "made-with-acl", create=True, attrs={Attr.MODE: 0o666, Attr.ACL: acl})
+            await c.close_file(f)
+            _, res = await c.create(dfh, "dir-with-acl", attrs={Attr.ACL: acl})
+            root = await c.getattr(await c.lookup_path("/"), [Attr.ACL, Attr.ACLSUPPORT])
+            # the pseudo file system cannot be changed
+            ro = await status_of(c.setattr(await c.lookup_path("/"), {Attr.ACL: acl}))
+            return f.attrset, fattr.bitmap_to_set(res.attrset), root, ro
+        finally:
+            await c.close()
+
+    open_set, create_set, root, ro = run(main())
+    # RFC 8881 §18.16.4 / §18.4.4: attrset says the acl was applied
+    assert Attr.ACL in open_set and Attr.ACL in create_set
+    # the ACL, not the 0666 create mode, decides (§6.4.1.3: the mode first, then the ACL)
+    assert getfacl(d / "made-with-acl") == ["user::rwx", f"user:{READER}:r--", "group::---", "mask::r--",
+                                            "other::---"]
+    # on a directory w also needs DELETE_CHILD, which this ACL does not give
+    assert getfacl(d / "dir-with-acl") == ["user::r-x", f"user:{READER}:r--", "group::---", "mask::r--",
+                                           "other::---"]
+    assert root[Attr.ACLSUPPORT] == 0
+    assert [a.who for a in root[Attr.ACL]] == [b"OWNER@", b"GROUP@", b"EVERYONE@"]
+    assert ro == Stat.ROFS
+
+
+def test_malformed_acl_values(acl_server: NfsServer) -> None:
+    async def main() -> tuple[int, int, int]:
+        c = await _client(acl_server, OWNER)
+        try:
+            fh = await c.lookup_path("/data/report.txt")
+            # 5 ACEs announced, none present: the values do not match the mask (RFC 8881 §5.5)
+            short = Fattr(fattr.set_to_bitmap([Attr.ACL]), (5).to_bytes(4, "big"))
+            badxdr = await status_of(c.seq([(Op.PUTFH, FhArgs(fh)), (Op.SETATTR, SetattrArgs(ANON_STATEID, short))]))
+            # a who-string that is not UTF-8 (RFC 8881 §5.9 / §6.2.1.5: utf8str_mixed)
+            badchar = await status_of(c.setattr(fh, {Attr.ACL: [Nfsace4(AceType.ALLOW, 0, R, b"\xffbob")]}))
+            mode = (await c.getattr(fh, [Attr.MODE]))[Attr.MODE]
+            return badxdr, badchar, mode
+        finally:
+            await c.close()
+
+    assert run(main()) == (Stat.BADXDR, Stat.BADCHAR, 0o640)

@@ -31,6 +31,7 @@ INIT_SCRIPT = GUESTFS / "init.sh"
 GUEST_PACKAGES: tuple[str, ...] = (
     "linux-image-amd64", "initramfs-tools", "kmod", "nfs-common", "krb5-user", "keyutils",
     "fio", "iproute2", "procps", "netbase", "e2fsprogs", "python3-minimal", "util-linux",
+    "nfs4-acl-tools",
 )
 
 HOST_TOOLS: dict[str, str] = {

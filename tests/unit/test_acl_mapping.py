@@ -305,3 +305,11 @@ def test_xattr_decode_bound() -> None:
     assert decode(encode(big)) == big
     with pytest.raises(PosixAclError, match="exceed"):
         decode(encode(PosixAcl.build(6, 4, 4, entries, [], mask=4)))
+
+
+@pytest.mark.parametrize("is_dir", [False, True])
+def test_every_mode_round_trips(is_dir: bool) -> None:
+    # RFC 8881 §6.4.2: the ACL a mode stands for maps back to that mode, for all 512 of them
+    for mode in range(0o1000):
+        access, default = to_posix(to_nfs4(PosixAcl.from_mode(mode), None, is_dir), is_dir)
+        assert access == PosixAcl.from_mode(mode) and access.mode_bits() == mode and default is None
