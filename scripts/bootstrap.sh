@@ -19,6 +19,7 @@ APT_PACKAGES=(
   dnsmasq-base etcd-server etcd-client
   gcc python3-dev python3-venv pkg-config
   qemu-system-x86 debootstrap socat e2fsprogs
+  tshark
 )
 # Packages whose wheels must be compiled here (they link libkrb5 / libldap).
 COMPILED=(gssapi krb5 python-ldap)
@@ -37,6 +38,9 @@ if ((${#missing[@]})); then
     [[ $(id -u) -eq 0 ]] || SUDO="sudo"
     log "installing system packages: ${missing[*]}"
     export DEBIAN_FRONTEND=noninteractive
+    # tshark (the independent wire-format check of the tests) pulls in wireshark-common, which
+    # asks whether non-root users may capture: answer no, without a prompt.
+    echo "wireshark-common wireshark-common/install-setuid boolean false" | $SUDO debconf-set-selections
     $SUDO apt-get -o DPkg::Lock::Timeout=300 update -qq
     $SUDO apt-get -o DPkg::Lock::Timeout=300 install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
   fi

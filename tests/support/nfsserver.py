@@ -133,6 +133,25 @@ async def mounted_client(srv: NfsServer, path: str = "/a", **kw: Any) -> tuple[A
     return c, await c.mount(path)
 
 
+async def flavor_client(srv: NfsServer, flavor: str, kdc: Any = None) -> Any:
+    """A client of ``srv`` as root under AUTH_SYS (``sys``), or as the KDC's user alice under
+    ``krb5``, ``krb5i`` or ``krb5p`` (with ``kdc``, the kdc_realm fixture)."""
+    from securenfs.client.nfs4 import Nfs4Client
+    from securenfs.client.rpc import AuthSys, RpcClient
+
+    if flavor == "sys":
+        return await Nfs4Client.connect("127.0.0.1", srv.port, AuthSys(uid=0, gid=0))
+    from securenfs.client.gss import GssClientAuth
+    from securenfs.rpc.constants import NFS_PROGRAM, NFS_V4
+    from securenfs.rpcsec_gss.constants import GssService
+
+    service = {"krb5": GssService.NONE, "krb5i": GssService.INTEGRITY, "krb5p": GssService.PRIVACY}[flavor]
+    rpc = await RpcClient.connect("127.0.0.1", srv.port)
+    auth = await GssClientAuth.establish(rpc, NFS_PROGRAM, NFS_V4, f"nfs@{kdc.hostname}",
+                                         ccache=str(kdc.user_ccache("alice")), service=service)
+    return Nfs4Client(rpc, auth)
+
+
 @pytest.fixture
 def state_server(tmp_path: Path) -> Iterator[NfsServer]:
     """One sys export /a (squash none) for the state tests."""

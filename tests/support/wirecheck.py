@@ -1,0 +1,128 @@
+"""An independent check of the wire format: capture loopback traffic to given ports with
+``dumpcap`` and decode it with Wireshark's RPC/NFS dissectors (``tshark``), which share no code
+with securenfs.
+
+``Capture(ports, path)`` records; ``decode(path, ports)`` answers how many frames the
+dissectors found malformed or flagged at expert severity "error", with the first few, and
+which NFSv4 operations and statuses they decoded.  ``missing_tools()`` says what is not
+installed (the tests skip with a banner then; scripts/bootstrap.sh installs tshark).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+#: Wireshark's expert severity "error" (epan/proto.h PI_ERROR); notes and warnings (an NFS
+#: error status, a retransmission) are below it.
+PI_ERROR = 0x00800000
+
+
+def missing_tools() -> list[str]:
+    return [t for t in ("dumpcap", "tshark") if shutil.which(t) is None]
+
+
+def skip_banner(what: str) -> str:
+    line = "!" * 78
+    return (f"\n{line}\n!! {what}: tshark/dumpcap are not installed ({', '.join(missing_tools())} missing).\n"
+            f"!! The wire format is NOT checked against an independent decoder.\n"
+            f"!! Install them: apt-get install tshark (scripts/bootstrap.sh does).\n{line}")
+
+
+class Capture:
+    """dumpcap on the loopback interface, filtered to TCP ``ports``."""
+
+    def __init__(self, ports: list[int], path: Path):
+        self.ports = sorted(set(ports))
+        self.path = path
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        bpf = " or ".join(f"tcp port {p}" for p in self.ports)
+        self.proc = subprocess.Popen(
+            ["dumpcap", "-q", "-i", "lo", "-f", bpf, "-s", "0", "-w", str(self.path)],
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        # dumpcap writes the file header once the capture runs.
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            if self.path.exists() and self.path.stat().st_size > 0:
+                time.sleep(0.3)  # the filter is installed before the header is written; margin
+                return
+            if self.proc.poll() is not None:
+                err = self.proc.stderr.read().decode(errors="replace") if self.proc.stderr else ""
+                raise RuntimeError(f"dumpcap exited ({self.proc.returncode}): {err}")
+            time.sleep(0.05)
+        self.stop()
+        raise RuntimeError("dumpcap did not start capturing within 15 s")
+
+    def stop(self) -> None:
+        if self.proc is None:
+            return
+        time.sleep(0.3)  # let the last segments reach the capture
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        if self.proc.stderr is not None:
+            self.proc.stderr.close()
+        self.proc = None
+
+
+@dataclass
+class Decoded:
+    frames: int = 0
+    rpc_frames: int = 0
+    bad: list[str] = field(default_factory=list)
+    #: NFSv4 operation numbers seen in calls and replies, and nfsstat4 values in replies.
+    opcodes: set[int] = field(default_factory=set)
+    statuses: set[int] = field(default_factory=set)
+
+    def summary(self) -> str:
+        head = "\n  ".join(self.bad[:20])
+        return (f"{len(self.bad)} malformed or expert-error frame(s) of {self.frames} "
+                f"({self.rpc_frames} RPC):\n  {head}")
+
+
+def _ints(text: str) -> set[int]:
+    out = set()
+    for x in text.split(","):
+        x = x.strip()
+        if x:
+            out.add(int(x, 0))
+    return out
+
+
+def decode(path: Path, ports: list[int]) -> Decoded:
+    """Decode ``path`` with every port as ONC RPC."""
+    args = ["tshark", "-n", "-r", str(path)]
+    for p in sorted(set(ports)):
+        args += ["-d", f"tcp.port=={p},rpc"]
+    args += ["-o", "tcp.desegment_tcp_streams:TRUE", "-o", "rpc.defragment_rpc_over_tcp:TRUE",
+             "-T", "fields", "-E", "separator=\t", "-E", "occurrence=a", "-E", "aggregator=,",
+             "-e", "frame.number", "-e", "rpc.xid", "-e", "_ws.malformed", "-e", "_ws.expert.severity",
+             "-e", "_ws.expert.message", "-e", "nfs.opcode", "-e", "nfs.nfsstat4", "-e", "_ws.col.Info"]
+    env = dict(os.environ, HOME=str(path.parent))  # no user profile: default preferences
+    res = subprocess.run(args, capture_output=True, text=True, timeout=600, env=env, check=False)
+    if res.returncode != 0:
+        raise RuntimeError(f"tshark failed ({res.returncode}): {res.stderr[-2000:]}")
+    out = Decoded()
+    for line in res.stdout.splitlines():
+        cols = (line.split("\t") + [""] * 8)[:8]
+        num, xid, malformed, sev, msg, ops, stats, info = cols
+        out.frames += 1
+        if xid:
+            out.rpc_frames += 1
+        out.opcodes |= _ints(ops)
+        out.statuses |= _ints(stats)
+        errors = [s for s in _ints(sev) if s >= PI_ERROR]
+        if malformed or errors:
+            out.bad.append(f"frame {num}: {msg or 'malformed'} | {info[:160]}")
+    return out
