@@ -31,6 +31,10 @@ T = TypeVar("T")
 
 
 class NfsServer:
+    #: Set for the session by the suite's wire recorder (tests/support/wirecheck.py): servers
+    #: then listen on its band so their traffic is captured and decoded by Wireshark.
+    recorder: Any = None
+
     def __init__(self, tmp: Path, exports: list[tuple[Any, ...]], *, kdc: Any = None, lease_time: int = 90,
                  fast_path: bool | None = None):
         self.tmp = tmp
@@ -60,6 +64,9 @@ class NfsServer:
         self.server: Server | None = None
 
     def start(self) -> None:
+        rec = NfsServer.recorder
+        if rec is not None and self.cfg.server.listen[0].port == 0:
+            self.cfg.server.listen = [ListenAddress("127.0.0.1", rec.take_port())]
         ready = threading.Event()
         failure: list[BaseException] = []
         loop = new_event_loop()

@@ -15,8 +15,11 @@ import shutil
 import signal
 import subprocess
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+
+import pytest
 
 #: Wireshark's expert severity "error" (epan/proto.h PI_ERROR); notes and warnings (an NFS
 #: error status, a retransmission) are below it.
@@ -37,13 +40,14 @@ def skip_banner(what: str) -> str:
 class Capture:
     """dumpcap on the loopback interface, filtered to TCP ``ports``."""
 
-    def __init__(self, ports: list[int], path: Path):
+    def __init__(self, ports: list[int], path: Path, *, bpf: str | None = None):
         self.ports = sorted(set(ports))
         self.path = path
+        self.bpf = bpf or " or ".join(f"tcp port {p}" for p in self.ports)
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
-        bpf = " or ".join(f"tcp port {p}" for p in self.ports)
+        bpf = self.bpf
         self.proc = subprocess.Popen(
             ["dumpcap", "-q", "-i", "lo", "-f", bpf, "-s", "0", "-w", str(self.path)],
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
@@ -100,11 +104,16 @@ def _ints(text: str) -> set[int]:
     return out
 
 
-def decode(path: Path, ports: list[int]) -> Decoded:
-    """Decode ``path`` with every port as ONC RPC."""
+def decode(path: Path, ports: list[int], *, replies_only: bool = False) -> Decoded:
+    """Decode ``path`` with every port as ONC RPC; ``replies_only``: judge only the server's
+    replies (the requests of the bad-input tests are malformed on purpose)."""
     args = ["tshark", "-n", "-r", str(path)]
     for p in sorted(set(ports)):
         args += ["-d", f"tcp.port=={p},rpc"]
+    shown = f"tcp.srcport in {{{', '.join(str(p) for p in sorted(set(ports)))}}}"
+    if not replies_only:
+        shown = shown.replace("tcp.srcport", "tcp.port")
+    args += ["-Y", shown]
     args += ["-o", "tcp.desegment_tcp_streams:TRUE", "-o", "rpc.defragment_rpc_over_tcp:TRUE",
              "-T", "fields", "-E", "separator=\t", "-E", "occurrence=a", "-E", "aggregator=,",
              "-e", "frame.number", "-e", "rpc.xid", "-e", "_ws.malformed", "-e", "_ws.expert.severity",
@@ -126,3 +135,73 @@ def decode(path: Path, ports: list[int]) -> Decoded:
         if malformed or errors:
             out.bad.append(f"frame {num}: {msg or 'malformed'} | {info[:160]}")
     return out
+
+
+# -- the whole suite's NFS traffic ------------------------------------------------------------
+
+#: In-process test servers listen on ports of this band while the suite is recorded, so one
+#: capture filter covers every server the tests start (client ports are ephemeral, above it).
+BAND = (21000, 21999)
+ENV = "SECURENFS_WIRE_CHECK"
+
+
+class WireRecorder:
+    """One dumpcap for the session over :data:`BAND`; hands out server ports and remembers
+    them; at the end the servers' replies on those ports are decoded."""
+
+    def __init__(self, directory: Path):
+        self.path = directory / "suite.pcapng"
+        self.ports: set[int] = set()
+        self.capture = Capture([], self.path, bpf=f"tcp portrange {BAND[0]}-{BAND[1]}")
+
+    def take_port(self) -> int:
+        import random
+        import socket
+
+        rng = random.Random()
+        for _ in range(200):
+            p = rng.randrange(BAND[0], BAND[1] + 1)
+            if p in self.ports:
+                continue
+            with socket.socket() as s:
+                try:
+                    s.bind(("127.0.0.1", p))
+                except OSError:
+                    continue
+            self.ports.add(p)
+            return p
+        raise RuntimeError(f"no free port in {BAND}")
+
+    def check(self) -> Decoded:
+        return decode(self.path, sorted(self.ports), replies_only=True)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def suite_wire_check(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WireRecorder | None]:
+    """With SECURENFS_WIRE_CHECK=1 (CI sets it): capture every in-process NFS test server's
+    traffic and, at the end of the session, fail (an error at teardown) when Wireshark finds a
+    reply of ours malformed or in expert-error."""
+    if os.environ.get(ENV) != "1":
+        yield None
+        return
+    if missing_tools():
+        import warnings
+
+        warnings.warn(skip_banner(f"{ENV}=1"), stacklevel=1)
+        yield None
+        return
+    from tests.support.nfsserver import NfsServer
+
+    rec = WireRecorder(tmp_path_factory.mktemp("suite-wire"))
+    rec.capture.start()
+    NfsServer.recorder = rec
+    try:
+        yield rec
+    finally:
+        NfsServer.recorder = None
+        rec.capture.stop()
+    if rec.ports:
+        dec = rec.check()
+        if dec.bad or not dec.rpc_frames:
+            raise AssertionError(f"Wireshark rejects replies of the NFS servers of this run ({rec.path}): "
+                                 + dec.summary())
