@@ -140,8 +140,10 @@ def decode(path: Path, ports: list[int], *, replies_only: bool = False) -> Decod
 # -- the whole suite's NFS traffic ------------------------------------------------------------
 
 #: In-process test servers listen on ports of this band while the suite is recorded, so one
-#: capture filter covers every server the tests start (client ports are ephemeral, above it).
-BAND = (21000, 21999)
+#: capture filter covers every server the tests start.  It lies above the kernel's ephemeral
+#: range (client ports, 32768-60999 by default) and above the blocks tests/support/ports.py
+#: hands to the KDC, etcd and DNS test servers (20000-60000).
+BAND = (61000, 61999)
 ENV = "SECURENFS_WIRE_CHECK"
 
 
