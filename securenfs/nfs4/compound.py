@@ -184,7 +184,7 @@ async def _evaluate(ctx: CompoundContext, u: Unpacker, n: int, session: Session 
     ``used`` is what the reply holds already (headers, the SEQUENCE result): each result must
     fit ca_maxresponsesize (else NFS4ERR_REP_TOO_BIG), and with sa_cachethis
     ca_maxresponsesize_cached (else NFS4ERR_REP_TOO_BIG_TO_CACHE), RFC 8881 §2.10.6.4,
-    §15.1.3.3, §15.1.3.4."""
+    §15.1.3."""
     parts: list[bytes | bytearray | memoryview] = []
     count = 0
     status = 0

@@ -143,8 +143,8 @@ def test_owner_clientid_field_is_ignored(state_server: NfsServer, which: str) ->
 # -- symbolic links as the current file handle --------------------------------------------------
 
 def test_lookupp_of_a_symlink_is_nfs4err_symlink(nfs_server: NfsServer) -> None:
-    # RFC 8881 §15.1.2.9: NFS4ERR_SYMLINK when "the current filehandle designates a symbolic
-    # link" and the operation needs a directory; LOOKUPP does (§18.14.3), as LOOKUP does.
+    # RFC 8881 §15.1.2.9: NFS4ERR_SYMLINK when the current filehandle is a symbolic link and
+    # the operation needs a directory; LOOKUPP does (§18.14.3), as LOOKUP does (§18.15.3).
     (nfs_server.paths["/a"] / "d").mkdir()
     (nfs_server.paths["/a"] / "plain").write_bytes(b"x")
     os.symlink("d", nfs_server.paths["/a"] / "link")

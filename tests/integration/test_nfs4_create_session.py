@@ -49,9 +49,9 @@ async def _exchanged(srv: NfsServer) -> Nfs4Client:
 
 
 def test_create_session_replay_is_answered_from_the_cache(nfs_server: NfsServer) -> None:
-    # RFC 8881 §18.36.4: "If csa_sequence equals the sequence ID of the client ID's slot, the
-    # request is a retry and the server returns the cached reply" -- also once the session
-    # it created is in use; an older sequence ID is misordered.
+    # RFC 8881 §18.36.4: CREATE_SESSION has its own slot per client ID; a csa_sequence equal
+    # to that slot's sequence ID is a retry, answered with the cached reply -- also once the
+    # session it created is in use.  An older sequence ID is misordered.
     async def main() -> None:
         c = await _exchanged(nfs_server)
         try:
@@ -154,7 +154,7 @@ def test_fore_channel_is_negotiated_down(nfs_server: NfsServer) -> None:
 
 
 def test_reply_sizes_are_enforced(nfs_server: NfsServer) -> None:
-    # RFC 8881 §2.10.6.4 and §15.1.3.3/§15.1.3.4: a reply larger than ca_maxresponsesize is
+    # RFC 8881 §2.10.6.4 and §15.1.3 (NFS4ERR_REP_TOO_BIG, NFS4ERR_REP_TOO_BIG_TO_CACHE): a reply larger than ca_maxresponsesize is
     # NFS4ERR_REP_TOO_BIG; with sa_cachethis, one larger than ca_maxresponsesize_cached is
     # NFS4ERR_REP_TOO_BIG_TO_CACHE.  The sizes count the whole RPC reply, tag included.
     max_reply, max_cached = 700, 300

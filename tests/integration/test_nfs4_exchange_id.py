@@ -1,4 +1,5 @@
-"""EXCHANGE_ID against every row of the case table of RFC 8881 §18.35.5, one test per row.
+"""EXCHANGE_ID against every row of the case table of RFC 8881 §18.35.5, one test per row
+(numbered and titled as the RFC's cases 1-9; the quoted words are the RFC's case titles).
 
 Each row sets up records for one co_ownerid (EXCHANGE_ID calls by a principal with a verifier,
 and CREATE_SESSION to confirm the latest), then sends the EXCHANGE_ID under test and checks
@@ -82,16 +83,16 @@ ROWS = [
     Row("6 update", [(0, 1, 0), "confirm"], (0, 1, UPD), Stat.OK, "confirmed", True),
     Row("6 update while a restart is unconfirmed", [(0, 1, 0), "confirm", (0, 2, 0)], (0, 1, UPD), Stat.OK,
         "confirmed", True),
-    # Case 7, "Update but Wrong Verifier": NFS4ERR_NOT_SAME.
-    Row("7 update, wrong verifier", [(0, 1, 0), "confirm"], (0, 2, UPD), Stat.NOT_SAME, None),
-    Row("7 update, verifier of the unconfirmed restart", [(0, 1, 0), "confirm", (0, 2, 0)], (0, 2, UPD),
+    # Case 8, "Update but Wrong Verifier": NFS4ERR_NOT_SAME.
+    Row("8 update, wrong verifier", [(0, 1, 0), "confirm"], (0, 2, UPD), Stat.NOT_SAME, None),
+    Row("8 update, verifier of the unconfirmed restart", [(0, 1, 0), "confirm", (0, 2, 0)], (0, 2, UPD),
         Stat.NOT_SAME, None),
-    # Case 8, "Update but Wrong Principal": NFS4ERR_PERM.
-    Row("8 update, wrong principal", [(0, 1, 0), "confirm"], (1000, 1, UPD), Stat.PERM, None),
-    # Case 9, "Update of Nonexistent Record": no confirmed record: NFS4ERR_NOENT.
-    Row("9 update, no record", [], (0, 1, UPD), Stat.NOENT, None),
-    Row("9 update, only unconfirmed (same verifier)", [(0, 1, 0)], (0, 1, UPD), Stat.NOENT, None),
-    Row("9 update, only unconfirmed (new verifier)", [(0, 1, 0)], (0, 2, UPD), Stat.NOENT, None),
+    # Case 9, "Update but Wrong Principal": NFS4ERR_PERM.
+    Row("9 update, wrong principal", [(0, 1, 0), "confirm"], (1000, 1, UPD), Stat.PERM, None),
+    # Case 7, "Update of Nonexistent Record": no confirmed record: NFS4ERR_NOENT.
+    Row("7 update, no record", [], (0, 1, UPD), Stat.NOENT, None),
+    Row("7 update, only unconfirmed (same verifier)", [(0, 1, 0)], (0, 1, UPD), Stat.NOENT, None),
+    Row("7 update, only unconfirmed (new verifier)", [(0, 1, 0)], (0, 2, UPD), Stat.NOENT, None),
 ]
 
 
