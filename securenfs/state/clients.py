@@ -147,8 +147,10 @@ class ClientTable:
 
     def _new_record(self, args: ExchangeIdArgs, principal: str, peer: str) -> Client:
         c = Client(self._new_id(), args.ownerid, args.verifier, principal, peer=peer, state_probe=self.state_probe)
-        # The sequence id CREATE_SESSION must use is the one after the slot's "last" value.
-        c.cs_seq = secrets.randbits(32)
+        # CREATE_SESSION must use the sequence id after the slot's last one; a new client
+        # starts at eir_sequenceid 1, as the Linux server does (clients and test suites count
+        # the next CREATE_SESSION from there).
+        c.cs_seq = 0
         self._by_id[c.clientid] = c
         return c
 
