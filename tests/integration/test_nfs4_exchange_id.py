@@ -47,8 +47,8 @@ class Row:
     confirmed_r: bool = False
     #: The unconfirmed record the test replaced can no longer be confirmed.
     replaced_unconfirmed: bool = False
-    #: The confirmed record's session still works after the call.
-    old_session_lives: bool = True
+    #: The confirmed record was replaced: its client id is unknown afterwards.
+    confirmed_gone: bool = False
 
 
 ROWS = [
@@ -64,7 +64,9 @@ ROWS = [
     # ... but a confirmed record with no state (its only session destroyed, no opens or
     # locks) is no longer in use: the request is handled as a new owner.
     Row("3 other principal, holder without state", [(0, 1, 0), "confirm", "unsession"], (1000, 1, 0), Stat.OK,
-        "new"),
+        "new", confirmed_gone=True),
+    Row("3 other principal and verifier, holder without state", [(0, 1, 0), "confirm", "unsession"],
+        (1000, 2, 0), Stat.OK, "new", confirmed_gone=True),
     # Case 4, "Replacement of Unconfirmed Record": only an unconfirmed record: it is removed
     # and the request is handled as case 1, whatever the verifier or principal.
     Row("4 unconfirmed, new verifier", [(0, 1, 0)], (0, 2, 0), Stat.OK, "new", replaced_unconfirmed=True),
@@ -154,6 +156,11 @@ def test_exchange_id_case_table(nfs_server: NfsServer, row: Row) -> None:
                 _uid, _v, old = last
                 rep = await c.compound([(Op.CREATE_SESSION, CreateSessionArgs(
                     old.clientid, old.sequenceid, 0, FORE, BACK))], auth=_auth(last[0]))
+                assert rep.status == Stat.STALE_CLIENTID
+            if row.confirmed_gone:
+                assert confirmed is not None
+                rep = await c.compound([(Op.CREATE_SESSION, CreateSessionArgs(confirmed, 5, 0, FORE, BACK))],
+                                       auth=_auth(0))
                 assert rep.status == Stat.STALE_CLIENTID
             if session is not None:
                 # The confirmed client keeps its session through everything in the table
