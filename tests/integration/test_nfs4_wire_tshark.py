@@ -156,6 +156,18 @@ async def _drive(srv: NfsServer, flavor: str) -> None:
         assert (await c.seq_raw(read)).status == Stat.REP_TOO_BIG
         read = [(Op.PUTFH, FhArgs(f.fh)), (Op.READ, ReadArgs(ANON_STATEID, 0, 100))]
         assert (await c.seq_raw(read, cachethis=True)).status == Stat.REP_TOO_BIG_TO_CACHE
+        if flavor == "sys":
+            # SETATTR4res carries attrsset with every status, REP_TOO_BIG included: a session
+            # whose replies end right after PUTFH's result (SEQUENCE reply 80 bytes + 8).
+            await c.exchange_id()
+            await c.create_session(fore=ChannelAttrs(0, 4096, 92, 0, 8, 2))
+            # Sent and read raw: only Wireshark decodes this reply.
+            seq = c.next_seqid(0)
+            raw = await c.raw(c.encode([(Op.SEQUENCE, SequenceArgs(c.sessionid, seq, 0, 1, False)),
+                                        (Op.PUTFH, FhArgs(f.fh)),
+                                        (Op.SETATTR, SetattrArgs(ANON_STATEID, fattr_of({Attr.MODE: 0o600})))]))
+            c.advance(0)
+            assert struct.unpack_from(">I", raw)[0] == Stat.REP_TOO_BIG
         # Sessions and client ids: TOOSMALL, unknown csa_flags, misordered, BIND_CONN,
         # DESTROY_SESSION, BADSESSION, DESTROY_CLIENTID, GRACE before RECLAIM_COMPLETE.
         assert c.exchange is not None
