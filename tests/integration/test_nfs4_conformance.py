@@ -243,6 +243,10 @@ def test_invalid_utf8_tag_is_inval(nfs_server: NfsServer) -> None:
         try:
             r = await c.seq_raw([(Op.PUTFH, FhArgs(root)), (Op.GETFH, V)], tag=b"\xc3(")
             assert (r.status, r.results, r.tag) == (Stat.INVAL, [], b"\xc3(")
+            # Also with no operation at all; overlong forms and UTF-16 surrogates are not UTF-8.
+            for bad in (b"\xc3(", b"\xc0\x80", b"\xed\xa0\x80", b"\xf8\x88\x80\x80\x80", b"ok\xff"):
+                r = await c.compound([], tag=bad)
+                assert (r.status, r.results) == (Stat.INVAL, []), bad
             r = await c.seq_raw([(Op.PUTFH, FhArgs(root)), (Op.GETFH, V)], tag="étiquette".encode())
             assert r.status == 0 and r.tag == "étiquette".encode()
         finally:
