@@ -38,6 +38,9 @@ if ((${#missing[@]})); then
     [[ $(id -u) -eq 0 ]] || SUDO="sudo"
     log "installing system packages: ${missing[*]}"
     export DEBIAN_FRONTEND=noninteractive
+    # tshark (the independent wire-format check of the tests) pulls in wireshark-common, which
+    # asks whether non-root users may capture: answer no, without a prompt.
+    echo "wireshark-common wireshark-common/install-setuid boolean false" | $SUDO debconf-set-selections
     $SUDO apt-get -o DPkg::Lock::Timeout=300 update -qq
     $SUDO apt-get -o DPkg::Lock::Timeout=300 install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
   fi

@@ -14,8 +14,9 @@ from tests.support.nfsserver import nfs_server, state_server
 from tests.support.ntpserver import ntp_server
 from tests.support.rpcserver import rpc_server
 from tests.support.slapd import slapd_directory, small_directory
+from tests.support.wirecheck import suite_wire_check
 
 __all__ = [
     "dns_server", "enctype_realm", "etcd_cluster", "gss_server", "kdc_realm", "nfs_server",
-    "ntp_server", "rpc_server", "slapd_directory", "small_directory", "state_server",
+    "ntp_server", "rpc_server", "slapd_directory", "small_directory", "state_server", "suite_wire_check",
 ]

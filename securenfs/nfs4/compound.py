@@ -34,6 +34,8 @@ from securenfs.xdr import Packer, Unpacker, XdrError
 log = logging.getLogger("securenfs.nfs4")
 _U32 = struct.Struct(">I")
 _OP_SEQ = int(Op.SEQUENCE)
+#: SEQUENCE's result in a reply: op number, status and SEQUENCE4resok (RFC 8881 §18.46.2).
+_SEQ_RESULT = 8 + 36
 
 
 def _rpc_overhead(cred: Credential) -> int:
@@ -101,8 +103,12 @@ async def compound(svc: Nfs4Service, cred: Credential, peer: str, conn: object, 
         sa = SequenceArgs.unpack(u)
     except XdrError:
         return _reply(Stat.BADXDR, hdr.tag, [_status_only(_OP_SEQ, Stat.BADXDR)], 1)
+    # Everything around the results counts against the session's reply sizes: the RPC
+    # header and the COMPOUND status, tag and count.
+    rpc_overhead = _rpc_overhead(cred)
+    header = rpc_overhead + 12 + ((len(hdr.tag) + 3) & ~3)
     try:
-        session, slot, kind, seqres = _sequence(ctx, sa, n, args)
+        session, slot, kind, seqres = _sequence(ctx, sa, n, args, header + _SEQ_RESULT)
     except Nfs4Error as exc:
         level = logging.DEBUG if exc.status in (Stat.SEQ_MISORDERED, Stat.BADSLOT) else logging.INFO
         svc.peerlog.log(log, level, peer, stat_name(exc.status), "%s SEQUENCE: %s", peer, exc)
@@ -122,10 +128,7 @@ async def compound(svc: Nfs4Service, cred: Credential, peer: str, conn: object, 
     seqres.pack(sp)
     first_part = sp.getvalue()
     reply: list[bytes | bytearray | memoryview]
-    # Everything around the results counts against the session's reply sizes: the RPC
-    # header and the COMPOUND status, tag and count.
-    rpc_overhead = _rpc_overhead(cred)
-    used = rpc_overhead + 12 + ((len(hdr.tag) + 3) & ~3) + len(first_part)
+    used = header + len(first_part)
     try:
         status, parts, count = await _evaluate(ctx, u, n - 1, session, used, sa.cachethis)
         reply = _reply(status, hdr.tag, [first_part, *parts], count + 1)
@@ -143,7 +146,8 @@ async def compound(svc: Nfs4Service, cred: Credential, peer: str, conn: object, 
     return [data]
 
 
-def _sequence(ctx: CompoundContext, sa: SequenceArgs, numops: int, request: memoryview) -> tuple[Session, Slot, int, SequenceRes]:
+def _sequence(ctx: CompoundContext, sa: SequenceArgs, numops: int, request: memoryview,
+              smallest_reply: int) -> tuple[Session, Slot, int, SequenceRes]:
     svc = ctx.svc
     session = svc.sessions.get(sa.sessionid)
     client = session.client
@@ -154,6 +158,14 @@ def _sequence(ctx: CompoundContext, sa: SequenceArgs, numops: int, request: memo
     reqsize = len(request)
     if reqsize > fore.maxrequestsize:
         raise Nfs4Error(Stat.REQ_TOO_BIG, f"request of {reqsize} bytes, the session allows {fore.maxrequestsize}")
+    # Not even the reply to SEQUENCE fits (a long tag, a tiny cache): SEQUENCE answers it, and
+    # the slot is not used (RFC 8881 §2.10.6.4).
+    if smallest_reply > fore.maxresponsesize:
+        raise Nfs4Error(Stat.REP_TOO_BIG, f"a reply of {smallest_reply} bytes at least, the session allows "
+                        f"{fore.maxresponsesize}")
+    if sa.cachethis and smallest_reply > fore.maxresponsesize_cached:
+        raise Nfs4Error(Stat.REP_TOO_BIG_TO_CACHE, f"sa_cachethis with a reply of {smallest_reply} bytes at least, "
+                        f"the session caches {fore.maxresponsesize_cached}")
     if sa.highest_slotid >= len(session.slots) and sa.slotid < len(session.slots):
         raise Nfs4Error(Stat.BAD_HIGH_SLOT, f"sa_highest_slotid {sa.highest_slotid}")
     kind, slot = session.begin(sa.slotid, sa.sequenceid, request)
@@ -189,7 +201,7 @@ async def _evaluate(ctx: CompoundContext, u: Unpacker, n: int, session: Session 
     ``used`` is what the reply holds already (headers, the SEQUENCE result): each result must
     fit ca_maxresponsesize (else NFS4ERR_REP_TOO_BIG), and with sa_cachethis
     ca_maxresponsesize_cached (else NFS4ERR_REP_TOO_BIG_TO_CACHE), RFC 8881 §2.10.6.4,
-    §15.1.3.3, §15.1.3.4."""
+    §15.1.3."""
     parts: list[bytes | bytearray | memoryview] = []
     count = 0
     status = 0

@@ -170,8 +170,10 @@ class ClientTable:
 
     def _new_record(self, args: ExchangeIdArgs, principal: str, peer: str) -> Client:
         c = Client(self._new_id(), args.ownerid, args.verifier, principal, peer=peer, state_probe=self.state_probe)
-        # The sequence id CREATE_SESSION must use is the one after the slot's "last" value.
-        c.cs_seq = secrets.randbits(32)
+        # CREATE_SESSION must use the sequence id after the slot's last one; a new client
+        # starts at eir_sequenceid 1, as the Linux server does (clients and test suites count
+        # the next CREATE_SESSION from there).
+        c.cs_seq = 0
         self._by_id[c.clientid] = c
         return c
 
@@ -222,11 +224,11 @@ class ClientTable:
         confirmed_r = False
         if update:
             if conf is None:
-                raise Nfs4Error(Stat.NOENT, "update of an unknown or unconfirmed client")  # case 9
+                raise Nfs4Error(Stat.NOENT, "update of an unknown or unconfirmed client")  # case 7
             if conf.principal != principal:
-                raise Nfs4Error(Stat.PERM, "update by a different principal")  # case 8
+                raise Nfs4Error(Stat.PERM, "update by a different principal")  # case 9
             if conf.verifier != args.verifier:
-                raise Nfs4Error(Stat.NOT_SAME, "update with a different verifier")  # case 7
+                raise Nfs4Error(Stat.NOT_SAME, "update with a different verifier")  # case 8
             result, confirmed_r = conf, True  # case 6: update properties
         elif conf is not None and conf.verifier == args.verifier and conf.principal == principal:
             result, confirmed_r = conf, True  # case 2: existing confirmed client, same everything
@@ -238,8 +240,8 @@ class ClientTable:
                         peer, principal, args.ownerid[:48], conf.describe())
             raise Nfs4Error(Stat.CLID_INUSE, "client owner registered by another principal")
         else:
-            # case 1 (new), case 3 with a stateless holder, case 4 (client reboot:
-            # new verifier; the old record lives until the new one is confirmed) and case 5
+            # case 1 (new), case 3 with a stateless holder, case 5 (client restart:
+            # new verifier; the old record lives until the new one is confirmed) and case 4
             # (an unconfirmed record is replaced).
             if rec.unconfirmed is not None:
                 self._drop(rec.unconfirmed, "replaced by a newer EXCHANGE_ID")
@@ -270,7 +272,7 @@ class ClientTable:
 
     def confirm(self, c: Client) -> None:
         """CREATE_SESSION succeeded on an unconfirmed record: it becomes the owner's confirmed
-        client and any earlier confirmed record (client restart, case 4) goes away."""
+        client and any earlier confirmed record (client restart, case 5) goes away."""
         rec = self._owners.setdefault(c.ownerid, _Owner())
         old = rec.confirmed
         if old is not None and old is not c:

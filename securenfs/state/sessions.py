@@ -41,9 +41,12 @@ class ServerLimits:
 MIN_SEQUENCE_REQUEST = 40 + 12 + 36
 #: The smallest reply: RPC reply header (xid, REPLY, MSG_ACCEPTED, null verifier, SUCCESS: 24),
 #: status, empty tag and count (12), and SEQUENCE4res with op number and status (8 + 36).
-#: ca_maxresponsesize must hold it, and so must ca_maxresponsesize_cached (a SEQUENCE reply is
-#: what a retry of the smallest request is answered from, RFC 8881 §2.10.6.1).
 MIN_SEQUENCE_REPLY = 24 + 12 + 8 + 36
+#: The same for the backchannel: a CB_COMPOUND call holding CB_SEQUENCE (RPC call header 40,
+#: tag, minorversion, callback_ident and count 16, CB_SEQUENCE4args with an empty referring
+#: call list 40) and its reply (24, status, tag and count 12, CB_SEQUENCE4res 8 + 32).
+MIN_CB_SEQUENCE_REQUEST = 40 + 16 + 40
+MIN_CB_SEQUENCE_REPLY = 24 + 12 + 8 + 32
 
 
 #: Requests up to this size are digested whole; larger ones (WRITE data) by their length and
@@ -136,6 +139,17 @@ class Session:
         slot.pending = None
 
 
+def _check_channel(which: str, asked: ChannelAttrs, min_request: int, min_reply: int, op: str) -> None:
+    if asked.maxrequestsize < min_request:
+        raise Nfs4Error(Stat.TOOSMALL, f"{which} channel ca_maxrequestsize {asked.maxrequestsize} cannot carry "
+                        f"a {op} request ({min_request} bytes)")
+    if asked.maxresponsesize < min_reply:
+        raise Nfs4Error(Stat.TOOSMALL, f"{which} channel ca_maxresponsesize {asked.maxresponsesize} cannot carry "
+                        f"a {op} reply ({min_reply} bytes)")
+    if asked.maxoperations < 1 or asked.maxrequests < 1:
+        raise Nfs4Error(Stat.TOOSMALL, f"{which} channel allows no operation or no request")
+
+
 class SessionTable:
     def __init__(self, limits: ServerLimits | None = None):
         self.limits = limits or ServerLimits()
@@ -156,22 +170,13 @@ class SessionTable:
     def negotiate(self, asked: ChannelAttrs) -> ChannelAttrs:
         """The fore channel the server grants (RFC 8881 §18.36.3): each value lowered to the
         server's limit, never raised.  NFS4ERR_TOOSMALL only when the client's values cannot
-        carry a SEQUENCE request or reply, or ca_maxresponsesize_cached cannot hold a cached
-        SEQUENCE reply.  A ca_maxresponsesize_cached of 0 is granted as 0 (the Linux client
-        sends 0): replies are then not cached, and sa_cachethis gets
-        NFS4ERR_REP_TOO_BIG_TO_CACHE (§2.10.6.4)."""
+        carry a SEQUENCE request or reply, or allow no operation or no slot.  Any
+        ca_maxresponsesize_cached is granted (up to the limit), also 0 as the Linux client
+        sends it: replies that do not fit are not cached, and sa_cachethis on them gets
+        NFS4ERR_REP_TOO_BIG_TO_CACHE (§2.10.6.4), on SEQUENCE itself when even its reply
+        does not fit."""
         lim = self.limits
-        if asked.maxrequestsize < MIN_SEQUENCE_REQUEST:
-            raise Nfs4Error(Stat.TOOSMALL, f"ca_maxrequestsize {asked.maxrequestsize} cannot carry a SEQUENCE "
-                            f"request ({MIN_SEQUENCE_REQUEST} bytes)")
-        if asked.maxresponsesize < MIN_SEQUENCE_REPLY:
-            raise Nfs4Error(Stat.TOOSMALL, f"ca_maxresponsesize {asked.maxresponsesize} cannot carry a SEQUENCE "
-                            f"reply ({MIN_SEQUENCE_REPLY} bytes)")
-        if 0 < asked.maxresponsesize_cached < MIN_SEQUENCE_REPLY:
-            raise Nfs4Error(Stat.TOOSMALL, f"ca_maxresponsesize_cached {asked.maxresponsesize_cached} cannot hold "
-                            f"a SEQUENCE reply ({MIN_SEQUENCE_REPLY} bytes)")
-        if asked.maxoperations < 1 or asked.maxrequests < 1:
-            raise Nfs4Error(Stat.TOOSMALL, "channel allows no operation or no request")
+        _check_channel("fore", asked, MIN_SEQUENCE_REQUEST, MIN_SEQUENCE_REPLY, "SEQUENCE")
         return ChannelAttrs(
             0,
             min(asked.maxrequestsize, lim.max_request),
@@ -181,6 +186,12 @@ class SessionTable:
             min(asked.maxrequests, lim.max_slots),
             [],
         )
+
+    @staticmethod
+    def check_back(asked: ChannelAttrs) -> None:
+        """The backchannel must be able to carry a CB_SEQUENCE call and its reply
+        (NFS4ERR_TOOSMALL otherwise, RFC 8881 §18.36.3)."""
+        _check_channel("back", asked, MIN_CB_SEQUENCE_REQUEST, MIN_CB_SEQUENCE_REPLY, "CB_SEQUENCE")
 
     def create(self, client: Client, fore: ChannelAttrs, back: ChannelAttrs, flags: int, cb_program: int,
                cb_sec: list[CbSecParms], conn_id: int | None) -> Session:

@@ -143,8 +143,8 @@ def test_owner_clientid_field_is_ignored(state_server: NfsServer, which: str) ->
 # -- symbolic links as the current file handle --------------------------------------------------
 
 def test_lookupp_of_a_symlink_is_nfs4err_symlink(nfs_server: NfsServer) -> None:
-    # RFC 8881 §15.1.2.9: NFS4ERR_SYMLINK when "the current filehandle designates a symbolic
-    # link" and the operation needs a directory; LOOKUPP does (§18.14.3), as LOOKUP does.
+    # RFC 8881 §15.1.2.9: NFS4ERR_SYMLINK when the current filehandle is a symbolic link and
+    # the operation needs a directory; LOOKUPP does (§18.14.3), as LOOKUP does (§18.15.3).
     (nfs_server.paths["/a"] / "d").mkdir()
     (nfs_server.paths["/a"] / "plain").write_bytes(b"x")
     os.symlink("d", nfs_server.paths["/a"] / "link")
@@ -243,6 +243,10 @@ def test_invalid_utf8_tag_is_inval(nfs_server: NfsServer) -> None:
         try:
             r = await c.seq_raw([(Op.PUTFH, FhArgs(root)), (Op.GETFH, V)], tag=b"\xc3(")
             assert (r.status, r.results, r.tag) == (Stat.INVAL, [], b"\xc3(")
+            # Also with no operation at all; overlong forms and UTF-16 surrogates are not UTF-8.
+            for bad in (b"\xc3(", b"\xc0\x80", b"\xed\xa0\x80", b"\xf8\x88\x80\x80\x80", b"ok\xff"):
+                r = await c.compound([], tag=bad)
+                assert (r.status, r.results) == (Stat.INVAL, []), bad
             r = await c.seq_raw([(Op.PUTFH, FhArgs(root)), (Op.GETFH, V)], tag="étiquette".encode())
             assert r.status == 0 and r.tag == "étiquette".encode()
         finally:

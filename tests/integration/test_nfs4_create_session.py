@@ -23,7 +23,13 @@ from securenfs.nfs4.xdr4 import (
     VoidArgs,
     unpack_compound_reply,
 )
-from securenfs.state.sessions import MIN_SEQUENCE_REPLY, MIN_SEQUENCE_REQUEST, ServerLimits
+from securenfs.state.sessions import (
+    MIN_CB_SEQUENCE_REPLY,
+    MIN_CB_SEQUENCE_REQUEST,
+    MIN_SEQUENCE_REPLY,
+    MIN_SEQUENCE_REQUEST,
+    ServerLimits,
+)
 from securenfs.xdr import Unpacker
 from tests.support.nfsserver import NfsServer, mounted_client
 
@@ -48,10 +54,31 @@ async def _exchanged(srv: NfsServer) -> Nfs4Client:
     return c
 
 
+def test_a_new_client_starts_at_sequence_id_1(nfs_server: NfsServer) -> None:
+    # The next CREATE_SESSION of a new client id is csa_sequence 1 and the one after it 2,
+    # whichever session it is sent in (as the Linux server numbers them).
+    async def main() -> None:
+        c = await _exchanged(nfs_server)
+        try:
+            assert c.exchange is not None and c.exchange.sequenceid == 1
+            first = await c.create_session()
+            r = await c.seq_raw([(Op.CREATE_SESSION, CreateSessionArgs(c.clientid, 2, 0, ChannelAttrs(), BACK))])
+            assert r.status == 0
+            second = r.results[-1][1]
+            assert isinstance(second, CreateSessionRes) and second.sessionid != first.sessionid
+            # Its retry without SEQUENCE is the same reply.
+            again = await c.compound([(Op.CREATE_SESSION, CreateSessionArgs(c.clientid, 2, 0, ChannelAttrs(), BACK))])
+            assert again.results[0][1] == second
+        finally:
+            await c.close()
+
+    run(main())
+
+
 def test_create_session_replay_is_answered_from_the_cache(nfs_server: NfsServer) -> None:
-    # RFC 8881 §18.36.4: "If csa_sequence equals the sequence ID of the client ID's slot, the
-    # request is a retry and the server returns the cached reply" -- also once the session
-    # it created is in use; an older sequence ID is misordered.
+    # RFC 8881 §18.36.4: CREATE_SESSION has its own slot per client ID; a csa_sequence equal
+    # to that slot's sequence ID is a retry, answered with the cached reply -- also once the
+    # session it created is in use.  An older sequence ID is misordered.
     async def main() -> None:
         c = await _exchanged(nfs_server)
         try:
@@ -104,11 +131,13 @@ def test_unknown_csa_flags_are_inval(nfs_server: NfsServer, flags: int) -> None:
 
 
 _TOOSMALL = [
-    ("request cannot carry SEQUENCE", ChannelAttrs(0, MIN_SEQUENCE_REQUEST - 1, 4096, 4096, 8, 4)),
-    ("reply cannot carry SEQUENCE", ChannelAttrs(0, 4096, MIN_SEQUENCE_REPLY - 1, 4096, 8, 4)),
-    ("cache cannot hold a SEQUENCE reply", ChannelAttrs(0, 4096, 4096, MIN_SEQUENCE_REPLY - 1, 8, 4)),
-    ("no operation", ChannelAttrs(0, 4096, 4096, 4096, 0, 4)),
-    ("no slot", ChannelAttrs(0, 4096, 4096, 4096, 8, 0)),
+    ("request cannot carry SEQUENCE", ChannelAttrs(0, MIN_SEQUENCE_REQUEST - 1, 4096, 4096, 8, 4), BACK),
+    ("reply cannot carry SEQUENCE", ChannelAttrs(0, 4096, MIN_SEQUENCE_REPLY - 1, 4096, 8, 4), BACK),
+    ("reply of 0 bytes", ChannelAttrs(0, 8192, 0, 8192, 128, 8), BACK),
+    ("no operation", ChannelAttrs(0, 4096, 4096, 4096, 0, 4), BACK),
+    ("no slot", ChannelAttrs(0, 4096, 4096, 4096, 8, 0), BACK),
+    ("backchannel cannot carry CB_SEQUENCE", ChannelAttrs(), ChannelAttrs(0, MIN_CB_SEQUENCE_REQUEST - 1, 4096, 0, 2, 1)),
+    ("backchannel reply too small", ChannelAttrs(), ChannelAttrs(0, 4096, MIN_CB_SEQUENCE_REPLY - 1, 0, 2, 1)),
 ]
 
 
@@ -120,27 +149,41 @@ def test_fore_channel_is_negotiated_down(nfs_server: NfsServer) -> None:
         try:
             assert c.exchange is not None
             seq = c.exchange.sequenceid
-            for what, fore in _TOOSMALL:
-                r = await c.compound([(Op.CREATE_SESSION, CreateSessionArgs(c.clientid, seq, 0, fore, BACK))])
+            for what, fore, back in _TOOSMALL:
+                r = await c.compound([(Op.CREATE_SESSION, CreateSessionArgs(c.clientid, seq, 0, fore, back))])
                 assert r.status == Stat.TOOSMALL, what
-            # Small but usable sizes are granted as asked (they used to be refused).
-            small = ChannelAttrs(0, MIN_SEQUENCE_REQUEST, MIN_SEQUENCE_REPLY, MIN_SEQUENCE_REPLY, 1, 1)
+            # Small but usable sizes are granted as asked (they used to be refused), and so is a
+            # reply cache too small for any reply.
+            small = ChannelAttrs(0, MIN_SEQUENCE_REQUEST, MIN_SEQUENCE_REPLY, 10, 1, 1)
             r = await c.compound([(Op.CREATE_SESSION, CreateSessionArgs(c.clientid, seq, 0, small, BACK))])
             assert r.status == 0
             res = r.results[0][1]
             assert isinstance(res, CreateSessionRes)
             got = res.fore
             assert (got.maxrequestsize, got.maxresponsesize, got.maxresponsesize_cached, got.maxoperations,
-                    got.maxrequests) == (MIN_SEQUENCE_REQUEST, MIN_SEQUENCE_REPLY, MIN_SEQUENCE_REPLY, 1, 1)
-            # A lone SEQUENCE fits; a second operation exceeds ca_maxoperations.
+                    got.maxrequests) == (MIN_SEQUENCE_REQUEST, MIN_SEQUENCE_REPLY, 10, 1, 1)
+            # sa_cachethis: not even SEQUENCE's reply can be cached, SEQUENCE says so and the
+            # slot is not used up.  Without it a lone SEQUENCE fits; a second operation exceeds
+            # ca_maxoperations.
+            r = await c.compound([(Op.SEQUENCE, SequenceArgs(res.sessionid, 1, 0, 0, True))])
+            assert r.status == Stat.REP_TOO_BIG_TO_CACHE and r.results[0][0] == Op.SEQUENCE
             r = await c.compound([(Op.SEQUENCE, SequenceArgs(res.sessionid, 1, 0, 0, False))])
             assert r.status == 0
             r = await c.compound([(Op.SEQUENCE, SequenceArgs(res.sessionid, 2, 0, 0, False)), (Op.PUTROOTFH, V)])
             assert r.status == Stat.TOO_MANY_OPS
+            # A tag so long that SEQUENCE's own reply would pass ca_maxresponsesize.
+            tight = ChannelAttrs(0, 4096, MIN_SEQUENCE_REPLY, 0, 4, 1)
+            r = await c.compound([(Op.CREATE_SESSION, CreateSessionArgs(c.clientid, seq + 1, 0, tight, BACK))])
+            res = r.results[0][1]
+            assert r.status == 0 and isinstance(res, CreateSessionRes)
+            r = await c.compound([(Op.SEQUENCE, SequenceArgs(res.sessionid, 1, 0, 0, False))], tag=b"t" * 64)
+            assert r.status == Stat.REP_TOO_BIG and r.results[0][0] == Op.SEQUENCE
+            r = await c.compound([(Op.SEQUENCE, SequenceArgs(res.sessionid, 1, 0, 0, False))])
+            assert r.status == 0
             # Huge values are lowered to the server's limits; a cache size of 0 stays 0.
             lim = ServerLimits()
             huge = ChannelAttrs(64, 1 << 30, 1 << 30, 0, 100000, 100000)
-            r = await c.compound([(Op.CREATE_SESSION, CreateSessionArgs(c.clientid, seq + 1, 0, huge, BACK))])
+            r = await c.compound([(Op.CREATE_SESSION, CreateSessionArgs(c.clientid, seq + 2, 0, huge, BACK))])
             res = r.results[0][1]
             assert r.status == 0 and isinstance(res, CreateSessionRes)
             got = res.fore
@@ -154,7 +197,7 @@ def test_fore_channel_is_negotiated_down(nfs_server: NfsServer) -> None:
 
 
 def test_reply_sizes_are_enforced(nfs_server: NfsServer) -> None:
-    # RFC 8881 §2.10.6.4 and §15.1.3.3/§15.1.3.4: a reply larger than ca_maxresponsesize is
+    # RFC 8881 §2.10.6.4 and §15.1.3 (NFS4ERR_REP_TOO_BIG, NFS4ERR_REP_TOO_BIG_TO_CACHE): a reply larger than ca_maxresponsesize is
     # NFS4ERR_REP_TOO_BIG; with sa_cachethis, one larger than ca_maxresponsesize_cached is
     # NFS4ERR_REP_TOO_BIG_TO_CACHE.  The sizes count the whole RPC reply, tag included.
     max_reply, max_cached = 700, 300

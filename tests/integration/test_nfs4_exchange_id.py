@@ -1,4 +1,5 @@
-"""EXCHANGE_ID against every row of the case table of RFC 8881 §18.35.5, one test per row.
+"""EXCHANGE_ID against every row of the case table of RFC 8881 §18.35.5, one test per row
+(numbered and titled as the RFC's cases 1-9; the quoted words are the RFC's case titles).
 
 Each row sets up records for one co_ownerid (EXCHANGE_ID calls by a principal with a verifier,
 and CREATE_SESSION to confirm the latest), then sends the EXCHANGE_ID under test and checks
@@ -46,8 +47,8 @@ class Row:
     confirmed_r: bool = False
     #: The unconfirmed record the test replaced can no longer be confirmed.
     replaced_unconfirmed: bool = False
-    #: The confirmed record's session still works after the call.
-    old_session_lives: bool = True
+    #: The confirmed record was replaced: its client id is unknown afterwards.
+    confirmed_gone: bool = False
 
 
 ROWS = [
@@ -63,7 +64,9 @@ ROWS = [
     # ... but a confirmed record with no state (its only session destroyed, no opens or
     # locks) is no longer in use: the request is handled as a new owner.
     Row("3 other principal, holder without state", [(0, 1, 0), "confirm", "unsession"], (1000, 1, 0), Stat.OK,
-        "new"),
+        "new", confirmed_gone=True),
+    Row("3 other principal and verifier, holder without state", [(0, 1, 0), "confirm", "unsession"],
+        (1000, 2, 0), Stat.OK, "new", confirmed_gone=True),
     # Case 4, "Replacement of Unconfirmed Record": only an unconfirmed record: it is removed
     # and the request is handled as case 1, whatever the verifier or principal.
     Row("4 unconfirmed, new verifier", [(0, 1, 0)], (0, 2, 0), Stat.OK, "new", replaced_unconfirmed=True),
@@ -82,16 +85,16 @@ ROWS = [
     Row("6 update", [(0, 1, 0), "confirm"], (0, 1, UPD), Stat.OK, "confirmed", True),
     Row("6 update while a restart is unconfirmed", [(0, 1, 0), "confirm", (0, 2, 0)], (0, 1, UPD), Stat.OK,
         "confirmed", True),
-    # Case 7, "Update but Wrong Verifier": NFS4ERR_NOT_SAME.
-    Row("7 update, wrong verifier", [(0, 1, 0), "confirm"], (0, 2, UPD), Stat.NOT_SAME, None),
-    Row("7 update, verifier of the unconfirmed restart", [(0, 1, 0), "confirm", (0, 2, 0)], (0, 2, UPD),
+    # Case 8, "Update but Wrong Verifier": NFS4ERR_NOT_SAME.
+    Row("8 update, wrong verifier", [(0, 1, 0), "confirm"], (0, 2, UPD), Stat.NOT_SAME, None),
+    Row("8 update, verifier of the unconfirmed restart", [(0, 1, 0), "confirm", (0, 2, 0)], (0, 2, UPD),
         Stat.NOT_SAME, None),
-    # Case 8, "Update but Wrong Principal": NFS4ERR_PERM.
-    Row("8 update, wrong principal", [(0, 1, 0), "confirm"], (1000, 1, UPD), Stat.PERM, None),
-    # Case 9, "Update of Nonexistent Record": no confirmed record: NFS4ERR_NOENT.
-    Row("9 update, no record", [], (0, 1, UPD), Stat.NOENT, None),
-    Row("9 update, only unconfirmed (same verifier)", [(0, 1, 0)], (0, 1, UPD), Stat.NOENT, None),
-    Row("9 update, only unconfirmed (new verifier)", [(0, 1, 0)], (0, 2, UPD), Stat.NOENT, None),
+    # Case 9, "Update but Wrong Principal": NFS4ERR_PERM.
+    Row("9 update, wrong principal", [(0, 1, 0), "confirm"], (1000, 1, UPD), Stat.PERM, None),
+    # Case 7, "Update of Nonexistent Record": no confirmed record: NFS4ERR_NOENT.
+    Row("7 update, no record", [], (0, 1, UPD), Stat.NOENT, None),
+    Row("7 update, only unconfirmed (same verifier)", [(0, 1, 0)], (0, 1, UPD), Stat.NOENT, None),
+    Row("7 update, only unconfirmed (new verifier)", [(0, 1, 0)], (0, 2, UPD), Stat.NOENT, None),
 ]
 
 
@@ -153,6 +156,11 @@ def test_exchange_id_case_table(nfs_server: NfsServer, row: Row) -> None:
                 _uid, _v, old = last
                 rep = await c.compound([(Op.CREATE_SESSION, CreateSessionArgs(
                     old.clientid, old.sequenceid, 0, FORE, BACK))], auth=_auth(last[0]))
+                assert rep.status == Stat.STALE_CLIENTID
+            if row.confirmed_gone:
+                assert confirmed is not None
+                rep = await c.compound([(Op.CREATE_SESSION, CreateSessionArgs(confirmed, 5, 0, FORE, BACK))],
+                                       auth=_auth(0))
                 assert rep.status == Stat.STALE_CLIENTID
             if session is not None:
                 # The confirmed client keeps its session through everything in the table

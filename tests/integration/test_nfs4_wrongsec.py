@@ -12,7 +12,6 @@ from typing import Any
 import pytest
 
 from securenfs.client.nfs4 import Nfs4Client
-from securenfs.client.rpc import AuthSys, RpcClient
 from securenfs.nfs4.constants import RPCSEC_GSS_FLAVOR, Op, SecinfoStyle, Stat
 from securenfs.nfs4.xdr4 import (
     BitmapArgs,
@@ -23,9 +22,8 @@ from securenfs.nfs4.xdr4 import (
     StateOwner,
     VoidArgs,
 )
-from securenfs.rpc.constants import NFS_PROGRAM, NFS_V4
 from securenfs.rpcsec_gss.flavors import KRB5_OID_DER
-from tests.support.nfsserver import NfsServer
+from tests.support.nfsserver import NfsServer, flavor_client
 
 V = VoidArgs()
 ALLOWED = {"/top/a": {"krb5p"}, "/top/b": {"krb5", "sys"}}
@@ -45,17 +43,7 @@ def matrix_server(tmp_path_factory: pytest.TempPathFactory, kdc_realm: Any) -> I
 
 
 async def _client(srv: NfsServer, flavor: str) -> Nfs4Client:
-    if flavor == "sys":
-        return await Nfs4Client.connect("127.0.0.1", srv.port, AuthSys(uid=0, gid=0))
-    from securenfs.client.gss import GssClientAuth
-    from securenfs.rpcsec_gss.constants import GssService
-
-    kdc = srv.kdc  # type: ignore[attr-defined]
-    rpc = await RpcClient.connect("127.0.0.1", srv.port)
-    auth = await GssClientAuth.establish(rpc, NFS_PROGRAM, NFS_V4, f"nfs@{kdc.hostname}",
-                                         ccache=str(kdc.user_ccache("alice")),
-                                         service=GssService(SERVICE[flavor]))
-    return Nfs4Client(rpc, auth)
+    return await flavor_client(srv, flavor, srv.kdc)  # type: ignore[attr-defined,no-any-return]
 
 
 def _fh(srv: NfsServer, pseudo: str, sub: str = "") -> bytes:

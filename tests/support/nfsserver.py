@@ -31,6 +31,10 @@ T = TypeVar("T")
 
 
 class NfsServer:
+    #: Set for the session by the suite's wire recorder (tests/support/wirecheck.py): servers
+    #: then listen on its band so their traffic is captured and decoded by Wireshark.
+    recorder: Any = None
+
     def __init__(self, tmp: Path, exports: list[tuple[Any, ...]], *, kdc: Any = None, lease_time: int = 90,
                  fast_path: bool | None = None):
         self.tmp = tmp
@@ -60,6 +64,9 @@ class NfsServer:
         self.server: Server | None = None
 
     def start(self) -> None:
+        rec = NfsServer.recorder
+        if rec is not None and self.cfg.server.listen[0].port == 0:
+            self.cfg.server.listen = [ListenAddress("127.0.0.1", rec.take_port())]
         ready = threading.Event()
         failure: list[BaseException] = []
         loop = new_event_loop()
@@ -142,6 +149,25 @@ async def status_of(coro: Coroutine[Any, Any, Any]) -> int:
     except Nfs4Error as exc:
         return int(exc.status)
     return 0
+
+
+async def flavor_client(srv: NfsServer, flavor: str, kdc: Any = None) -> Any:
+    """A client of ``srv`` as root under AUTH_SYS (``sys``), or as the KDC's user alice under
+    ``krb5``, ``krb5i`` or ``krb5p`` (with ``kdc``, the kdc_realm fixture)."""
+    from securenfs.client.nfs4 import Nfs4Client
+    from securenfs.client.rpc import AuthSys, RpcClient
+
+    if flavor == "sys":
+        return await Nfs4Client.connect("127.0.0.1", srv.port, AuthSys(uid=0, gid=0))
+    from securenfs.client.gss import GssClientAuth
+    from securenfs.rpc.constants import NFS_PROGRAM, NFS_V4
+    from securenfs.rpcsec_gss.constants import GssService
+
+    service = {"krb5": GssService.NONE, "krb5i": GssService.INTEGRITY, "krb5p": GssService.PRIVACY}[flavor]
+    rpc = await RpcClient.connect("127.0.0.1", srv.port)
+    auth = await GssClientAuth.establish(rpc, NFS_PROGRAM, NFS_V4, f"nfs@{kdc.hostname}",
+                                         ccache=str(kdc.user_ccache("alice")), service=service)
+    return Nfs4Client(rpc, auth)
 
 
 @pytest.fixture

@@ -71,6 +71,7 @@ async def op_create_session(ctx: CompoundContext, a: CreateSessionArgs) -> Creat
         # minor version.
         raise Nfs4Error(Stat.INVAL, f"unknown csa_flags {a.flags & ~_CSA_FLAGS:#x}")
     fore = svc.sessions.negotiate(a.fore)
+    svc.sessions.check_back(a.back)
     b = a.back
     back = ChannelAttrs(0, b.maxrequestsize, b.maxresponsesize, b.maxresponsesize_cached,
                         b.maxoperations, max(1, min(b.maxrequests, _MAX_BACK_SLOTS)), [])

@@ -61,7 +61,6 @@ from securenfs.vfs.names import check_name
 _ZERO_OTHER = bytes(12)
 _ONE = b"\x00\x00\x00\x01"
 _ACCFLAGS = {1: os.O_RDONLY, 2: os.O_WRONLY, 3: os.O_RDWR}
-_OPEN = frozenset({StateKind.OPEN})
 _LOCK = frozenset({StateKind.LOCK})
 
 
