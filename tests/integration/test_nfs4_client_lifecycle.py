@@ -98,8 +98,11 @@ def test_client_with_only_sessions_expires_with_its_sessions_and_record(short_le
     srv = short_lease
 
     async def main() -> None:
-        ghost, _ = await mounted_client(srv)
+        ghost, groot = await mounted_client(srv)
         await another_session(ghost, 1)  # a second session, bound to the same connection
+        assert records(srv) == []  # no record until a client's first open
+        # The ghost held an open once (so it was recorded), then closed it: no state left.
+        await ghost.close_file(await ghost.open(groot, "once", create=True))
         keeper, root = await mounted_client(srv)
         f = await keeper.open(root, "held", create=True)
         st = stats(srv)
