@@ -252,3 +252,62 @@ def test_open_by_name_through_a_symlink_leaving_the_export(tmp_path: Path) -> No
         run(main())
     finally:
         srv.stop()
+
+
+# -- a host-name client rule and a forged PTR record ------------------------------------------
+def _dns_resolver(server: Any) -> Any:
+    """The server's own confirm-by-forward-lookup logic (resolve_peer_names), with both
+    lookups asked of the test DNS server instead of the system's."""
+    import dns.exception
+    import dns.resolver
+    import dns.reversename
+
+    from securenfs.exports.table import resolve_peer_names
+
+    r = dns.resolver.Resolver(configure=False)
+    r.nameservers, r.port, r.lifetime = [server.host], server.port, 2.0
+
+    def reverse(ip: str) -> list[str]:
+        try:
+            return [t.to_text() for t in r.resolve(dns.reversename.from_address(ip), "PTR")]
+        except dns.exception.DNSException as exc:
+            raise OSError(str(exc)) from None
+
+    def forward(name: str) -> list[str]:
+        try:
+            return [t.to_text() for t in r.resolve(name, "A")]
+        except dns.exception.DNSException as exc:
+            raise OSError(str(exc)) from None
+
+    return lambda ip: resolve_peer_names(ip, reverse=reverse, forward=forward)
+
+
+@pytest.mark.parametrize("forward,allowed", [("10.9.9.9", False), ("127.0.0.1", True)])
+def test_host_name_rule_with_a_forged_ptr(tmp_path: Path, dns_server: Any, forward: str, allowed: bool) -> None:
+    # The PTR of 127.0.0.1 claims trusted.example.test.  Only when that name's own address
+    # record leads back to 127.0.0.1 is the claim believed; a forged PTR (the name belongs to
+    # 10.9.9.9) matches no rule: NFS4ERR_ACCESS for the export (RFC 8881 §15.1.6.1), and the
+    # pseudo directory above it stays hidden.
+    from tests.support.dnsserver import host_zone
+
+    dns_server.set_zone(host_zone({"trusted.example.test": forward}, ptrs={"127.0.0.1": ["trusted.example.test"]}))
+    srv = NfsServer(tmp_path, [("/t/share", ["sys"], [ClientRule(match="trusted.example.test", squash="root")])],
+                    resolver=_dns_resolver(dns_server))
+    srv.start()
+
+    async def main() -> None:
+        c = await _client(srv)
+        rep = await c.seq_raw([(Op.PUTROOTFH, V), *Nfs4Client.path_ops("/t/share")[1:], (Op.GETFH, V)])
+        if allowed:
+            assert _status(rep) == 0
+        else:
+            assert _status(rep) == Stat.NOENT, rep.status
+        fh = srv.server.nfs.service.ns.fs[srv.server.nfs.service.ns.table.exports[0].export_id].root_fh()  # type: ignore[union-attr]
+        rep = await c.seq_raw([(Op.PUTFH, FhArgs(fh)), (Op.GETFH, V)])
+        assert _status(rep) == (0 if allowed else Stat.ACCESS)
+        await c.close()
+
+    try:
+        run(main())
+    finally:
+        srv.stop()
