@@ -99,7 +99,7 @@ async def _gss_client(srv: NfsServer, kdc: Any, service: str) -> Nfs4Client:
 
 async def _run_gss(srv: NfsServer, kdc: Any, service: str, caplog: pytest.LogCaptureFixture) -> None:
     seeder = await _gss_client(srv, kdc, service)
-    seeds = await record_workload("127.0.0.1", srv.port, "/k", seeder.auth)
+    seeds = await record_workload("127.0.0.1", srv.port, "/k", seeder.auth) + load_corpus()
     auth = seeder.auth
 
     async def new_client() -> Nfs4Client:

@@ -103,6 +103,69 @@ async def record_workload(host: str, port: int, export: str, auth: ClientAuth) -
     return rec.recorded
 
 
+#: The file handle in stored seeds; the fuzzer puts a live handle in its place.
+PLACEHOLDER_FH = b"\xfe" * 28
+
+
+def kernel_shaped_corpus() -> list[bytes]:
+    """COMPOUNDs shaped like the Linux client's (its op sequences, three-word attribute masks,
+    OPEN want flags, EXCHANGE_ID implementation id, SECINFO_NO_NAME of the parent, callback
+    security parameters), which our own client does not send.  ``make fuzz-corpus`` writes
+    them to :data:`SEED_CORPUS`."""
+    from securenfs.client.nfs4 import Nfs4Client as C
+    from securenfs.nfs4 import xdr4 as x
+
+    fh = (Op.PUTFH, x.FhArgs(PLACEHOLDER_FH))
+    seq = (Op.SEQUENCE, x.SequenceArgs(b"\0" * 16, 1, 0, 0, False))
+    v = x.VoidArgs()
+    # FATTR4 words as the kernel asks them: type, change, size, fsid, fileid / mode, numlinks,
+    # owner, owner_group, rawdev, space_used, times, mounted_on_fileid / a word-2 bit.
+    getattr_mask = [0x0010011A, 0x00B0A23A, 0x00000800]
+    open_attrs = [0x0010011A, 0x00B0A23A]
+    owner = x.StateOwner(0, b"open id:\0\0\0\x01\0\0\0\0\0\x0c\x9c\x1f")
+    want_no_deleg = 0x0400
+    zero_sid = b"\0" * 16
+    ops: list[list[tuple[int, Any]]] = [
+        [(Op.EXCHANGE_ID, x.ExchangeIdArgs(b"\x5f" * 8, b"Linux NFSv4.1 client.example.test", 0x101, 0, None,
+                                           x.ImplId(b"kernel.org", b"Linux 6.1.0-13-amd64 #1 SMP x86_64", 0, 0)))],
+        [(Op.CREATE_SESSION, x.CreateSessionArgs(0x1234, 1, 3, x.ChannelAttrs(0, 1049620, 1049480, 7584, 8, 64),
+                                                 x.ChannelAttrs(0, 4096, 4096, 0, 2, 16), 0x40000000,
+                                                 [x.CbSecParms(1, b"\0" * 20)]))],
+        [seq, (Op.RECLAIM_COMPLETE, x.ReclaimCompleteArgs(False))],
+        [seq, (Op.PUTROOTFH, v), (Op.SECINFO_NO_NAME, x.SecinfoNoNameArgs(0))],
+        [seq, (Op.PUTROOTFH, v), (Op.GETFH, v), (Op.GETATTR, x.BitmapArgs(getattr_mask))],
+        [seq, fh, (Op.SECINFO_NO_NAME, x.SecinfoNoNameArgs(1))],
+        [seq, fh, (Op.LOOKUP, x.NameArgs(b"dir")), (Op.GETFH, v), (Op.GETATTR, x.BitmapArgs(getattr_mask))],
+        [seq, fh, (Op.ACCESS, x.AccessArgs(0x1F)), (Op.GETATTR, x.BitmapArgs(getattr_mask))],
+        [seq, fh, (Op.SAVEFH, v), (Op.OPEN, x.OpenArgs(0, 2 | want_no_deleg, 0, owner, 1, 1,
+                                                       x.Fattr(open_attrs[:1] + [0x2], b"\0\0\x01\xa4"))),
+         (Op.GETFH, v), (Op.ACCESS, x.AccessArgs(0x2D)), (Op.GETATTR, x.BitmapArgs(getattr_mask)),
+         (Op.RESTOREFH, v), (Op.GETATTR, x.BitmapArgs([0x0010011A, 0x00B0A23A]))],
+        [seq, fh, (Op.READ, x.ReadArgs(zero_sid, 0, 262144))],
+        [seq, fh, (Op.WRITE, x.WriteArgs(zero_sid, 0, 0, b"kernel-shaped write\n")),
+         (Op.GETATTR, x.BitmapArgs([0x18, 0x300000]))],
+        [seq, fh, (Op.COMMIT, x.CommitArgs(0, 0))],
+        [seq, fh, (Op.CLOSE, x.CloseArgs(0, zero_sid))],
+        [seq, fh, (Op.READDIR, x.ReaddirArgs(0, b"\0" * 8, 65536, 262144, [0x0018091A, 0x00B0A23A]))],
+        [seq, fh, (Op.LOOKUPP, v), (Op.GETFH, v), (Op.GETATTR, x.BitmapArgs(getattr_mask))],
+        [seq, fh, (Op.TEST_STATEID, x.TestStateidArgs([zero_sid, b"\x01" * 16]))],
+        [seq, (Op.FREE_STATEID, x.StateidArgs(b"\x01" * 16))],
+        [seq, fh, (Op.READLINK, v)],
+        [seq, fh, (Op.VERIFY, x.FattrArgs(x.Fattr([0x10], b"\0" * 8)))],
+        [seq, fh, (Op.NVERIFY, x.FattrArgs(x.Fattr([0x8], b"\0" * 8)))],
+        [(Op.DESTROY_SESSION, x.SessionIdArgs(b"\0" * 16))],
+        [(Op.DESTROY_CLIENTID, x.ClientIdArgs(0x1234))],
+    ]
+    return [C.encode(o) for o in ops]
+
+
+def write_corpus(path: Path = SEED_CORPUS) -> None:
+    lines = ["# Seed COMPOUND arguments for tests/support/fuzz.py, one per line in hex, shaped like the",
+             "# Linux client's calls (kernel_shaped_corpus); handles are a placeholder the fuzzer replaces.",
+             "# Regenerate: make fuzz-corpus"]
+    path.write_text("\n".join(lines + [c.hex() for c in kernel_shaped_corpus()]) + "\n")
+
+
 def load_corpus(path: Path = SEED_CORPUS) -> list[bytes]:
     """The stored seeds: one hex-encoded COMPOUND argument per line, ``#`` comments."""
     if not path.exists():
@@ -379,6 +442,12 @@ class Fuzzer:
         self._recent_seqs: list[int] = []
         parsed = [Compound.parse(s) for s in seeds]
         self.seeds = [c for c in parsed if c.ops]
+        # Stored seeds name files by a placeholder handle: give them live ones.
+        live = [a for c in self.seeds for op, a in c.ops if op == Op.PUTFH and PLACEHOLDER_FH not in a]
+        if live:
+            for c in self.seeds:
+                c.ops = [(op, self.rng.choice(live) if op == Op.PUTFH and PLACEHOLDER_FH in a else a)
+                         for op, a in c.ops]
         self.stats = FuzzStats()
         self.conn: RawConn | None = None
         self.sessionid = b""
@@ -685,3 +754,7 @@ squash = "root"
         if getattr(self, "_log", None) is not None:
             self._log.close()
 
+
+
+if __name__ == "__main__":
+    write_corpus()
