@@ -730,9 +730,24 @@ squash = "root"
                 return int(line.split()[1])
         return 0
 
-    def fds(self) -> int:
+    def fds(self) -> tuple[int, int]:
+        """(descriptors of files in the export, all others).  The first are the open-file
+        cache and the clients' opens, bounded by the cache; the others (sockets, pipes, the
+        state store) must stay flat."""
         assert self.proc is not None
-        return len(os.listdir(f"/proc/{self.proc.pid}/fd"))
+        base = f"/proc/{self.proc.pid}/fd"
+        share = str(self.share.resolve())
+        files = others = 0
+        for name in os.listdir(base):
+            try:
+                target = os.readlink(f"{base}/{name}")
+            except OSError:
+                continue  # closed meanwhile
+            if target.startswith(share):
+                files += 1
+            else:
+                others += 1
+        return files, others
 
     def log_lines(self) -> int:
         self._log.flush()
