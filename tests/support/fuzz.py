@@ -35,7 +35,7 @@ from typing import Any
 
 from securenfs.client.nfs4 import Nfs4Client
 from securenfs.client.rpc import AuthSys, ClientAuth, RpcClient
-from securenfs.nfs4.constants import Attr, FType, Op, Stat
+from securenfs.nfs4.constants import Attr, FType, Op, Stat, stat_name
 from securenfs.nfs4.optable import OPTABLE
 from securenfs.nfs4.xdr4 import BitmapArgs, CreateArgs, Fattr, FhArgs
 from securenfs.rpc import message as msg
@@ -532,10 +532,7 @@ class Fuzzer:
             return
         status = _U32.unpack_from(body, 0)[0]
         st.compound_replies += 1
-        try:
-            name = Stat(status).name
-        except ValueError:
-            name = str(status)
+        name = stat_name(status)
         st.statuses[name] = st.statuses.get(name, 0) + 1
         if status == Stat.SERVERFAULT:
             st.serverfaults += 1
