@@ -10,6 +10,7 @@ ordinary ids, ``ghost`` (a KDC principal) is unknown to it.
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -196,3 +197,34 @@ def _channels() -> tuple[Any, Any]:
     from securenfs.nfs4.xdr4 import ChannelAttrs
 
     return (ChannelAttrs(0, (1 << 20) + 1024, (1 << 20) + 1024, 16384, 16, 4), ChannelAttrs(0, 4096, 4096, 0, 2, 1))
+
+
+def test_garbage_init_tokens_cannot_flood_the_log(krb_server: NfsServer, kdc_realm: KdcRealm,
+                                                  caplog: pytest.LogCaptureFixture) -> None:
+    # Anyone may send RPCSEC_GSS INIT calls (RFC 2203 §5.2.2) before authenticating; each
+    # failure is refused, but the lines about them come out of the peer's log budget
+    # (securenfs.rpc.peerlog): a burst, then counts for the summary line.
+    from securenfs.client.gss import init_call
+    from securenfs.rpcsec_gss.constants import GssProc
+
+    async def main() -> None:
+        rpc = await RpcClient.connect("127.0.0.1", krb_server.port)
+        for i in range(300):
+            res, _ = await init_call(rpc, NFS_PROGRAM, NFS_V4, GssProc.INIT, b"", b"not a token %d" % i)
+            assert res.handle == b""
+        # Still served: a real context and a COMPOUND.
+        c = await _user(krb_server, kdc_realm, "alice")
+        r = await c.seq_raw([(Op.PUTROOTFH, V), (Op.GETFH, V)])
+        assert r.status == 0
+        await c.close()
+        await rpc.close()
+
+    with caplog.at_level(logging.INFO, "securenfs"):
+        run(main())
+    failed = [r for r in caplog.records if "context establishment failed" in r.getMessage()]
+    assert 1 <= len(failed) <= 40, len(failed)
+    peerlog = krb_server.server.rpc.peerlog  # type: ignore[union-attr]
+    assert peerlog.suppressed >= 250
+    peerlog.flush()
+    summary = [r.getMessage() for r in caplog.records if r.name == "securenfs.peerlog"]
+    assert any(s.startswith("peer 127.0.0.1: ") and "GSS " in s for s in summary), summary
