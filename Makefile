@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: setup demo test test-interop bench lint clean
+.PHONY: setup demo test test-interop fuzz fuzz-corpus bench lint clean
 
 setup:
 	@scripts/bootstrap.sh
@@ -18,6 +18,20 @@ test: setup
 
 test-interop: setup
 	$(PY) -m pytest -m interop $(PYTEST_ARGS)
+
+# The fuzzer's long run (before a release): FUZZ_CALLS mutated calls per seed, FUZZ_SEEDS seeds.
+FUZZ_CALLS ?= 200000
+FUZZ_GSS_CALLS ?= 20000
+FUZZ_SEEDS ?= 1 2 3
+fuzz: setup
+	for s in $(FUZZ_SEEDS); do \
+		SECURENFS_FUZZ_SEED=$$s SECURENFS_FUZZ_CALLS=$(FUZZ_CALLS) SECURENFS_FUZZ_GSS_CALLS=$(FUZZ_GSS_CALLS) \
+			$(PY) -m pytest -q -s -p no:cacheprovider tests/integration/test_fuzz.py $(PYTEST_ARGS) || exit 1; \
+	done
+
+# Rewrite the stored seed corpus (tests/support/fuzz_seeds.txt) from tests/support/fuzz.py.
+fuzz-corpus: setup
+	$(PY) -m tests.support.fuzz
 
 bench: setup
 	$(PY) bench/rpc_null.py

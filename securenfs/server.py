@@ -55,8 +55,10 @@ def prepare_state_dir(path: Path) -> None:
 class Server:
     """The running server: transport, programs and their state."""
 
-    def __init__(self, cfg: Config):
+    def __init__(self, cfg: Config, *, resolver: Callable[[str], list[str]] | None = None):
         self.cfg = cfg
+        #: Peer address -> confirmed host names for host-name client rules (None: the system's).
+        self.resolver = resolver
         self.rpc = RpcServer(TransportLimits(max_record_size=cfg.server.max_record_size))
         self.executor = ThreadPoolExecutor(max_workers=cfg.server.threads, thread_name_prefix="securenfs-io")
         self.nfs = Nfs4Program()
@@ -291,7 +293,7 @@ class Server:
             self.nfs.service = build_service(self.cfg, self.identity.server_owner, self.identity.server_scope,
                                              self.executor, kerberos=self.gss is not None or self.gate_state != "off",
                                              owners=owners, overrides=self.gate_overrides,
-                                             peerlog=self.rpc.peerlog)
+                                             peerlog=self.rpc.peerlog, resolver=self.resolver)
         except ExportError as exc:
             raise StartupError(f"exports: {exc}") from None
         except HandleKeyError as exc:

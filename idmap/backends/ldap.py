@@ -10,7 +10,7 @@ callers no waiting and the directory no reconnect storm.
 
 from __future__ import annotations
 
-import hashlib
+import itertools
 import logging
 import os
 import queue
@@ -36,6 +36,9 @@ IN_CHAIN_RULE = "1.2.840.113556.1.4.1941"
 _TRANSIENT = (ldap.SERVER_DOWN, ldap.CONNECT_ERROR, ldap.TIMEOUT, ldap.UNAVAILABLE,
               ldap.BUSY, ldap.TIMELIMIT_EXCEEDED, ldap.UNWILLING_TO_PERFORM)
 _OR_CHUNK = 50  # member DNs per (|...) filter when walking nested groups
+#: Numbers the backends of this process: each has its own private ccaches, because MEMORY
+#: ccaches outlive their thread and thread idents are reused.
+_BACKEND_IDS = itertools.count(1)
 
 Entry = tuple[str, dict[str, list[bytes]]]
 
@@ -47,6 +50,7 @@ class LdapBackend:
                  clock: Any = time.monotonic) -> None:
         self.cfg = cfg
         self.attrs = cfg.attributes
+        self._backend_id = next(_BACKEND_IDS)
         self._clock = clock
         self._pool: queue.LifoQueue[tuple[int, Any]] = queue.LifoQueue(max_connections)
         self._lock = threading.Lock()
@@ -101,10 +105,9 @@ class LdapBackend:
         import gssapi
         import gssapi.raw
 
-        # One ccache per thread and per (keytab, principal): a TGT cached for another principal
-        # would make MIT refuse ("Principal in credential cache does not match desired name").
-        who = hashlib.sha256(f"{self.cfg.keytab}\0{self.cfg.sasl_principal}".encode()).hexdigest()[:12]
-        ccache = f"MEMORY:securenfs-idmap-{os.getpid()}-{threading.get_ident()}-{who}"
+        # Per backend and thread: a ccache left by another backend (another principal) in a
+        # reused thread ident would otherwise not match the principal asked for.
+        ccache = f"MEMORY:securenfs-idmap-{os.getpid()}-{self._backend_id}-{threading.get_ident()}"
         try:
             name = (gssapi.Name(self.cfg.sasl_principal, gssapi.NameType.kerberos_principal)
                     if self.cfg.sasl_principal else None)

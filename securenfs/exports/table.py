@@ -112,21 +112,33 @@ class Access:
 Resolver = Callable[[str], list[str]]
 
 
-def resolve_peer_names(ip: str) -> list[str]:
+def _reverse_names(ip: str) -> list[str]:
+    primary, aliases, _ = socket.gethostbyaddr(ip)
+    return [primary, *aliases]
+
+
+def _forward_addresses(name: str) -> list[str]:
+    return [str(info[4][0]) for info in socket.getaddrinfo(name, None, proto=socket.IPPROTO_TCP)]
+
+
+def resolve_peer_names(ip: str, *, reverse: Callable[[str], list[str]] = _reverse_names,
+                       forward: Callable[[str], list[str]] = _forward_addresses) -> list[str]:
     """Host names of ``ip`` by reverse lookup, each confirmed by a forward lookup that gives
-    ``ip`` back (otherwise anyone controlling their reverse zone could claim any name)."""
+    ``ip`` back (otherwise anyone controlling their reverse zone could claim any name).
+    ``reverse`` / ``forward`` are the two lookups (the system resolver by default); either
+    raises OSError when it has no answer."""
     try:
-        primary, aliases, _ = socket.gethostbyaddr(ip)
+        names = reverse(ip)
     except (OSError, UnicodeError):
         return []
     want = _normal_ip(ip)
     confirmed: list[str] = []
-    for name in [primary, *aliases]:
+    for name in names:
         try:
-            infos = socket.getaddrinfo(name, None, proto=socket.IPPROTO_TCP)
+            addrs = forward(name)
         except (OSError, UnicodeError):
             continue
-        if any(_normal_ip(str(info[4][0])) == want for info in infos):
+        if any(_normal_ip(a) == want for a in addrs):
             confirmed.append(name.rstrip(".").lower())
     return confirmed
 

@@ -6,7 +6,7 @@ from concurrent.futures import Executor
 
 from securenfs.config import Config
 from securenfs.exports.secpolicy import SecPolicy
-from securenfs.exports.table import ExportError, ExportTable
+from securenfs.exports.table import ExportError, ExportTable, Resolver
 from securenfs.identity import load_identity
 from securenfs.nfs4.namespace import Namespace
 from securenfs.nfs4.owners import OwnerMapper
@@ -18,10 +18,13 @@ from securenfs.vfs.handles import HandleCodec, load_or_create_key
 
 def build_service(cfg: Config, server_owner: str, server_scope: str, executor: Executor, *,
                   kerberos: bool, owners: OwnerMapper | None = None, boot_epoch: int | None = None,
-                  overrides: dict[str, list[str]] | None = None, peerlog: PeerLog | None = None) -> Nfs4Service:
+                  overrides: dict[str, list[str]] | None = None, peerlog: PeerLog | None = None,
+                  resolver: Resolver | None = None) -> Nfs4Service:
     """Raises ExportError (readable) when the exports cannot be served.  ``overrides``
-    narrows exports (by pseudo path) to fewer flavors, see :class:`SecPolicy`."""
-    table = ExportTable.from_config(cfg.exports)
+    narrows exports (by pseudo path) to fewer flavors, see :class:`SecPolicy`.  ``resolver``:
+    peer address -> confirmed host names for host-name client rules (default: the system's)."""
+    table = ExportTable.from_config(cfg.exports) if resolver is None else ExportTable.from_config(
+        cfg.exports, resolver=resolver)
     available = ("krb5p", "krb5i", "krb5", "sys") if kerberos else ("sys",)
     policy = SecPolicy(table, available, overrides)
     codec = HandleCodec(load_or_create_key(cfg.server.state_dir))

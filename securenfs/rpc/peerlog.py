@@ -4,7 +4,8 @@ Every line about a peer's refused call or failed operation goes through one :cla
 owned by the RPC server.  Each peer (a client address) has a token bucket: ``burst`` lines at
 once, refilled at ``rate`` lines per second.  A line beyond the bucket is counted under its
 kind (an RPC refusal reason, an NFS4ERR name) instead of written, and the counts come out as
-one summary line per peer at most every ``window`` seconds:
+one summary line per peer at most every ``window`` seconds (at the peer's next line, or
+from :meth:`PeerLog.flush_due`, which the RPC server runs every ``window`` seconds):
 
     peer 10.0.0.7: 12,345 similar lines suppressed in the last 60 s: BADXDR 9,000, INVAL 3,345
 
@@ -106,6 +107,14 @@ class PeerLog:
             return False
         self.written += 1
         return True
+
+    def flush_due(self) -> None:
+        """Write the summaries whose window has passed (the RPC server calls this every
+        ``window`` seconds, so a flood that stopped is still summarised promptly)."""
+        now = self._clock()
+        for name, p in list(self._peers.items()):
+            if p.suppressed and now - p.window_start >= self.window:
+                self._summarise(name, p, now)
 
     def flush(self, peer: str | None = None) -> None:
         """Write the pending summary of ``peer`` (all peers when None) now."""

@@ -437,6 +437,7 @@ class RpcServer:
         #: uses it), e.g. RPCSEC_GSS held back by the preflight gate with the failing checks.
         self.held_flavors: dict[int, str] = {}
         self._servers: list[asyncio.AbstractServer] = []
+        self._summaries: asyncio.Task[None] | None = None
         self._connections: set[Connection] = set()
         self._stopping = False
         self._idle_event = asyncio.Event()
@@ -455,7 +456,14 @@ class RpcServer:
         loop = asyncio.get_running_loop()
         srv = await loop.create_server(lambda: Connection(self), host, port, reuse_address=True, backlog=512)
         self._servers.append(srv)
+        if self._summaries is None:
+            self._summaries = loop.create_task(self._write_summaries())
         return [tuple(s.getsockname()[:2]) for s in srv.sockets]
+
+    async def _write_summaries(self) -> None:
+        while True:
+            await asyncio.sleep(self.peerlog.window)
+            self.peerlog.flush_due()
 
     @property
     def connections(self) -> set[Connection]:
@@ -467,6 +475,9 @@ class RpcServer:
     async def stop(self, timeout: float = 10.0) -> None:
         """Stop accepting, let calls in flight finish (up to ``timeout``), close connections."""
         self._stopping = True
+        if self._summaries is not None:
+            self._summaries.cancel()
+            self._summaries = None
         for srv in self._servers:
             srv.close()
         for conn in list(self._connections):

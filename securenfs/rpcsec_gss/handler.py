@@ -332,8 +332,19 @@ class RpcsecGssHandler:
         if f.cause in (Cause.KVNO_MISMATCH, Cause.MISSING_PRINCIPAL, Cause.UNSUPPORTED_ENCTYPE, Cause.WRONG_KEY):
             self.acceptor.reload_keytab()
             extra = f"; {self.acceptor.keytab_summary()}"
-        log.warning("peer=%s xid=%#010x: RPCSEC_GSS context establishment failed: %s%s",
-                    peer, call.xid, f.describe(), extra)
+        self._log_for_peer(call, logging.WARNING, f"GSS {f.cause.name}",
+                           "peer=%s xid=%#010x: RPCSEC_GSS context establishment failed: %s%s",
+                           peer, call.xid, f.describe(), extra)
+
+    @staticmethod
+    def _log_for_peer(call: RpcCall, level: int, kind: str, fmt: str, *args: object) -> None:
+        """A line about what a peer sent, within the peer's log budget (securenfs.rpc.peerlog):
+        anyone can send INIT tokens or bodies that fail, as fast as they like."""
+        conn = call.conn
+        if conn is None:
+            log.log(level, fmt, *args)
+        else:
+            conn.server.peerlog.log(log, level, conn.peer[0], kind, fmt, *args)
 
     # -- DATA / DESTROY (RFC 2203 §5.3, §5.4) --------------------------------------------------
     async def _data(self, call: RpcCall, cred: wire.GssCred, destroy: bool) -> Authenticated:
@@ -425,8 +436,9 @@ class RpcsecGssHandler:
                               AuthFlavor.RPCSEC_GSS, verf) from None
         except ProtectionError as exc:
             self.protection_stats.bad_bodies += 1
-            log.warning("peer=%s %s xid=%#010x: %s body rejected: %s", self._peer(call), ctx.label(), call.xid,
-                        service.name.lower(), exc)
+            self._log_for_peer(call, logging.WARNING, "GSS body rejected",
+                               "peer=%s %s xid=%#010x: %s body rejected: %s", self._peer(call), ctx.label(),
+                               call.xid, service.name.lower(), exc)
             raise GarbageArgs(f"{ctx.label()}: {service.name.lower()} check failed",
                               AuthFlavor.RPCSEC_GSS, verf) from None
         if inner_seq != seq:

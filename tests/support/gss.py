@@ -27,6 +27,7 @@ from securenfs.config import Config, ExportConfig, ListenAddress
 from securenfs.rpc.auth import Authenticated, Buffers
 from securenfs.rpc.constants import AuthFlavor
 from securenfs.rpc.message import RpcCall
+from securenfs.rpc.peerlog import PeerLog
 from securenfs.rpc.transport import ProcUnavail
 from securenfs.rpcsec_gss.handler import RpcsecGssHandler
 from securenfs.server import Server
@@ -107,6 +108,9 @@ class GssServer:
         self.thread = threading.Thread(target=self.loop.run_forever, name="gss-test-server", daemon=True)
         self.thread.start()
         self.server = Server(cfg)
+        # One module's tests share this server and all come from 127.0.0.1; tests here check
+        # single log lines, so the per-peer log budget must not run dry between them.
+        self.server.rpc.peerlog = PeerLog(burst=1_000_000)
         self.echo = EchoProgram()
         self.server.rpc.add_program(self.echo)
         try:

@@ -36,8 +36,9 @@ class NfsServer:
     recorder: Any = None
 
     def __init__(self, tmp: Path, exports: list[tuple[Any, ...]], *, kdc: Any = None, lease_time: int = 90,
-                 fast_path: bool | None = None):
+                 fast_path: bool | None = None, resolver: Any = None):
         self.tmp = tmp
+        self.resolver = resolver
         cfg = Config()
         apply_test_fast_path(cfg, fast_path)
         cfg.server.listen = [ListenAddress("127.0.0.1", 0)]
@@ -74,7 +75,7 @@ class NfsServer:
 
         def run() -> None:
             asyncio.set_event_loop(loop)
-            server = Server(self.cfg)
+            server = Server(self.cfg, resolver=self.resolver)
             self.server = server
             try:
                 loop.run_until_complete(server.start())

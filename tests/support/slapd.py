@@ -157,14 +157,17 @@ def _slapd_class() -> type:
         slapd_loglevel = "0"
         openldap_schema_files = ("core.ldif", "cosine.ldif", "nis.ldif", "inetorgperson.ldif")
         data_ldif = ""
-        sasl_host = ""  # SASL/GSSAPI: slapd accepts for ldap/<sasl_host> (keytab in KRB5_KTNAME)
+        #: SASL/GSSAPI: the host part of slapd's ldap/ principal and its realm ("" = no SASL).
+        sasl_host = ""
+        sasl_realm = ""
 
         def _write_config(self) -> None:
             # Schema before the database entry, so its olcDbIndex can name nis attributes.
             text = self.gen_config()
             glob, _, database = text.partition("dn: cn=module,cn=config")
             if self.sasl_host:
-                glob = glob.replace("olcAllows: bind_v2\n", f"olcAllows: bind_v2\nolcSaslHost: {self.sasl_host}\n")
+                glob = glob.replace("olcAllows: bind_v2\n", f"olcAllows: bind_v2\nolcSaslHost: {self.sasl_host}\n"
+                                    + (f"olcSaslRealm: {self.sasl_realm}\n" if self.sasl_realm else ""))
             self.slapadd(glob, ["-n0"])
             for schema in self.openldap_schema_files:
                 self.slapadd(None, ["-n0", "-l", os.path.join(self.SCHEMADIR, schema)])
@@ -244,13 +247,15 @@ class Directory:
             shutil.rmtree(self.tmpdir, ignore_errors=True)
 
 
-def start_directory(users: int = USERS, groups: int = GROUP_COUNT, sasl_host: str = "") -> Directory:
-    """Start a slapd loaded with ``users`` users and ``groups`` groups; call close().
-    ``sasl_host``: accept SASL/GSSAPI binds for ldap/<sasl_host> (start it with KRB5_KTNAME
-    and KRB5_CONFIG in the environment)."""
+def start_directory(users: int = USERS, groups: int = GROUP_COUNT, *, sasl_host: str = "",
+                    sasl_realm: str = "") -> Directory:
+    """Start a slapd loaded with ``users`` users and ``groups`` groups; call close().  With
+    ``sasl_host``, slapd accepts SASL/GSSAPI binds as ldap/<sasl_host>@<sasl_realm> (its key
+    from KRB5_KTNAME in the environment it starts with)."""
     cls = _slapd_class()
     tmpdir = tempfile.mkdtemp(prefix="idmap-slapd-")
     cls.TMPDIR = tmpdir
+    cls.sasl_host, cls.sasl_realm = sasl_host, sasl_realm
     server = cls()
     server.data_ldif = directory_ldif(users, groups)
     server.sasl_host = sasl_host

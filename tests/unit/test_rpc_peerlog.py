@@ -102,3 +102,20 @@ def test_flush_writes_pending_summaries(caplog: pytest.LogCaptureFixture) -> Non
     assert _lines(caplog, "securenfs.peerlog") == ["peer p: 2 similar lines suppressed in the last 0 s: GARBAGE_ARGS 2"]
     pl.flush()
     assert len(_lines(caplog, "securenfs.peerlog")) == 1
+
+
+def test_flush_due_writes_only_windows_that_passed(caplog: pytest.LogCaptureFixture) -> None:
+    clock = Clock()
+    pl = PeerLog(rate=0.0, burst=1, window=60.0, clock=clock)
+    caplog.set_level(logging.INFO)
+    for peer in ("early", "early", "early"):
+        pl.allow(peer, "BADXDR")
+    clock.now += 30
+    pl.allow("late", "INVAL")
+    pl.allow("late", "INVAL")
+    clock.now += 31
+    pl.flush_due()
+    assert _lines(caplog, "securenfs.peerlog") == ["peer early: 2 similar lines suppressed in the last 61 s: BADXDR 2"]
+    clock.now += 30
+    pl.flush_due()
+    assert _lines(caplog, "securenfs.peerlog")[1] == "peer late: 1 similar lines suppressed in the last 61 s: INVAL 1"
