@@ -17,6 +17,7 @@ from securenfs.nfs4.compound import _log_status
 from securenfs.nfs4.constants import Op, Stat
 from securenfs.nfs4.errors import Nfs4Error
 from securenfs.nfs4.owners import IdmapOwners
+from securenfs.rpc.peerlog import PeerLog
 from tests.support.ports import free_port
 from tests.support.slapd import DOMAIN, GROUPS, PEOPLE, REALM, SUFFIX, Directory
 
@@ -63,7 +64,8 @@ def test_delay_log_line_names_the_principal_once(small_directory: Directory,
         owners.close()
         small_directory.start()
     assert ei.value.status == Stat.DELAY and owner_ei.value.status == Stat.DELAY
-    ctx = SimpleNamespace(peer="127.0.0.1:900", cred=SimpleNamespace(describe=lambda: "krb5p"))
+    ctx = SimpleNamespace(peer="127.0.0.1:900", cred=SimpleNamespace(describe=lambda: "krb5p"),
+                          svc=SimpleNamespace(peerlog=PeerLog()))
     with caplog.at_level(logging.INFO, logger="securenfs.nfs4"):
         _log_status(ctx, Op.OPEN, ei.value)  # type: ignore[arg-type]
         _log_status(ctx, Op.SETATTR, owner_ei.value)  # type: ignore[arg-type]

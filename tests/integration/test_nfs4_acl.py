@@ -85,6 +85,7 @@ def acl_server(tmp_path: Path) -> Iterator[NfsServer]:
 async def _client(srv: NfsServer, uid: int, gids: tuple[int, ...] = ()) -> Nfs4Client:
     c = await Nfs4Client.connect("127.0.0.1", srv.port, AuthSys(uid=uid, gid=uid, gids=gids))
     await c.establish()
+    await c.reclaim_complete()  # RFC 8881 §18.51.3: before the first non-reclaim OPEN
     return c
 
 

@@ -225,7 +225,6 @@ def test_kernel_locks_go_with_free_stateid_close_and_revocation(tmp_path: Path) 
     with own_server(tmp_path, lease_time=5) as (srv, path):
         async def main() -> None:
             a, root = await mounted_client(srv)
-            b, _ = await mounted_client(srv)
             fa = await a.open(root, "db")
             la = await a.lock(fa, 0, 10, lock_owner=b"A")
             assert lock_fds(srv) == 1
@@ -244,7 +243,9 @@ def test_kernel_locks_go_with_free_stateid_close_and_revocation(tmp_path: Path) 
             await asyncio.sleep(5 * 1.5 + 1)  # a's lease runs out (it sends no SEQUENCE)
             with HostLocker(path) as local:
                 assert not local.lock("posix", "w", 0, 1)
-                # ... until an NFS client's conflicting LOCK revokes the courtesy client's state.
+                # ... until an NFS client's conflicting LOCK revokes the courtesy client's state
+                # (a client of its own: one idle through the wait would have expired too).
+                b, root = await mounted_client(srv)
                 fb = await b.open(root, "db")
                 await b.lock(fb, 5, 10, lock_owner=b"B")
                 assert proc_locks(path) == nfs_view(srv, fb.fh) == [("OFDLCK", "WRITE", 5, 14)]
