@@ -49,8 +49,14 @@ def _rpc_overhead(cred: Credential) -> int:
     return 24 + 64 + (0 if svc == 1 else 48 if svc == 2 else 96)
 
 
+#: Results whose XDR carries more than the status on error: SETATTR4res always has attrsset.
+_ERROR_TAIL: dict[int, bytes] = {Op.SETATTR: _U32.pack(0)}
+
+
 def _status_only(op: int, status: int) -> bytes:
-    return _U32.pack(op) + _U32.pack(status)
+    """An operation's result that is its status alone, with what its result type carries even
+    on error (RFC 8881 §18.30.2: SETATTR4res always holds attrsset)."""
+    return _U32.pack(op) + _U32.pack(status) + _ERROR_TAIL.get(op, b"")
 
 
 def _reply(status: int, tag: bytes, parts: list[bytes | bytearray | memoryview], count: int) -> list[bytes | bytearray | memoryview]:
@@ -268,7 +274,7 @@ async def _evaluate(ctx: CompoundContext, u: Unpacker, n: int, session: Session 
             res = None
             status = Stat.SERVERFAULT
         if res is None:
-            chunks: list[bytes | bytearray | memoryview] = [_status_only(opnum, status) + _ERROR_TAIL.get(opnum, b"")]
+            chunks: list[bytes | bytearray | memoryview] = [_status_only(opnum, status)]
             size = len(chunks[0])
         else:
             p = Packer()
@@ -279,10 +285,10 @@ async def _evaluate(ctx: CompoundContext, u: Unpacker, n: int, session: Session 
             size = len(p)
             status = getattr(res, "status", 0)
         if total + size > max_reply:
-            parts.append(_status_only(opnum, Stat.REP_TOO_BIG) + _ERROR_TAIL.get(opnum, b""))
+            parts.append(_status_only(opnum, Stat.REP_TOO_BIG))
             return Stat.REP_TOO_BIG, parts, count + 1
         if cachethis and total + size > max_cached:
-            parts.append(_status_only(opnum, Stat.REP_TOO_BIG_TO_CACHE) + _ERROR_TAIL.get(opnum, b""))
+            parts.append(_status_only(opnum, Stat.REP_TOO_BIG_TO_CACHE))
             return Stat.REP_TOO_BIG_TO_CACHE, parts, count + 1
         total += size
         parts.extend(chunks)
@@ -293,8 +299,6 @@ async def _evaluate(ctx: CompoundContext, u: Unpacker, n: int, session: Session 
 
 
 _QUIET = frozenset({Stat.NOENT, Stat.NOT_SAME, Stat.SAME, Stat.EXIST, Stat.DENIED, Stat.SHARE_DENIED})
-#: Results whose XDR carries more than the status on error: SETATTR4res always has attrsset.
-_ERROR_TAIL: dict[int, bytes] = {Op.SETATTR: _U32.pack(0)}
 
 
 def _log_status(ctx: CompoundContext, op: Op, exc: Nfs4Error) -> None:
