@@ -2,6 +2,12 @@
 COMPOUNDs per second with many slots in flight.  Bounded in count and time.
 
     .venv/bin/python bench/nfs_meta.py [--seconds 5] [--slots 32] [--clients 2]
+    .venv/bin/python bench/nfs_meta.py --metrics-ab 5 [--seconds 3]
+
+``--metrics-ab N``: the cost of the Prometheus metrics (``server.metrics_listen``) on the
+hot path: N rounds, each measuring PUTFH+GETATTR against a fresh server with metrics off and
+one with them on (the order alternates between rounds); prints the medians, the spread and
+the difference.
 """
 
 from __future__ import annotations
@@ -10,6 +16,7 @@ import argparse
 import asyncio
 import os
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -52,13 +59,16 @@ async def measure(port: int, name: str, make_ops, seconds: float, slots: int, cl
     return rate
 
 
-def start_server(tmp: Path) -> tuple[subprocess.Popen[bytes], int]:
+def start_server(tmp: Path, metrics: bool = False) -> tuple[subprocess.Popen[bytes], int]:
     """The real server as its own process (so client and server do not share one GIL)."""
     data = tmp / "data"
     data.mkdir()
     (data / "file").write_text("x")
     ready = tmp / "ready"
-    proc = subprocess.Popen([sys.executable, "-m", "securenfs", "serve", "--listen", "127.0.0.1:0",
+    conf = tmp / "securenfs.toml"
+    conf.write_text('[server]\nmetrics_listen = "127.0.0.1:0"\n' if metrics else "")
+    proc = subprocess.Popen([sys.executable, "-m", "securenfs", "serve", "--config", str(conf),
+                             "--listen", "127.0.0.1:0",
                              "--state-dir", str(tmp / "state"), "--export", f"{data}:/data:sec=sys:no_root_squash",
                              "--ready-file", str(ready), "--log-level", "WARNING"],
                             cwd=Path(__file__).resolve().parents[1])
@@ -75,6 +85,8 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=5.0)
     ap.add_argument("--slots", type=int, default=32)
     ap.add_argument("--clients", type=int, default=2)
+    ap.add_argument("--metrics-ab", type=int, default=0, metavar="ROUNDS",
+                    help="measure PUTFH+GETATTR with metrics off and on, alternating, ROUNDS times")
     a = ap.parse_args()
     try:
         import uvloop
@@ -83,6 +95,9 @@ def main() -> None:
     except ImportError:
         run = asyncio.run
     print(f"server: its own process; load generator: this process; {os.cpu_count()} CPUs")
+    if a.metrics_ab:
+        metrics_ab(run, a)
+        return
     with tempfile.TemporaryDirectory() as tmp:
         proc, port = start_server(Path(tmp))
         try:
@@ -96,6 +111,28 @@ def main() -> None:
         finally:
             proc.send_signal(signal.SIGTERM)
             proc.wait(30)
+
+
+def metrics_ab(run, a) -> None:  # type: ignore[no-untyped-def]
+    def getattr_ops(fh):  # type: ignore[no-untyped-def]
+        return [(Op.PUTFH, FhArgs(fh)), (Op.GETATTR, BitmapArgs(LINUX_GETATTR))]
+
+    rates: dict[bool, list[float]] = {False: [], True: []}
+    for r in range(min(a.metrics_ab, 50)):
+        for on in ((False, True) if r % 2 == 0 else (True, False)):
+            with tempfile.TemporaryDirectory() as tmp:
+                proc, port = start_server(Path(tmp), metrics=on)
+                try:
+                    rates[on].append(run(measure(port, f"metrics {'on ' if on else 'off'} round {r + 1}",
+                                                 getattr_ops, a.seconds, a.slots, a.clients)))
+                finally:
+                    proc.send_signal(signal.SIGTERM)
+                    proc.wait(30)
+    off, on_ = statistics.median(rates[False]), statistics.median(rates[True])
+    for label, xs in (("off", rates[False]), ("on", rates[True])):
+        print(f"metrics {label:3s}: median {statistics.median(xs):8.0f} compounds/s, "
+              f"min {min(xs):8.0f}, max {max(xs):8.0f} ({len(xs)} runs)")
+    print(f"difference of the medians: {100 * (on_ - off) / off:+.1f} %")
 
 
 if __name__ == "__main__":

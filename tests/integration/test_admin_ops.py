@@ -11,6 +11,7 @@ import logging
 import re
 import urllib.error
 import urllib.request
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -227,3 +228,46 @@ def test_json_log_lines_parse_with_the_same_fields() -> None:
     assert first["message"] == 'peer 127.0.0.1 said "hi"\nand more'
     assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}", first["time"])
     assert second["message"] == "failed" and "ValueError: boom" in second["exception"]
+
+
+def test_take_over_refused_without_etcd(metered: NfsServer, capsys: pytest.CaptureFixture[str]) -> None:
+    sock = str(admin_socket_path(metered.cfg))
+    assert cli_main(["take-over", "node-x", "--socket", sock]) == 1
+    assert "needs the etcd recovery backend" in capsys.readouterr().err
+    assert ask(metered, "status")["grace"]["state"] == "normal"
+
+
+def test_take_over_a_fenced_node_from_the_command_line(etcd_cluster: Any, tmp_path: Path,
+                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    from securenfs.recovery import GraceManager, Recovery
+    from securenfs.recovery.etcd import EtcdRecoveryStore
+    from securenfs.recovery.settings import RecoverySettings
+
+    prefix = f"/securenfs-test/{uuid.uuid4().hex}"
+
+    async def node_a_dies() -> None:
+        # Node A records two clients, then dies; its membership stays live for a minute.
+        store = EtcdRecoveryStore("node-a", etcd_cluster.endpoints, prefix=prefix, member_ttl=60, timeout=2,
+                                  grace_time=30)
+        a = Recovery(store, GraceManager(30), cluster=store, tick=0.05)
+        await a.start(1)
+        await a.client_confirmed(b"client-1", None)
+        await a.client_confirmed(b"client-2", "krb5:nfs/c2@EXAMPLE.COM")
+        await store.close()
+
+    asyncio.run(node_a_dies())
+    srv = NfsServer(tmp_path, [("/a", ["sys"])])
+    srv.cfg.recovery = RecoverySettings(backend="etcd", node_id="node-b", etcd_endpoints=list(etcd_cluster.endpoints),
+                                        etcd_prefix=prefix, member_ttl=2, etcd_timeout=2.0)
+    srv.start()
+    try:
+        sock = str(admin_socket_path(srv.cfg))
+        assert ask(srv, "status")["grace"]["clients_expected"] == 0  # A's clients are not B's (yet)
+        assert cli_main(["take-over", "node-a", "--socket", sock]) == 0
+        assert capsys.readouterr().out == ("took over node node-a: 2 client(s) may reclaim here during the "
+                                           "grace period\n")
+        grace = ask(srv, "status")["grace"]
+        assert grace["state"] == "in_grace" and grace["clients_expected"] == 2
+        assert grace["node"] == "node-b"
+    finally:
+        srv.stop()
