@@ -32,7 +32,8 @@ from securenfs.nfs4.xdr4 import BitmapArgs, FhArgs, NameArgs
 MAX_CALLS = 2_000_000
 
 
-async def measure(port: int, name: str, make_ops, seconds: float, slots: int, clients: int) -> float:  # type: ignore[no-untyped-def]
+async def measure(port: int, name: str, make_ops, seconds: float, slots: int, clients: int,  # type: ignore[no-untyped-def]
+                  done_out: list[int] | None = None) -> float:
     cs = []
     for _ in range(clients):
         c = await Nfs4Client.connect("127.0.0.1", port, slots=slots)
@@ -55,6 +56,8 @@ async def measure(port: int, name: str, make_ops, seconds: float, slots: int, cl
     for c in cs:
         await c.close()
     rate = done / dt
+    if done_out is not None:
+        done_out.append(done)
     print(f"{name:28s} {rate:10.0f} compounds/s  ({done} in {dt:.1f} s, {clients} client(s) x {slots} slots)")
     return rate
 
@@ -118,13 +121,19 @@ def metrics_ab(run, a) -> None:  # type: ignore[no-untyped-def]
         return [(Op.PUTFH, FhArgs(fh)), (Op.GETATTR, BitmapArgs(LINUX_GETATTR))]
 
     rates: dict[bool, list[float]] = {False: [], True: []}
+    cpu: dict[bool, list[float]] = {False: [], True: []}
     for r in range(min(a.metrics_ab, 50)):
         for on in ((False, True) if r % 2 == 0 else (True, False)):
             with tempfile.TemporaryDirectory() as tmp:
                 proc, port = start_server(Path(tmp), metrics=on)
                 try:
+                    done: list[int] = []
+                    t0 = cpu_seconds(proc.pid)
                     rates[on].append(run(measure(port, f"metrics {'on ' if on else 'off'} round {r + 1}",
-                                                 getattr_ops, a.seconds, a.slots, a.clients)))
+                                                 getattr_ops, a.seconds, a.slots, a.clients, done)))
+                    # Server CPU per compound: far less sensitive to other load on a shared
+                    # machine than the rate.
+                    cpu[on].append((cpu_seconds(proc.pid) - t0) / done[0] * 1e6)
                 finally:
                     proc.send_signal(signal.SIGTERM)
                     proc.wait(30)
@@ -133,6 +142,17 @@ def metrics_ab(run, a) -> None:  # type: ignore[no-untyped-def]
         print(f"metrics {label:3s}: median {statistics.median(xs):8.0f} compounds/s, "
               f"min {min(xs):8.0f}, max {max(xs):8.0f} ({len(xs)} runs)")
     print(f"difference of the medians: {100 * (on_ - off) / off:+.1f} %")
+    for label, xs in (("off", cpu[False]), ("on", cpu[True])):
+        print(f"server CPU per compound, metrics {label:3s}: median {statistics.median(xs):6.1f} us, "
+              f"min {min(xs):6.1f}, max {max(xs):6.1f}")
+    c_off, c_on = statistics.median(cpu[False]), statistics.median(cpu[True])
+    print(f"server CPU per compound, difference of the medians: {100 * (c_on - c_off) / c_off:+.1f} %")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User and system CPU time of a process so far (/proc/PID/stat)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 if __name__ == "__main__":

@@ -5,8 +5,10 @@ default one: several servers may run in one process).  Two kinds of series:
 
 * counted on the hot path: per NFSv4 operation a latency histogram (its ``_count`` is the
   operation count) and errors by status; per export bytes read and written; recovery store
-  writes and idmap backend lookups as histograms.  Every label child is bound once and kept
-  (:class:`OpMetrics`), so an operation costs two method calls, no dict building.
+  writes and idmap backend lookups as histograms.  The operation histograms are plain
+  numbers in one object per operation (:class:`OpMetrics`: a bisect and two additions, no
+  lock, no dict building; only the event-loop thread changes them), turned into the
+  library's histogram family at scrape time; other label children are bound once and kept.
 * read at scrape time from the live tables, through the same status document the admin
   socket answers (``AdminSocket.snapshot``): connections, clients, sessions, opens, locks,
   grace, the idmap cache, GSS contexts and failures, RPC calls by flavor and refusals by
@@ -20,7 +22,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
+from bisect import bisect_left
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
@@ -30,7 +34,12 @@ from prometheus_client import (
     Histogram,
     generate_latest,
 )
-from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.metrics_core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
 
 from securenfs.admin.socket import close_server
 
@@ -46,15 +55,24 @@ CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 
 class OpMetrics:
-    """The bound series of one operation."""
+    """The series of one operation: a latency histogram kept as plain numbers (bucket counts
+    and a sum, changed only on the event-loop thread, exposed at scrape time) and the error
+    counter's children by status, bound on first use."""
 
-    __slots__ = ("_errors", "_errors_of", "latency", "name")
+    __slots__ = ("_errors", "_errors_of", "counts", "name", "sum")
 
-    def __init__(self, name: str, latency: Histogram, errors: Counter):
+    def __init__(self, name: str, errors: Counter):
         self.name = name
-        self.latency = latency.labels(name)
+        #: Per bucket of OP_BUCKETS (not cumulative), the last one for +Inf.
+        self.counts = [0] * (len(OP_BUCKETS) + 1)
+        self.sum = 0.0
         self._errors = errors
         self._errors_of: dict[int, Any] = {}
+
+    def observe(self, seconds: float) -> None:
+        # bisect_left: a value equal to a bound belongs to that bucket ("le").
+        self.counts[bisect_left(OP_BUCKETS, seconds)] += 1
+        self.sum += seconds
 
     def error(self, status: int, status_name: Callable[[int], str]) -> None:
         child = self._errors_of.get(status)
@@ -76,13 +94,9 @@ class ServerMetrics:
     def __init__(self, snapshot: Callable[[], Mapping[str, Any]], op_names: Mapping[int, str]):
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
-        self._op_latency = Histogram("securenfs_nfs4_operation_seconds",
-                                     "NFSv4.1 operations evaluated, by operation: time to evaluate "
-                                     "(the _count series counts them)", ["op"], buckets=OP_BUCKETS, registry=r)
         self._op_errors = Counter("securenfs_nfs4_operation_errors", "NFSv4.1 operations that ended in an "
                                   "error, by operation and status", ["op", "status"], registry=r)
-        self.ops: dict[int, OpMetrics] = {n: OpMetrics(name, self._op_latency, self._op_errors)
-                                          for n, name in op_names.items()}
+        self.ops: dict[int, OpMetrics] = {n: OpMetrics(name, self._op_errors) for n, name in op_names.items()}
         self._export_bytes = Counter("securenfs_export_bytes", "Bytes read and written by READ and WRITE, "
                                      "by export", ["export", "direction"], registry=r)
         self._exports: dict[str, ExportIo] = {}
@@ -92,6 +106,7 @@ class ServerMetrics:
         self.idmap_backend = Histogram("securenfs_idmap_backend_seconds", "Lookups that went to the idmap "
                                        "backends (cache misses), time to answer", buckets=STORE_BUCKETS,
                                        registry=r)
+        r.register(_OpCollector(self.ops))
         r.register(_LiveCollector(snapshot))
         self._server: asyncio.AbstractServer | None = None
         self.bound: list[tuple[str, int]] = []
@@ -150,6 +165,28 @@ def _num(v: Any) -> float | None:
     if isinstance(v, (int, float)):
         return float(v)
     return None
+
+
+class _OpCollector:
+    """The per-operation latency histograms, for the operations seen so far."""
+
+    def __init__(self, ops: Mapping[int, OpMetrics]):
+        self._ops = ops
+        self._bounds = [repr(float(b)) for b in OP_BUCKETS] + ["+Inf"]
+
+    def describe(self) -> Iterable[Metric]:
+        return ()
+
+    def collect(self) -> Iterable[Metric]:
+        fam = HistogramMetricFamily("securenfs_nfs4_operation_seconds", "NFSv4.1 operations evaluated, by "
+                                    "operation: time to evaluate (the _count series counts them)", labels=["op"])
+        for om in self._ops.values():
+            counts = list(om.counts)  # one consistent copy (the loop thread changes them)
+            if not any(counts):
+                continue
+            cumulative = list(itertools.accumulate(counts))
+            fam.add_metric([om.name], list(zip(self._bounds, cumulative, strict=True)), om.sum)
+        yield fam
 
 
 class _LiveCollector:

@@ -114,13 +114,13 @@ async def compound(svc: Nfs4Service, cred: Credential, peer: str, conn: object, 
     except Nfs4Error as exc:
         if metrics is not None:
             om = metrics.ops[_OP_SEQ]
-            om.latency.observe(perf_counter() - t0)
+            om.observe(perf_counter() - t0)
             om.error(exc.status, stat_name)
         level = logging.DEBUG if exc.status in (Stat.SEQ_MISORDERED, Stat.BADSLOT) else logging.INFO
         svc.peerlog.log(log, level, peer, stat_name(exc.status), "%s SEQUENCE: %s", peer, exc)
         return _reply(exc.status, hdr.tag, [_status_only(_OP_SEQ, exc.status)], 1)
     if metrics is not None:
-        metrics.ops[_OP_SEQ].latency.observe(perf_counter() - t0)
+        metrics.ops[_OP_SEQ].observe(perf_counter() - t0)
     if kind == Replay.RETRY:
         # RFC 8881 §2.10.6.1.1: the cached reply, byte for byte; wait for an original still running.
         if slot.pending is not None and not slot.pending.done():
@@ -291,7 +291,7 @@ async def _evaluate(ctx: CompoundContext, u: Unpacker, n: int, session: Session 
             status = getattr(res, "status", 0)
         if metrics is not None:
             om = metrics.ops[opnum]
-            om.latency.observe(perf_counter() - t0)
+            om.observe(perf_counter() - t0)
             if status:
                 om.error(status, stat_name)
         if total + size > max_reply:

@@ -87,6 +87,11 @@ def test_metrics_move_as_operations_run(metered: NfsServer) -> None:
             await c.getattr(root)
         text = await asyncio.to_thread(scrape, metered)
         assert sample(text, "securenfs_nfs4_operation_seconds_count", op="GETATTR") == n1 + 5
+        # A histogram: cumulative buckets ending at +Inf with the count.
+        buckets = [(s.labels["le"], s.value) for fam in text_string_to_metric_families(text) for s in fam.samples
+                   if s.name == "securenfs_nfs4_operation_seconds_bucket" and s.labels["op"] == "GETATTR"]
+        assert buckets[-1] == ("+Inf", n1 + 5)
+        assert [v for _, v in buckets] == sorted(v for _, v in buckets)
         # An error is counted by operation and status.
         assert await status_of(c.lookup_path("/a/missing")) == Stat.NOENT
         f = await c.open(root, "f", access=1)
