@@ -276,3 +276,73 @@ def test_take_over_a_fenced_node_from_the_command_line(etcd_cluster: Any, tmp_pa
         assert grace["node"] == "node-b"
     finally:
         srv.stop()
+
+
+class _Flavor:
+    """A credential our client never sends: another flavor, or an AUTH_SYS body cut short."""
+
+    def __init__(self, flavor: int, body: bytes):
+        self.flavor, self.body = flavor, body
+
+    def credential(self) -> tuple[int, bytes, Any]:
+        return self.flavor, self.body, None
+
+    def verifier(self, header: bytes, state: Any) -> tuple[int, bytes]:
+        return 0, b""
+
+    def wrap_args_parts(self, args: Any, state: Any) -> list[Any]:
+        return list(args)
+
+    def unwrap_results(self, reply: Any, state: Any) -> Any:
+        return reply.body
+
+
+def test_refused_calls_are_counted_by_reason(metered: NfsServer) -> None:
+    from securenfs.client.rpc import RpcClient, RpcError
+    from securenfs.rpc.constants import NFS_PROGRAM, NFS_V4, AuthFlavor
+
+    async def main() -> None:
+        rpc = await RpcClient.connect("127.0.0.1", metered.port)
+        # RFC 5531 §9: a flavor the server does not serve (AUTH_DH) and an AUTH_SYS body
+        # that does not decode are both AUTH_BADCRED.
+        for auth in (_Flavor(AuthFlavor.AUTH_DH, b""), _Flavor(AuthFlavor.AUTH_SYS, b"\0\0\0\1")):
+            with pytest.raises(RpcError):
+                await rpc.call(NFS_PROGRAM, NFS_V4, 0, auth=auth)  # type: ignore[arg-type]
+        text = await asyncio.to_thread(scrape, metered)
+        assert sample(text, "securenfs_rpc_auth_failures_total", reason="AUTH_BADCRED") == 2
+        # The connection and the server keep serving.
+        await rpc.call(NFS_PROGRAM, NFS_V4, 0)
+        await rpc.close()
+        c, root = await mounted_client(metered)
+        await c.getattr(root)
+
+    run(main())
+
+
+def test_config_keys_metrics_listen_and_log_format() -> None:
+    from securenfs.config import ConfigError, dump, parse
+
+    cfg = parse({"server": {"metrics_listen": "127.0.0.1:9749", "log_format": "json"}})
+    assert cfg.server.metrics_listen == ListenAddress("127.0.0.1", 9749) and cfg.server.log_format == "json"
+    assert 'metrics_listen = "127.0.0.1:9749"' in dump(cfg)
+    with pytest.raises(ConfigError) as ei:
+        parse({"server": {"log_format": "xml"}})
+    assert ei.value.key == "server.log_format" and 'log_format = "text" or "json"' in ei.value.fix
+    with pytest.raises(ConfigError) as ei:
+        parse({"server": {"metrics_listen": "localhost:http"}})
+    assert ei.value.key == "server.metrics_listen"
+
+
+def test_metrics_port_taken_refuses_to_start(tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        srv = NfsServer(tmp_path, [("/a", ["sys"])])
+        srv.cfg.server.metrics_listen = ListenAddress("127.0.0.1", taken.getsockname()[1])
+        from securenfs.server import StartupError
+
+        with pytest.raises(StartupError, match=r"for metrics: .*choose another server.metrics_listen"):
+            srv.start()
+        srv.stop()
