@@ -8,6 +8,7 @@ import asyncio
 import io
 import json
 import logging
+import os
 import re
 import urllib.error
 import urllib.request
@@ -345,4 +346,59 @@ def test_metrics_port_taken_refuses_to_start(tmp_path: Path) -> None:
 
         with pytest.raises(StartupError, match=r"for metrics: .*choose another server.metrics_listen"):
             srv.start()
+        srv.stop()
+
+
+def test_kerberos_and_idmap_series(tmp_path: Path, kdc_realm: Any, slapd_directory: Any) -> None:
+    """Under krb5i with LDAP id mapping: GSS contexts and calls, idmap cache misses then
+    hits, backend lookups timed, the backend online."""
+    from securenfs.client.gss import GssClientAuth
+    from securenfs.client.nfs4 import Nfs4Client
+    from securenfs.client.rpc import RpcClient
+    from securenfs.config import ClientRule
+    from securenfs.nfs4.constants import Attr
+    from securenfs.rpc.constants import NFS_PROGRAM, NFS_V4
+    from securenfs.rpcsec_gss.constants import GssService
+    from tests.support.slapd import DOMAIN, GROUPS, PEOPLE, SUFFIX
+
+    srv = NfsServer(tmp_path, [("/home", ["krb5i"], [ClientRule(squash="root")])], kdc=kdc_realm)
+    srv.cfg.server.metrics_listen = ListenAddress("127.0.0.1", free_port())
+    srv.cfg.idmap_raw = {
+        "domain": DOMAIN, "local_realms": [kdc_realm.realm], "backends": ["ldap"],
+        "ldap": {"uris": [slapd_directory.uri], "base": SUFFIX, "user_base": PEOPLE, "group_base": GROUPS,
+                 "schema": "rfc2307bis", "timeout": 2},
+    }
+    mine = srv.paths["/home"] / "alice.txt"
+    mine.write_text("alice's\n")
+    os.chown(mine, 5001, 5000)
+    srv.start()
+    try:
+        async def main() -> None:
+            rpc = await RpcClient.connect("127.0.0.1", srv.port)
+            auth = await GssClientAuth.establish(rpc, NFS_PROGRAM, NFS_V4, f"nfs@{kdc_realm.hostname}",
+                                                 ccache=str(kdc_realm.user_ccache("alice")),
+                                                 service=GssService.INTEGRITY)
+            c = Nfs4Client(rpc, auth)
+            await c.mount("/home")
+            fh = await c.lookup_path("/home/alice.txt")
+            first = await c.getattr(fh, [Attr.OWNER])
+            text = await asyncio.to_thread(scrape, srv)
+            misses = sample(text, "securenfs_idmap_cache_misses_total")
+            hits = sample(text, "securenfs_idmap_cache_hits_total")
+            assert misses is not None and misses >= 1 and hits is not None
+            assert (sample(text, "securenfs_idmap_backend_seconds_count") or 0) >= 1
+            assert sample(text, "securenfs_idmap_backend_online", backend="ldap") == 1
+            assert sample(text, "securenfs_idmap_outage") == 0
+            assert sample(text, "securenfs_gss_contexts") == 1
+            assert (sample(text, "securenfs_gss_context_events_total", event="established") or 0) >= 1
+            assert (sample(text, "securenfs_rpc_calls_total", flavor="RPCSEC_GSS") or 0) >= 3
+            # The same owner again: answered from the cache.
+            assert await c.getattr(fh, [Attr.OWNER]) == first
+            text = await asyncio.to_thread(scrape, srv)
+            assert sample(text, "securenfs_idmap_cache_misses_total") == misses
+            assert (sample(text, "securenfs_idmap_cache_hits_total") or 0) > hits
+            await c.close()
+
+        run(main())
+    finally:
         srv.stop()
