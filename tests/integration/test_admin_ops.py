@@ -402,3 +402,28 @@ def test_kerberos_and_idmap_series(tmp_path: Path, kdc_realm: Any, slapd_directo
         run(main())
     finally:
         srv.stop()
+
+
+def _documented_metrics() -> set[str]:
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "operations.md").read_text()
+    return set(re.findall(r"`(securenfs_[a-z0-9_]+)`", doc))
+
+
+def _family(name: str) -> str:
+    # The library adds ``_created`` (the start time) to counters and histograms.
+    return re.sub(r"_(bucket|count|sum|total|created)$", "", name)
+
+
+def test_docs_and_dashboard_name_only_series_the_server_has(metered: NfsServer) -> None:
+    documented = {_family(n) for n in _documented_metrics()}
+
+    async def main() -> None:
+        c, root = await mounted_client(metered)
+        await c.getattr(root)
+
+    run(main())
+    served = {_family(s.name) for fam in text_string_to_metric_families(scrape(metered)) for s in fam.samples}
+    assert served - documented == set()
+    dashboard = (Path(__file__).resolve().parents[2] / "contrib" / "grafana" / "securenfs.json").read_text()
+    used = {_family(n) for n in re.findall(r"securenfs_[a-z0-9_]+", dashboard)}
+    assert used - documented == set()
