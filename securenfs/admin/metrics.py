@@ -49,6 +49,8 @@ log = logging.getLogger("securenfs.admin")
 OP_BUCKETS = (0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
               0.5, 1.0, 2.5, 5.0, 10.0)
 STORE_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+#: Scrapes answered at once; a connection past them is closed at once (a scraper retries).
+MAX_SCRAPERS = 16
 #: The Prometheus text format 0.0.4, which generate_latest writes (every name here is a
 #: legacy name, so no escaping applies).
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -110,6 +112,7 @@ class ServerMetrics:
         r.register(_LiveCollector(snapshot))
         self._server: asyncio.AbstractServer | None = None
         self.bound: list[tuple[str, int]] = []
+        self._scrapers = 0
 
     def export_io(self, export: str) -> ExportIo:
         io = self._exports.get(export)
@@ -133,6 +136,10 @@ class ServerMetrics:
         self._server = None
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if self._scrapers >= MAX_SCRAPERS:
+            writer.close()
+            return
+        self._scrapers += 1
         try:
             head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
             request = head.split(b"\r\n", 1)[0].split()
@@ -154,6 +161,7 @@ class ServerMetrics:
         except Exception:  # a broken collector must not take the endpoint down
             log.exception("metrics scrape failed")
         finally:
+            self._scrapers -= 1
             writer.close()
             with contextlib.suppress(Exception):
                 await writer.wait_closed()

@@ -10,6 +10,7 @@ import json
 import logging
 import os
 import re
+import time
 import urllib.error
 import urllib.request
 import uuid
@@ -427,3 +428,33 @@ def test_docs_and_dashboard_name_only_series_the_server_has(metered: NfsServer) 
     dashboard = (Path(__file__).resolve().parents[2] / "contrib" / "grafana" / "securenfs.json").read_text()
     used = {_family(n) for n in re.findall(r"securenfs_[a-z0-9_]+", dashboard)}
     assert used - documented == set()
+
+
+def test_metrics_connections_are_bounded(metered: NfsServer) -> None:
+    import socket
+
+    from securenfs.admin.metrics import MAX_SCRAPERS
+
+    ml = metered.cfg.server.metrics_listen
+    assert ml is not None
+    # Connections that send nothing hold their place (up to a 10 s timeout each)...
+    idle = [socket.create_connection(("127.0.0.1", ml.port), timeout=5) for _ in range(MAX_SCRAPERS)]
+    extra = socket.create_connection(("127.0.0.1", ml.port), timeout=5)
+    try:
+        extra.sendall(b"GET /metrics HTTP/1.1\r\n\r\n")
+        try:
+            assert extra.recv(100) == b""  # ...and one more is closed at once, unanswered
+        except ConnectionResetError:
+            pass
+    finally:
+        extra.close()
+        for s in idle:
+            s.close()
+    # Once they are gone, scrapes are answered again (the server notices the closes first).
+    for _ in range(50):
+        try:
+            assert sample(scrape(metered), "securenfs_uptime_seconds") is not None
+            return
+        except (ConnectionError, urllib.error.URLError):
+            time.sleep(0.1)
+    raise AssertionError("the metrics endpoint did not answer after the idle connections closed")
