@@ -70,6 +70,9 @@ class IdMapper:
         self.backend_lookups = 0
         self.coalesced = 0
         self._closed = False
+        #: Called with the seconds each backend lookup (cache miss) took (the server's
+        #: metrics, when on); runs on an idmap worker thread.
+        self.on_backend_time: Callable[[float], None] | None = None
 
     # ------------------------------------------------------------------ plumbing
 
@@ -126,9 +129,11 @@ class IdMapper:
         try:
             with self._lock:
                 self.backend_lookups += 1
+            t0 = time.perf_counter()
             try:
                 found = self._ask_chain(fn)
             except BackendUnavailable as exc:
+                self._backend_time(t0)
                 self._note_outage()
                 stale = self._cache.stale(key)
                 if stale is not None and stale.value is not None:
@@ -139,6 +144,7 @@ class IdMapper:
                 else:
                     fut.set_exception(IdmapUnavailable(f"{key[0]} {key[1]}", str(exc)))
                 return
+            self._backend_time(t0)
             if found is None:
                 self._cache.put_negative(key)
             else:
@@ -150,6 +156,11 @@ class IdMapper:
         finally:
             with self._lock:
                 self._inflight.pop(key, None)
+
+    def _backend_time(self, t0: float) -> None:
+        observe = self.on_backend_time
+        if observe is not None:
+            observe(time.perf_counter() - t0)
 
     def _start(self, key: Key, fn: Callable[[Backend], Any]) -> Future[_Settled]:
         with self._lock:

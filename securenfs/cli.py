@@ -38,6 +38,13 @@ def _add_config_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--export", action="append", metavar="SPEC", help="an export, see below (repeatable)")
 
 
+def _add_socket_options(p: argparse.ArgumentParser) -> None:
+    """How the commands that talk to a running server find its admin socket."""
+    p.add_argument("--config", metavar="PATH", help="config file, to find the admin socket")
+    p.add_argument("--state-dir", metavar="DIR", help="state directory of the server")
+    p.add_argument("--socket", metavar="PATH", help="admin socket path")
+
+
 def _load(args: argparse.Namespace) -> cfgmod.Config:
     cfg = cfgmod.load(args.config, required=args.config is not None)
     return cfgmod.apply_overrides(
@@ -73,6 +80,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
             raise
         print(f"securenfs: {exc.message}; {exc.fix}", file=sys.stderr)
         return 2
+    if cfg.server.log_format != "text":
+        setup_logging(args.log_level, fmt=cfg.server.log_format)
     # SIGHUP / `securenfs reload` re-read the same file with the same options.
     return serve(cfg, Path(args.ready_file) if args.ready_file else None, lambda: _load_for_serve(args))
 
@@ -112,6 +121,43 @@ def cmd_status(args: argparse.Namespace) -> int:
         print(json.dumps(status, indent=2, default=str))
     else:
         sys.stdout.write(render(status))
+    return 0
+
+
+def cmd_admin(args: argparse.Namespace) -> int:
+    """clients, clients show ID, locks PATH, expire CLIENT, take-over NODE: one request to the
+    admin socket, its answer as a table (or JSON)."""
+    import json
+
+    from securenfs.admin import tables
+
+    words = list(args.words)
+    render: Any
+    if args.command == "clients":
+        if not words:
+            request, render = "clients", lambda a: tables.render_clients(a.get("clients", []))
+        elif words[0] == "show" and len(words) == 2:
+            request, render = f"client {words[1]}", tables.render_client
+        else:
+            print("securenfs clients: use `securenfs clients` or `securenfs clients show ID`", file=sys.stderr)
+            return 2
+    else:
+        request = f"{args.command} {' '.join(words)}"
+        render = {"locks": tables.render_locks,
+                  "expire": lambda a: f"client {a.get('client')}: {a.get('revoked')} stateid(s) revoked "
+                                      f"({a.get('as')})\n",
+                  "take-over": lambda a: f"took over node {a.get('node')}: {a.get('clients')} client(s) may "
+                                         "reclaim here during the grace period\n"}[args.command]
+    answer = _ask_server(args, request, args.timeout)
+    if answer is None:
+        return 3
+    if args.json:
+        print(json.dumps(answer, indent=2, default=str))
+    elif answer.get("ok"):
+        sys.stdout.write(render(answer))
+    if not answer.get("ok"):
+        print(f"securenfs {args.command}: {answer.get('error')}", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -239,19 +285,27 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_serve)
 
     p = sub.add_parser("status", help="show a running server's state (grace, exports, contexts)")
-    p.add_argument("--config", metavar="PATH", help="config file, to find the admin socket")
-    p.add_argument("--state-dir", metavar="DIR", help="state directory of the server")
-    p.add_argument("--socket", metavar="PATH", help="admin socket path")
+    _add_socket_options(p)
     p.add_argument("--json", action="store_true", help="print the JSON document")
     p.set_defaults(func=cmd_status)
 
     p = sub.add_parser("reload", help="make a running server re-read its config and re-run the preflight")
-    p.add_argument("--config", metavar="PATH", help="config file, to find the admin socket")
-    p.add_argument("--state-dir", metavar="DIR", help="state directory of the server")
-    p.add_argument("--socket", metavar="PATH", help="admin socket path")
+    _add_socket_options(p)
     p.add_argument("--json", action="store_true", help="print the JSON answer")
     p.add_argument("--timeout", type=float, default=300.0, help="seconds to wait for the answer (default 300)")
     p.set_defaults(func=cmd_reload)
+
+    for name, words, help_text in (
+            ("clients", "show ID", "list the clients (or `clients show ID`: one client's state per file)"),
+            ("locks", "PATH", "who holds opens and locks on a file (a path on this server)"),
+            ("expire", "CLIENT", "revoke a client's opens and locks as lease expiry would (logged)"),
+            ("take-over", "NODE", "adopt a failed (fenced) node's clients (etcd recovery backend)")):
+        p = sub.add_parser(name, help=help_text)
+        p.add_argument("words", nargs="*" if name == "clients" else 1, metavar=words)
+        _add_socket_options(p)
+        p.add_argument("--json", action="store_true", help="print the JSON answer")
+        p.add_argument("--timeout", type=float, default=30.0, help="seconds to wait for the answer (default 30)")
+        p.set_defaults(func=cmd_admin)
 
     p = sub.add_parser("check-config", help="validate the configuration and print the effective one",
                        epilog=SERVE_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)

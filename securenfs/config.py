@@ -78,6 +78,10 @@ class ServerConfig:
     max_lock_files: int = 512
     #: Byte ranges one client may hold locked on all files together.
     max_lock_ranges: int = 10000
+    #: Prometheus metrics over HTTP (``/metrics``) on this address; None: off.
+    metrics_listen: ListenAddress | None = None
+    #: Log lines as text (``text``) or as one JSON object per line (``json``).
+    log_format: str = "text"
 
 
 @dataclass(slots=True)
@@ -399,6 +403,11 @@ def parse(data: dict[str, Any], source: str = "<config>") -> Config:
     sc.max_lock_ranges = s.positive_int("max_lock_ranges", sc.max_lock_ranges, 8, 10_000_000)
     adm = s.get("admin_socket", str, None)
     sc.admin_socket = Path(adm) if adm else None
+    ml = s.get("metrics_listen", str, None, form='"HOST:PORT", e.g. "127.0.0.1:9749"')
+    sc.metrics_listen = parse_listen(ml, source, "server.metrics_listen") if ml else None
+    sc.log_format = s.get("log_format", str, "text")
+    if sc.log_format not in ("text", "json"):
+        raise s.err("log_format", f"unknown format {sc.log_format!r}", 'write log_format = "text" or "json"')
     s.finish()
 
     k = _Reader(source, "kerberos", top.get("kerberos", dict, {}), field_names(KerberosConfig))
@@ -648,12 +657,14 @@ def dump(cfg: Config) -> str:
         "server_owner": f"a random identity created once and kept in {sc.state_dir}",
         "server_scope": "the same as server_owner",
         "admin_socket": str(sc.state_dir / "admin.sock"),
+        "metrics_listen": "no metrics endpoint",
         "krb5_conf": "$KRB5_CONFIG, else /etc/krb5.conf",
     }
     out.append(f"listen = {_toml_value([str(a) for a in sc.listen])}")
     for name in ("state_dir", "server_owner", "server_scope", "hostname", "lease_time", "grace_time",
                  "max_record_size", "threads", "inline_metadata", "kernel_locks", "max_lock_files",
-                 "max_lock_ranges", "admin_socket", "max_clients", "max_sessions_per_client"):
+                 "max_lock_ranges", "admin_socket", "max_clients", "max_sessions_per_client", "metrics_listen",
+                 "log_format"):
         v = getattr(sc, name)
         if v is None:
             out.append(f"# {name} = (not set: {unset[name]})")

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from securenfs import __version__, gate
+from securenfs.admin import ops as ops_admin
 from securenfs.admin.socket import AdminSocket
 from securenfs.config import KERBEROS_FLAVORS, Config, ConfigError
 from securenfs.identity import IdentityError, ServerIdentity, load_identity
@@ -22,6 +23,7 @@ from securenfs.rpc.constants import AuthFlavor
 from securenfs.rpc.transport import RpcServer, TransportLimits
 
 if TYPE_CHECKING:
+    from securenfs.admin.metrics import ServerMetrics
     from securenfs.recovery.service import Recovery
     from securenfs.rpcsec_gss.handler import RpcsecGssHandler
 
@@ -91,8 +93,12 @@ class Server:
         self.admin.add_command("reload", self.reload)
         self.admin.add_provider("preflight", self._status_preflight)
         self.admin.add_provider("clients", lambda: self.nfs.service.client_stats() if self.nfs.service else {})
+        self.admin.add_provider("rpc", self.rpc.stats)
         self.owners: object | None = None
         self.recovery: Recovery | None = None
+        #: Prometheus series (``server.metrics_listen``); None while off.
+        self.metrics: ServerMetrics | None = None
+        ops_admin.register(self)
 
     def hold_for_preflight(self) -> None:
         """Start with every Kerberos flavor held back and run the preflight once listening
@@ -129,6 +135,8 @@ class Server:
             raise
         if self.gss is not None:
             self.admin.add_provider("gss", self._status_gss)
+        if self.cfg.server.metrics_listen is not None:
+            await self._start_metrics(self.cfg.server.metrics_listen.host, self.cfg.server.metrics_listen.port)
         log.info("serving NFSv4.1 on %s (%d export(s))",
                  ", ".join(f"{h}:{p}" for h, p in self.bound), len(self.cfg.exports))
         if self.gate_state == "running":
@@ -335,6 +343,30 @@ class Server:
         self.nfs.service.recovery = rec
         self.admin.add_provider("grace", rec.status)
 
+    async def _start_metrics(self, host: str, port: int) -> None:
+        """Prometheus series on http://HOST:PORT/metrics, fed by the status providers and by
+        the operations as they run."""
+        from securenfs.admin.metrics import ServerMetrics
+        from securenfs.nfs4.constants import Op
+
+        m = ServerMetrics(self.admin.snapshot, {int(o): o.name for o in Op})
+        try:
+            await m.start(host, port)
+        except OSError as exc:
+            await self.stop()
+            raise StartupError(f"cannot listen on {host}:{port} for metrics: {exc.strerror}; "
+                               "choose another server.metrics_listen") from None
+        self.metrics = m
+        if self.nfs.service is not None:
+            self.nfs.service.metrics = m
+        if self.recovery is not None:
+            store_write = m.store_write
+            self.recovery.on_write = lambda kind, secs: store_write.labels(kind).observe(secs)
+        mapper = getattr(self.owners, "mapper", None)
+        if mapper is not None:
+            mapper.on_backend_time = m.idmap_backend.observe
+        log.info("metrics on http://%s/metrics", ", ".join(f"{h}:{p}" for h, p in m.bound))
+
     def request_stop(self) -> None:
         self._stop.set()
 
@@ -395,6 +427,8 @@ class Server:
             self._gate_task.cancel()
         await self.rpc.stop()
         await self.admin.stop()
+        if self.metrics is not None:
+            await self.metrics.stop()
         await self._stop_recovery()
         if self.nfs.service is not None:
             self.nfs.service.ns.close()

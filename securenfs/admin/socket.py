@@ -1,6 +1,7 @@
 """The admin socket: a Unix-domain socket in the state directory answering ``status``.
 
-A request is one line (``status``, or a command such as ``reload``); the answer is one JSON
+A request is one line (``status``, a command such as ``reload``, or an action with one
+argument such as ``expire 0x...``); the answer is one JSON
 document, then the server closes the connection.  Each part of the server registers a *provider*, a function returning a JSON-ready
 dict, under a name (``server``, ``exports``, ``gss``, ``grace`` ...).  The socket is created
 mode 0600: the status names clients and principals.
@@ -13,8 +14,11 @@ import contextlib
 import json
 import logging
 import os
+import socket
+import struct
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +26,32 @@ log = logging.getLogger("securenfs.admin")
 
 Provider = Callable[[], Any]
 Command = Callable[[], Awaitable[dict[str, Any]]]
-MAX_REQUEST = 1024
+MAX_REQUEST = 4096
+_UCRED = struct.Struct("3i")
+
+
+@dataclass(slots=True, frozen=True)
+class AdminRequest:
+    """An action's request: its argument (the rest of the line) and who asked."""
+
+    name: str
+    arg: str
+    #: The uid of the process that connected (SO_PEERCRED), for the log.
+    uid: int | None
+
+
+Action = Callable[[AdminRequest], Awaitable[dict[str, Any]]]
+
+
+def peer_uid(sock: socket.socket | None) -> int | None:
+    """The uid of the process at the other end of a Unix-domain socket (SO_PEERCRED)."""
+    if sock is None:
+        return None
+    try:
+        _pid, uid, _gid = _UCRED.unpack(sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, _UCRED.size))
+    except OSError:
+        return None
+    return int(uid)
 
 
 class AdminSocket:
@@ -30,6 +59,7 @@ class AdminSocket:
         self.path = path
         self.providers: dict[str, Provider] = {}
         self.commands: dict[str, Command] = {}
+        self.actions: dict[str, Action] = {}
         self._server: asyncio.AbstractServer | None = None
 
     def add_provider(self, name: str, fn: Provider) -> None:
@@ -38,6 +68,10 @@ class AdminSocket:
     def add_command(self, name: str, fn: Command) -> None:
         """A request that changes something (``reload``); ``fn`` answers with a JSON-ready dict."""
         self.commands[name] = fn
+
+    def add_action(self, name: str, fn: Action) -> None:
+        """A request with an argument (``expire CLIENT``); ``fn`` answers a JSON-ready dict."""
+        self.actions[name] = fn
 
     def snapshot(self) -> dict[str, Any]:
         out: dict[str, Any] = {"schema": "securenfs-status/1"}
@@ -62,7 +96,8 @@ class AdminSocket:
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
             line = await asyncio.wait_for(reader.readline(), 5)
-            cmd = line[:MAX_REQUEST].decode("ascii", "replace").strip()
+            cmd = line[:MAX_REQUEST].decode("utf-8", "replace").strip()
+            name, _, arg = cmd.partition(" ")
             if cmd in ("", "status"):
                 body = self.snapshot()
             elif cmd in self.commands:
@@ -71,8 +106,15 @@ class AdminSocket:
                 except Exception as exc:  # the server keeps running; the caller learns why
                     log.exception("admin command %r failed", cmd)
                     body = {"ok": False, "error": f"{type(exc).__name__}: {exc}"}
+            elif name in self.actions:
+                req = AdminRequest(name, arg.strip(), peer_uid(writer.get_extra_info("socket")))
+                try:
+                    body = await self.actions[name](req)
+                except Exception as exc:  # the server keeps running; the caller learns why
+                    log.exception("admin request %r failed", name)
+                    body = {"ok": False, "error": f"{type(exc).__name__}: {exc}"}
             else:
-                known = ", ".join(repr(c) for c in ["status", *self.commands])
+                known = ", ".join(repr(c) for c in ["status", *self.commands, *self.actions])
                 body = {"error": f"unknown request {cmd[:40]!r}; the requests are {known}"}
             writer.write(json.dumps(body, default=str).encode() + b"\n")
             await writer.drain()
@@ -84,23 +126,26 @@ class AdminSocket:
                 await writer.wait_closed()
 
     async def stop(self) -> None:
-        if self._server is not None:
-            self._server.close()
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(self._server.wait_closed(), 2)
-            self._server = None
+        await close_server(self._server)
+        self._server = None
         with contextlib.suppress(FileNotFoundError):
             self.path.unlink()
 
 
+async def close_server(server: asyncio.AbstractServer | None) -> None:
+    """Stop listening and wait (briefly) for the connections being answered."""
+    if server is not None:
+        server.close()
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(server.wait_closed(), 2)
+
+
 def query(path: Path, timeout: float = 5.0, request: str = "status") -> dict[str, Any]:
     """Ask a running server for its status, or send it a command (blocking; for the CLI)."""
-    import socket
-
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
         s.settimeout(timeout)
         s.connect(str(path))
-        s.sendall(request.encode("ascii") + b"\n")
+        s.sendall(request.encode("utf-8") + b"\n")
         chunks = []
         while True:
             b = s.recv(65536)
@@ -112,14 +157,17 @@ def query(path: Path, timeout: float = 5.0, request: str = "status") -> dict[str
 
 
 def render(status: dict[str, Any]) -> str:
-    """The human view of a status document."""
+    """The human view of a status document (tables and ``key: value`` lines, no reprs)."""
+    from securenfs.admin.tables import table, text, tree
+
     lines: list[str] = []
     srv = status.get("server", {})
     if srv:
         lines.append(f"securenfs {srv.get('version', '')}  pid {srv.get('pid')}  up {srv.get('uptime_seconds', 0):.0f} s")
-        lines.append(f"  server_owner {srv.get('server_owner')!r}  scope {srv.get('server_scope')!r}  "
+        lines.append(f"  server_owner {srv.get('server_owner')}  scope {srv.get('server_scope')}  "
                      f"boot epoch {srv.get('boot_epoch')}")
         lines.append(f"  listening on {', '.join(srv.get('listen', []))}")
+        lines.append(f"  connections {srv.get('connections', 0)}  calls in flight {srv.get('calls_in_flight', 0)}")
     grace = status.get("grace")
     if isinstance(grace, dict) and grace:
         state = grace.get("state", "?")
@@ -148,13 +196,22 @@ def render(status: dict[str, Any]) -> str:
             lines.append(f"  {cid:<9} {c.get('status', '?'):<8} {when}  {c.get('summary', '')}")
             if c.get("status") in ("ERROR", "CRITICAL") and c.get("remedy"):
                 lines.append(f"            fix: {c['remedy']}")
+    rpc = status.get("rpc")
+    if isinstance(rpc, dict):
+        lines.append("rpc:")
+        lines.append(f"  calls by flavor: {text(rpc.get('calls_by_flavor') or {})}")
+        lines.append(f"  authentication refused: {text(rpc.get('auth_failures') or {})}")
     for name, value in status.items():
-        if name in ("schema", "server", "grace", "exports", "preflight"):
+        if name in ("schema", "server", "grace", "exports", "preflight", "rpc"):
             continue
         lines.append(f"{name}:")
-        if isinstance(value, dict):
-            for k, v in value.items():
-                lines.append(f"  {k}: {v}")
+        if isinstance(value, dict) and isinstance(value.get("details"), list) and value["details"]:
+            # GSS contexts: a table of their own.
+            lines += tree({k: v for k, v in value.items() if k != "details"})
+            details = value["details"]
+            headers = list(dict.fromkeys(k for d in details for k in d))
+            lines.append("  contexts:")
+            lines += table(headers, [[d.get(h) for h in headers] for d in details], "    ")
         else:
-            lines.append(f"  {value}")
+            lines += tree(value)
     return "\n".join(lines) + "\n"

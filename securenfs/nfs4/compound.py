@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import logging
 import struct
+from time import perf_counter
 
 from securenfs.nfs4.constants import (
     NFS4_MINOR_VERSION,
     Op,
-    SeqStatus,
     Stat,
     StateProtect,
     stat_name,
@@ -113,12 +113,20 @@ async def compound(svc: Nfs4Service, cred: Credential, peer: str, conn: object, 
     # header and the COMPOUND status, tag and count.
     rpc_overhead = _rpc_overhead(cred)
     header = rpc_overhead + 12 + ((len(hdr.tag) + 3) & ~3)
+    metrics = svc.metrics
+    t0 = perf_counter() if metrics is not None else 0.0
     try:
         session, slot, kind, seqres = _sequence(ctx, sa, n, args, header + _SEQ_RESULT)
     except Nfs4Error as exc:
+        if metrics is not None:
+            om = metrics.ops[_OP_SEQ]
+            om.observe(perf_counter() - t0)
+            om.error(exc.status, stat_name)
         level = logging.DEBUG if exc.status in (Stat.SEQ_MISORDERED, Stat.BADSLOT) else logging.INFO
         svc.peerlog.log(log, level, peer, stat_name(exc.status), "%s SEQUENCE: %s", peer, exc)
         return _reply(exc.status, hdr.tag, [_status_only(_OP_SEQ, exc.status)], 1)
+    if metrics is not None:
+        metrics.ops[_OP_SEQ].observe(perf_counter() - t0)
     if kind == Replay.RETRY:
         # RFC 8881 §2.10.6.1.1: the cached reply, byte for byte; wait for an original still running.
         if slot.pending is not None and not slot.pending.done():
@@ -195,10 +203,9 @@ def _sequence(ctx: CompoundContext, sa: SequenceArgs, numops: int, request: memo
 def _status_flags(svc: Nfs4Service, client: Client) -> int:
     """sr_status_flags (RFC 8881 §18.46.3): EXPIRED_ALL_STATE_REVOKED while the client has
     revoked stateids it has not freed (the courteous server revokes all of an expired
-    client's state at once).  Callback bits come with the backchannel."""
-    if svc.state.revoked_pending(client.clientid):
-        return int(SeqStatus.EXPIRED_ALL_STATE_REVOKED)
-    return 0
+    client's state at once), ADMIN_STATE_REVOKED for state the admin revoked
+    (``securenfs expire``).  Callback bits come with the backchannel."""
+    return svc.state.revoked_flags(client.clientid)
 
 
 async def _evaluate(ctx: CompoundContext, u: Unpacker, n: int, session: Session | None, used: int = 0,
@@ -218,6 +225,8 @@ async def _evaluate(ctx: CompoundContext, u: Unpacker, n: int, session: Session 
     else:
         max_reply = max_cached = 1 << 30
     buf = u.buffer
+    metrics = ctx.svc.metrics
+    t0 = 0.0
     for i in range(n):
         ctx.opindex = i + (1 if session is not None else 0)
         if u.remaining() < 4:
@@ -242,6 +251,8 @@ async def _evaluate(ctx: CompoundContext, u: Unpacker, n: int, session: Session 
                                 ctx.peer, spec.op.name, exc)
             parts.append(_status_only(opnum, Stat.BADXDR))
             return Stat.BADXDR, parts, count + 1
+        if metrics is not None:
+            t0 = perf_counter()
         try:
             if spec.needs_fh and ctx.cfh is None:
                 raise Nfs4Error(Stat.NOFILEHANDLE)
@@ -284,6 +295,11 @@ async def _evaluate(ctx: CompoundContext, u: Unpacker, n: int, session: Session 
             chunks = p.chunks()
             size = len(p)
             status = getattr(res, "status", 0)
+        if metrics is not None:
+            om = metrics.ops[opnum]
+            om.observe(perf_counter() - t0)
+            if status:
+                om.error(status, stat_name)
         if total + size > max_reply:
             parts.append(_status_only(opnum, Stat.REP_TOO_BIG))
             return Stat.REP_TOO_BIG, parts, count + 1

@@ -31,6 +31,7 @@ from securenfs.vfs.errors import BadCookie, BadName, CookieVerifierMismatch, FsE
 from securenfs.vfs.handles import BadHandle
 
 if TYPE_CHECKING:
+    from securenfs.admin.metrics import ServerMetrics
     from securenfs.recovery.service import Recovery
 
 log = logging.getLogger("securenfs.nfs4")
@@ -79,6 +80,8 @@ class Nfs4Service:
         #: Run metadata calls (stat, LOOKUP, ACCESS) on the event-loop thread (see
         #: CompoundContext.run_meta); ``server.inline_metadata`` in the configuration.
         self.inline_metadata = True
+        #: Prometheus series counted per operation (``server.metrics_listen``); None: off.
+        self.metrics: ServerMetrics | None = None
         #: WRITE/COMMIT verifier: changes at every start (RFC 8881 §18.32.3).
         self.write_verifier = struct.pack(">Q", boot_epoch)
         self.courtesy_max_age = courtesy_max_age
@@ -265,6 +268,7 @@ class Nfs4Service:
     def client_stats(self) -> dict[str, Any]:
         """For ``securenfs status``: what the client table and the session table hold."""
         cl = self.clients.clients()
+        states = self.state.clients.values()
         return {
             "client_owners": self.clients.owner_count(),
             "confirmed": sum(1 for c in cl if c.confirmed),
@@ -272,6 +276,11 @@ class Nfs4Service:
             "sessions": len(self.sessions),
             "bound_connections": self.sessions.bound_connections(),
             "with_state": len(self.state.clients),
+            "courtesy": sum(1 for cs in states if cs.courtesy_since is not None),
+            "opens": sum(len(cs.opens) for cs in states),
+            "locks": sum(len(cs.locks) for cs in states),
+            "lock_ranges": sum(cs.nranges for cs in states),
+            "revoked": sum(len(cs.revoked) for cs in states),
             "max_clients": self.client_limits.max_clients,
             "max_sessions_per_client": self.client_limits.max_sessions_per_client,
             "refused_exchange_id": self._refusals["exchange_id"].total,

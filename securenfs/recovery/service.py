@@ -19,6 +19,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
+from collections.abc import Callable
 from typing import Any
 
 from securenfs.recovery.errors import RecoveryError, RecoveryUnavailable
@@ -42,6 +44,9 @@ class Recovery:
         self._wake = asyncio.Event()
         self._stopping = False
         self._store_ok = True
+        #: Called with (kind, seconds) after each durable record write or removal (the
+        #: server's metrics, when on).
+        self.on_write: Callable[[str, float], None] | None = None
 
     async def start(self, epoch: int) -> None:
         """Open the store and begin grace.  Raises RecoveryError (the server must then refuse
@@ -86,7 +91,11 @@ class Recovery:
     async def client_confirmed(self, owner_id: bytes, principal: str | None) -> ClientRecord:
         """Called before a client's first open.  Durable on return; raises RecoveryUnavailable
         (answer NFS4ERR_DELAY, grant nothing)."""
-        return await self.store.record_client(owner_id, principal)
+        t0 = time.perf_counter()
+        rec = await self.store.record_client(owner_id, principal)
+        if self.on_write is not None:
+            self.on_write("record", time.perf_counter() - t0)
+        return rec
 
     async def forget_stateless(self, owner_ids: list[bytes]) -> None:
         """Clean stop: clients that hold no open or lock have nothing to reclaim, so their
@@ -103,8 +112,11 @@ class Recovery:
         """DESTROY_CLIENTID, or the client's state revoked after its lease expired."""
         self.grace.client_gone(owner_id)
         self._wake.set()
+        t0 = time.perf_counter()
         try:
             await self.store.remove_client(owner_id)
+            if self.on_write is not None:
+                self.on_write("remove", time.perf_counter() - t0)
         except RecoveryUnavailable as exc:
             # Harmless to keep: a stale record only lets the client reclaim nothing.
             log.warning("%s (the record stays; it is dropped at the end of the next grace period)", exc)

@@ -17,6 +17,7 @@ import itertools
 import logging
 import socket
 import struct
+from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -296,8 +297,10 @@ class Connection(asyncio.Protocol):
         if handler is None:
             why = server.held_flavors.get(call.cred_flavor, f"security flavor {call.cred_flavor} is not supported")
             self._note(logging.WARNING, f"xid={call.xid:#010x} refused: {why}", "AUTH_BADCRED")
+            server.auth_failures["AUTH_BADCRED"] += 1
             self.send_record([msg.auth_error(call.xid, AuthStat.AUTH_BADCRED)])
             return
+        server.calls_by_flavor[call.cred_flavor] += 1
         if call.proc == 0 and isinstance(handler, SimpleFlavor):
             # NULL under AUTH_NONE/AUTH_SYS: answered inline, no task (RFC 5531 §12.1).
             try:
@@ -347,6 +350,7 @@ class Connection(asyncio.Protocol):
         self._note(level, f"xid={call.xid:#010x} prog={call.prog} vers={call.vers} proc={call.proc}: {reason}", kind)
 
     def _log_reject(self, call: msg.RpcCall, exc: AuthReject) -> None:
+        self.server.auth_failures[exc.stat.name] += 1
         self._log_call(call, logging.WARNING, f"authentication refused ({exc.stat.name}): {exc.reason}", exc.stat.name)
 
     async def _serve(self, call: msg.RpcCall, handler: FlavorHandler) -> None:
@@ -436,6 +440,11 @@ class RpcServer:
         #: flavor -> why it is not served now (logged instead of "not supported" when a call
         #: uses it), e.g. RPCSEC_GSS held back by the preflight gate with the failing checks.
         self.held_flavors: dict[int, str] = {}
+        #: Calls handed to a served flavor, by flavor; calls refused with an authentication
+        #: error, by auth_stat name (both bounded: the keys are the served flavors and the
+        #: auth_stat values).  Read by ``securenfs status`` and the metrics.
+        self.calls_by_flavor: Counter[int] = Counter()
+        self.auth_failures: Counter[str] = Counter()
         self._servers: list[asyncio.AbstractServer] = []
         self._summaries: asyncio.Task[None] | None = None
         self._connections: set[Connection] = set()
@@ -464,6 +473,11 @@ class RpcServer:
         while True:
             await asyncio.sleep(self.peerlog.window)
             self.peerlog.flush_due()
+
+    def stats(self) -> dict[str, Any]:
+        """JSON-ready counters for ``securenfs status`` and the metrics."""
+        return {"calls_by_flavor": {_flavor_name(f): n for f, n in self.calls_by_flavor.items()},
+                "auth_failures": dict(self.auth_failures)}
 
     @property
     def connections(self) -> set[Connection]:
@@ -503,3 +517,10 @@ class RpcServer:
 def run_blocking(fn: Callable[..., Any], *args: Any) -> Awaitable[Any]:
     """Run ``fn`` in the loop's default executor."""
     return asyncio.get_running_loop().run_in_executor(None, fn, *args)
+
+
+def _flavor_name(flavor: int) -> str:
+    try:
+        return AuthFlavor(flavor).name
+    except ValueError:
+        return str(flavor)

@@ -61,7 +61,7 @@ from securenfs.locking.stateids import (
     next_seqid,
     special_kind,
 )
-from securenfs.nfs4.constants import Stat
+from securenfs.nfs4.constants import SeqStatus, Stat
 from securenfs.nfs4.errors import Nfs4Error
 
 log = logging.getLogger("securenfs.state")
@@ -82,6 +82,9 @@ HOST_OWNER: Final = b"securenfs:host-lock"
 LIMIT_OWNER: Final = b"securenfs:too-many-locks"
 DEFAULT_MAX_LOCK_FILES: Final = 512
 DEFAULT_MAX_LOCK_RANGES: Final = 10000
+#: SEQ4_STATUS bits by why a stateid was revoked (RFC 8881 §18.46.3).
+_REVOKED_FLAG: Final = {Revoked.EXPIRED: int(SeqStatus.EXPIRED_ALL_STATE_REVOKED),
+                        Revoked.ADMIN: int(SeqStatus.ADMIN_STATE_REVOKED)}
 #: A LOCK adds at most two ranges to its owner's list (a lock inside a lock of the other
 #: type leaves a piece on each side); a LOCKU at most one (it splits one range).
 _LOCK_GROWTH: Final = 2
@@ -666,7 +669,9 @@ class StateManager:
         return op
 
     # -- revocation and the courteous server ---------------------------------------------------
-    def revoke_client(self, clientid: int, why: Revoked = Revoked.EXPIRED) -> int:
+    def revoke_client(self, clientid: int, why: Revoked = Revoked.EXPIRED, *,
+                      because: str = "another client's request conflicted with the state of this expired "
+                      "client") -> int:
         """Revoke every open and lock of the client at once (no await inside)."""
         cs = self.clients.get(clientid)
         if cs is None:
@@ -692,8 +697,7 @@ class StateManager:
         cs.opens.clear()
         cs.open_owners.clear()
         self.revocations += 1
-        log.warning("client %#018x: %d stateid(s) revoked (%s) because another client's request conflicted "
-                    "with the state of this expired client", clientid, n, why.name)
+        log.warning("client %#018x: %d stateid(s) revoked (%s) because %s", clientid, n, why.name, because)
         return n
 
     def free_revoked(self, clientid: int, other: bytes) -> bool:
@@ -707,6 +711,18 @@ class StateManager:
     def revoked_pending(self, clientid: int) -> bool:
         cs = self.clients.get(clientid)
         return cs is not None and bool(cs.revoked)
+
+    def revoked_flags(self, clientid: int) -> int:
+        """sr_status_flags for the client's revoked stateids not yet freed (RFC 8881
+        §18.46.3): EXPIRED_ALL_STATE_REVOKED for state revoked after its lease expired,
+        ADMIN_STATE_REVOKED for state the admin revoked while the lease was valid."""
+        cs = self.clients.get(clientid)
+        if cs is None or not cs.revoked:
+            return 0
+        flags = 0
+        for st in cs.revoked.values():
+            flags |= _REVOKED_FLAG.get(st.revoked, 0)
+        return flags
 
     def courteous_break(self, holders: Iterable[object], clientid: int | None = None) -> bool:
         """When every conflicting holder belongs to a client (other than ``clientid``) whose

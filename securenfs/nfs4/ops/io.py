@@ -74,12 +74,15 @@ async def _io_fd(ctx: CompoundContext, raw: bytes, write: bool) -> tuple[Any, tu
 
 
 async def op_read(ctx: CompoundContext, a: ReadArgs) -> ReadRes:
-    _node, key, opener = await _io_fd(ctx, a.stateid, False)
+    node, key, opener = await _io_fd(ctx, a.stateid, False)
     if a.offset > _MAX_OFFSET:
         return ReadRes(0, True, b"")  # past any possible end of file
     # Over maxread is capped, not refused (§18.22.3); so is a range passing off_t's end.
     count = min(a.count, fattr.MAX_READ, _MAX_OFFSET - a.offset)
     data, eof = await ctx.run(_read, ctx.svc.state.fds, key, opener, count, a.offset)
+    metrics = ctx.svc.metrics
+    if metrics is not None and node.export is not None:
+        metrics.export_io(node.export.pseudo).read.inc(len(data))
     return ReadRes(0, eof, data)
 
 
@@ -89,7 +92,7 @@ def _read(cache: Any, key: Any, opener: Any, count: int, offset: int) -> tuple[b
 
 
 async def op_write(ctx: CompoundContext, a: WriteArgs) -> WriteRes:
-    _node, key, opener = await _io_fd(ctx, a.stateid, True)
+    node, key, opener = await _io_fd(ctx, a.stateid, True)
     data = a.data
     if len(data) > fattr.MAX_WRITE:
         data = data[: fattr.MAX_WRITE]  # a short write the client continues (§18.32.3)
@@ -98,6 +101,9 @@ async def op_write(ctx: CompoundContext, a: WriteArgs) -> WriteRes:
     if a.offset + len(data) > _MAX_OFFSET:
         raise Nfs4Error(Stat.FBIG, f"write at {a.offset} passes the largest file size")
     n = await ctx.run(_write, ctx.svc.state.fds, key, opener, data, a.offset, a.stable)
+    metrics = ctx.svc.metrics
+    if metrics is not None and node.export is not None:
+        metrics.export_io(node.export.pseudo).written.inc(n)
     return WriteRes(0, n, a.stable, ctx.svc.write_verifier)
 
 
