@@ -12,7 +12,11 @@ from __future__ import annotations
 import logging
 import struct
 
-from securenfs.nfs4.constants import (
+from securenfs.nfs4.context import CompoundContext
+from securenfs.nfs4.optable import DEFERS_CHECK, OPTABLE, Sec
+from securenfs.nfs4.service import Nfs4Service
+from securenfs.nfs4.xdr4 import SequenceArgs, SequenceRes, unpack_compound_header
+from securenfs.proto.constants import (
     NFS4_MINOR_VERSION,
     Op,
     SeqStatus,
@@ -20,11 +24,7 @@ from securenfs.nfs4.constants import (
     StateProtect,
     stat_name,
 )
-from securenfs.nfs4.context import CompoundContext
-from securenfs.nfs4.errors import Nfs4Error
-from securenfs.nfs4.optable import DEFERS_CHECK, OPTABLE, Sec
-from securenfs.nfs4.service import Nfs4Service
-from securenfs.nfs4.xdr4 import SequenceArgs, SequenceRes, unpack_compound_header
+from securenfs.proto.errors import Nfs4Error
 from securenfs.rpc.auth import Credential, GarbageArgs
 from securenfs.state.clients import Client
 from securenfs.state.sessions import Replay, Session, Slot

@@ -10,9 +10,9 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from securenfs.exports.squash import apply_squash
 from securenfs.exports.table import Access, Export
-from securenfs.nfs4.constants import Stat
-from securenfs.nfs4.errors import Nfs4Error, status_from_errno
 from securenfs.nfs4.namespace import Node
+from securenfs.proto.constants import Stat
+from securenfs.proto.errors import Nfs4Error, status_from_errno
 from securenfs.rpc.auth import Credential
 from securenfs.vfs.creds import FsCreds
 from securenfs.vfs.errors import FsError

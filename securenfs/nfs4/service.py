@@ -14,13 +14,13 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 from securenfs.exports.table import Export
 from securenfs.nfs4.acls import aces_of
-from securenfs.nfs4.constants import Attr, Stat
 from securenfs.nfs4.context import CompoundContext
-from securenfs.nfs4.errors import Nfs4Error, status_from_errno
 from securenfs.nfs4.fattr import ACL_ATTRS, ObjInfo
 from securenfs.nfs4.namespace import Namespace, Node
 from securenfs.nfs4.owners import NumericOwners, OwnerMapper
 from securenfs.nfs4.xdr4 import ImplId
+from securenfs.proto.constants import Attr, Stat
+from securenfs.proto.errors import Nfs4Error, status_from_errno
 from securenfs.rpc.peerlog import PeerLog
 from securenfs.state.clients import Client, ClientTable
 from securenfs.state.limits import ClientLimits, RefusalLog, top_peers

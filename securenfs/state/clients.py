@@ -21,10 +21,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from securenfs.nfs4.constants import ExchgIdFlag, Op, Stat, StateProtect
-from securenfs.nfs4.errors import Nfs4Error
 from securenfs.nfs4.fattr import set_to_bitmap
 from securenfs.nfs4.xdr4 import ExchangeIdArgs, ExchangeIdRes, ImplId, StateProtectOps
+from securenfs.proto.constants import ExchgIdFlag, Op, Stat, StateProtect
+from securenfs.proto.errors import Nfs4Error
 from securenfs.rpc.auth import Credential
 
 if TYPE_CHECKING:

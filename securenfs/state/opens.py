@@ -61,8 +61,8 @@ from securenfs.locking.stateids import (
     next_seqid,
     special_kind,
 )
-from securenfs.nfs4.constants import Stat
-from securenfs.nfs4.errors import Nfs4Error
+from securenfs.proto.constants import Stat
+from securenfs.proto.errors import Nfs4Error
 
 log = logging.getLogger("securenfs.state")
 

@@ -14,9 +14,9 @@ import secrets
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from securenfs.nfs4.constants import Stat
-from securenfs.nfs4.errors import Nfs4Error
 from securenfs.nfs4.xdr4 import CbSecParms, ChannelAttrs
+from securenfs.proto.constants import Stat
+from securenfs.proto.errors import Nfs4Error
 
 if TYPE_CHECKING:
     from securenfs.state.clients import Client

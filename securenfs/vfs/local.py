@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Self
 
 from securenfs.exports.table import Export
-from securenfs.nfs4.constants import Access4
+from securenfs.proto.constants import Access4
 from securenfs.vfs import kernel
 from securenfs.vfs.creds import FsCreds, as_caller, as_server
 from securenfs.vfs.dirlist import ListingCache, build_listing

@@ -10,7 +10,6 @@ import pytest
 
 from securenfs.client.nfs4 import Nfs4Client
 from securenfs.client.rpc import RpcError
-from securenfs.nfs4.constants import Op, Stat
 from securenfs.nfs4.xdr4 import (
     NameArgs,
     SecinfoNoNameArgs,
@@ -18,6 +17,7 @@ from securenfs.nfs4.xdr4 import (
     VoidArgs,
     unpack_compound_reply,
 )
+from securenfs.proto.constants import Op, Stat
 from securenfs.xdr import Packer, Unpacker
 from tests.support.nfsserver import NfsServer
 

@@ -16,9 +16,9 @@ from pathlib import Path
 import pytest
 
 from securenfs.client.nfs4 import Nfs4Client
-from securenfs.nfs4.constants import Attr, FType, Op, Stat
 from securenfs.nfs4.fattr import set_to_bitmap
 from securenfs.nfs4.xdr4 import FhArgs, SequenceArgs, VoidArgs, unpack_compound_reply
+from securenfs.proto.constants import Attr, FType, Op, Stat
 from securenfs.xdr import Packer, Unpacker
 from tests.support.nfsserver import NfsServer, mounted_client
 

@@ -18,7 +18,6 @@ import pytest
 
 from securenfs.client.nfs4 import Nfs4Client, fattr_of
 from securenfs.client.rpc import AuthSys
-from securenfs.nfs4.constants import Attr, Op, Stat
 from securenfs.nfs4.xdr4 import (
     WRITE_LT,
     CreateArgs,
@@ -32,6 +31,7 @@ from securenfs.nfs4.xdr4 import (
     SetattrRes,
     VoidArgs,
 )
+from securenfs.proto.constants import Attr, Op, Stat
 from tests.support.nfsserver import NfsServer, RawArgs, mounted_client
 
 V = VoidArgs()

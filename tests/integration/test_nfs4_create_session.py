@@ -11,7 +11,6 @@ import pytest
 
 from securenfs.client.nfs4 import Nfs4Client
 from securenfs.client.rpc import AuthSys
-from securenfs.nfs4.constants import Op, Stat
 from securenfs.nfs4.xdr4 import (
     ChannelAttrs,
     CreateSessionArgs,
@@ -23,6 +22,7 @@ from securenfs.nfs4.xdr4 import (
     VoidArgs,
     unpack_compound_reply,
 )
+from securenfs.proto.constants import Op, Stat
 from securenfs.state.sessions import (
     MIN_CB_SEQUENCE_REPLY,
     MIN_CB_SEQUENCE_REQUEST,

@@ -12,7 +12,6 @@ from typing import Any
 
 from securenfs.client.nfs4 import ANON_STATEID, Nfs4Client, Nfs4Error
 from securenfs.client.rpc import AuthSys
-from securenfs.nfs4.constants import Attr, FType, Op, Stat
 from securenfs.nfs4.fattr import MAX_READ
 from securenfs.nfs4.xdr4 import (
     DATA_SYNC4,
@@ -22,6 +21,7 @@ from securenfs.nfs4.xdr4 import (
     FhArgs,
     SetattrArgs,
 )
+from securenfs.proto.constants import Attr, FType, Op, Stat
 from tests.support.nfsserver import NfsServer, ProcessServer, mounted_client
 
 BIG = (1 << 64) - 1

@@ -19,8 +19,8 @@ from typing import Any
 
 from securenfs.client.nfs4 import Nfs4Error
 from securenfs.locking.ofd import KERNEL_END
-from securenfs.nfs4.constants import Stat
 from securenfs.nfs4.xdr4 import WRITE_LT, StateOwner
+from securenfs.proto.constants import Stat
 from securenfs.state.opens import HOST_OWNER, LIMIT_OWNER
 from tests.integration.test_recovery_restart import RecoveryProcess, come_back, holder
 from tests.support.hostlock import HostLocker, proc_locks

@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
-from securenfs.nfs4.constants import Op, SeqStatus, Stat
 from securenfs.nfs4.xdr4 import GetattrRes, SequenceRes  # noqa: F401
+from securenfs.proto.constants import Op, SeqStatus, Stat
 from tests.support.nfsserver import NfsServer, mounted_client, status_of
 
 LEASE = 2

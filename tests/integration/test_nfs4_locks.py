@@ -7,8 +7,8 @@ import asyncio
 from typing import Any
 
 from securenfs.client.nfs4 import Nfs4Error, stateid_seqid
-from securenfs.nfs4.constants import Op, Stat
 from securenfs.nfs4.xdr4 import WRITE_LT, FhArgs, LockArgs, LockRes, StateOwner
+from securenfs.proto.constants import Op, Stat
 from securenfs.xdr import Packer
 from tests.support.nfsserver import NfsServer, RawArgs, mounted_client
 

@@ -11,9 +11,9 @@ import pytest
 
 from securenfs.client.nfs4 import Nfs4Client, Nfs4Error
 from securenfs.config import ClientRule
-from securenfs.nfs4.constants import Attr, Op, Stat
 from securenfs.nfs4.fattr import set_to_bitmap
 from securenfs.nfs4.xdr4 import BitmapArgs, FhArgs, NameArgs, ReaddirArgs, VoidArgs
+from securenfs.proto.constants import Attr, Op, Stat
 from tests.support.nfsserver import NfsServer
 
 V = VoidArgs()

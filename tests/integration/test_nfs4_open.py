@@ -11,7 +11,6 @@ import pytest
 
 from securenfs.client.nfs4 import ANON_STATEID, BYPASS_STATEID, Nfs4Error, stateid_seqid
 from securenfs.locking.stateids import Stateid
-from securenfs.nfs4.constants import Attr, Op, Stat
 from securenfs.nfs4.xdr4 import (
     CLAIM_PREVIOUS,
     EXCLUSIVE4_1,
@@ -24,6 +23,7 @@ from securenfs.nfs4.xdr4 import (
     VoidArgs,
     WriteArgs,
 )
+from securenfs.proto.constants import Attr, Op, Stat
 from tests.support.nfsserver import NfsServer, mounted_client
 
 READ, WRITE, BOTH = 1, 2, 3

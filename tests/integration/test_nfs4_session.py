@@ -7,7 +7,6 @@ import asyncio
 
 from securenfs.client.nfs4 import Nfs4Client, Nfs4Error
 from securenfs.client.rpc import AuthSys
-from securenfs.nfs4.constants import ExchgIdFlag, Op, Stat
 from securenfs.nfs4.xdr4 import (
     ChannelAttrs,
     ClientIdArgs,
@@ -17,6 +16,7 @@ from securenfs.nfs4.xdr4 import (
     SessionIdArgs,
     VoidArgs,
 )
+from securenfs.proto.constants import ExchgIdFlag, Op, Stat
 from tests.support.nfsserver import NfsServer
 
 V = VoidArgs()

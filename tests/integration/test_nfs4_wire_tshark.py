@@ -21,7 +21,6 @@ from securenfs.client.nfs4 import ANON_STATEID, Nfs4Client, Nfs4Error, fattr_of
 from securenfs.client.rpc import AuthSys
 from securenfs.config import ClientRule
 from securenfs.nfs4 import fattr
-from securenfs.nfs4.constants import Access4, Attr, Op, Stat
 from securenfs.nfs4.optable import NOT_BUILT, OPTABLE
 from securenfs.nfs4.xdr4 import (
     AccessArgs,
@@ -38,6 +37,7 @@ from securenfs.nfs4.xdr4 import (
     SetattrArgs,
     VoidArgs,
 )
+from securenfs.proto.constants import Access4, Attr, Op, Stat
 from tests.support import wirecheck
 from tests.support.nfsserver import NfsServer, RawArgs, flavor_client
 

@@ -23,8 +23,8 @@ import pytest
 from securenfs.admin.socket import query
 from securenfs.client.nfs4 import ANON_STATEID, Nfs4Client, Nfs4Error, OpenFile
 from securenfs.client.rpc import AuthSys, RpcClient
-from securenfs.nfs4.constants import ExchgIdFlag, Stat
 from securenfs.nfs4.xdr4 import FILE_SYNC4
+from securenfs.proto.constants import ExchgIdFlag, Stat
 
 GRACE = 15
 LEASE = 10

@@ -21,7 +21,6 @@ import pytest
 from securenfs.client.nfs4 import Nfs4Client, Nfs4Error, OpenFile
 from securenfs.client.rpc import AuthSys
 from securenfs.config import ClientRule
-from securenfs.nfs4.constants import Attr, FType, Op, Stat
 from securenfs.nfs4.xdr4 import (
     CreateArgs,
     Fattr,
@@ -38,6 +37,7 @@ from securenfs.nfs4.xdr4 import (
     VoidArgs,
     WriteArgs,
 )
+from securenfs.proto.constants import Attr, FType, Op, Stat
 from tests.support.nfsserver import NfsServer
 
 V = VoidArgs()

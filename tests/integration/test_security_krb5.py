@@ -23,7 +23,6 @@ from securenfs.client.nfs4 import Nfs4Client
 from securenfs.client.rpc import RpcClient
 from securenfs.config import ClientRule
 from securenfs.nfs4 import xdr4
-from securenfs.nfs4.constants import Op, Stat, StateProtect
 from securenfs.nfs4.fattr import set_to_bitmap
 from securenfs.nfs4.xdr4 import (
     ClientIdArgs,
@@ -34,6 +33,7 @@ from securenfs.nfs4.xdr4 import (
     StateProtectOps,
     VoidArgs,
 )
+from securenfs.proto.constants import Op, Stat, StateProtect
 from securenfs.rpc.constants import NFS_PROGRAM, NFS_V4
 from securenfs.rpcsec_gss.constants import GssService
 from tests.support.kdc import KdcRealm

@@ -11,8 +11,8 @@ import pytest
 
 from securenfs.acl.ace import AceType
 from securenfs.client.nfs4 import Nfs4Client, Nfs4Error
-from securenfs.nfs4.constants import Op
 from securenfs.nfs4.xdr4 import AccessArgs, AccessRes, FhArgs, Nfsace4
+from securenfs.proto.constants import Op
 from securenfs.vfs.acls import supports_posix_acls
 
 

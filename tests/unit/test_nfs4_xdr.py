@@ -7,8 +7,6 @@ import os
 import pytest
 
 from securenfs.nfs4 import fattr
-from securenfs.nfs4.constants import Attr, Op, Stat
-from securenfs.nfs4.errors import Nfs4Error
 from securenfs.nfs4.optable import NOT_BUILT, OPTABLE
 from securenfs.nfs4.service import Nfs4Service
 from securenfs.nfs4.xdr4 import (
@@ -21,6 +19,8 @@ from securenfs.nfs4.xdr4 import (
     SequenceArgs,
     SequenceRes,
 )
+from securenfs.proto.constants import Attr, Op, Stat
+from securenfs.proto.errors import Nfs4Error
 from securenfs.vfs.errors import FsError
 from securenfs.vfs.names import check_name
 from securenfs.xdr import Packer, Unpacker, XdrError

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from securenfs import config
-from securenfs.nfs4.constants import Stat
-from securenfs.nfs4.errors import Nfs4Error
+from securenfs.proto.constants import Stat
+from securenfs.proto.errors import Nfs4Error
 from securenfs.recovery.grace import GraceManager
 from securenfs.recovery.service import Recovery
 from securenfs.recovery.sqlite import SqliteRecoveryStore

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from securenfs.nfs4 import fattr
-from securenfs.nfs4.constants import ACCESS4_ALL, Access4, Attr, Stat
 from securenfs.nfs4.context import CompoundContext
-from securenfs.nfs4.errors import Nfs4Error
 from securenfs.nfs4.xdr4 import AccessArgs, AccessRes, BitmapArgs, FattrArgs, GetattrRes, StatusRes
+from securenfs.proto.constants import ACCESS4_ALL, Access4, Attr, Stat
+from securenfs.proto.errors import Nfs4Error
 
 
 async def op_getattr(ctx: CompoundContext, a: BitmapArgs) -> GetattrRes:

@@ -15,9 +15,7 @@ from typing import Any
 
 from securenfs.locking.stateids import special_kind
 from securenfs.nfs4 import fattr, fsops
-from securenfs.nfs4.constants import Stat
 from securenfs.nfs4.context import CompoundContext
-from securenfs.nfs4.errors import Nfs4Error
 from securenfs.nfs4.ops.state import client_id, stateid_of
 from securenfs.nfs4.xdr4 import (
     UNSTABLE4,
@@ -28,6 +26,8 @@ from securenfs.nfs4.xdr4 import (
     WriteArgs,
     WriteRes,
 )
+from securenfs.proto.constants import Stat
+from securenfs.proto.errors import Nfs4Error
 from securenfs.vfs.creds import ROOT
 
 #: Largest offset the kernel accepts (off_t is signed 64-bit).

@@ -13,9 +13,7 @@ from typing import Any
 
 from securenfs.locking.stateids import special_kind
 from securenfs.nfs4 import acls, fattr, fsops
-from securenfs.nfs4.constants import Attr, FType, Stat
 from securenfs.nfs4.context import CompoundContext
-from securenfs.nfs4.errors import Nfs4Error
 from securenfs.nfs4.namespace import Node
 from securenfs.nfs4.ops.io import _io_fd
 from securenfs.nfs4.ops.state import lookup_state, same_file, stateid_of
@@ -30,6 +28,8 @@ from securenfs.nfs4.xdr4 import (
     SetattrArgs,
     SetattrRes,
 )
+from securenfs.proto.constants import Attr, FType, Stat
+from securenfs.proto.errors import Nfs4Error
 from securenfs.vfs.names import check_name
 
 #: Attributes SETATTR changes; other supported ones are read-only (NFS4ERR_INVAL).

@@ -6,9 +6,7 @@ import dataclasses
 
 from securenfs.nfs4 import fattr
 from securenfs.nfs4.acls import aces_of
-from securenfs.nfs4.constants import Attr, Stat
 from securenfs.nfs4.context import CompoundContext
-from securenfs.nfs4.errors import Nfs4Error, status_from_errno
 from securenfs.nfs4.fattr import ObjInfo
 from securenfs.nfs4.xdr4 import (
     Fattr,
@@ -18,6 +16,8 @@ from securenfs.nfs4.xdr4 import (
     VoidArgs,
     pack_dir_entry,
 )
+from securenfs.proto.constants import Attr, Stat
+from securenfs.proto.errors import Nfs4Error, status_from_errno
 from securenfs.vfs import acls as vfs_acls
 from securenfs.xdr import Packer
 

@@ -4,16 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from securenfs.nfs4.constants import (
-    ChannelDirFromClient,
-    ChannelDirFromServer,
-    CreateSessionFlag,
-    Op,
-    Stat,
-    StateProtect,
-)
 from securenfs.nfs4.context import CompoundContext
-from securenfs.nfs4.errors import Nfs4Error
 from securenfs.nfs4.xdr4 import (
     BindConnArgs,
     BindConnRes,
@@ -27,6 +18,15 @@ from securenfs.nfs4.xdr4 import (
     SessionIdArgs,
     StatusRes,
 )
+from securenfs.proto.constants import (
+    ChannelDirFromClient,
+    ChannelDirFromServer,
+    CreateSessionFlag,
+    Op,
+    Stat,
+    StateProtect,
+)
+from securenfs.proto.errors import Nfs4Error
 from securenfs.state.clients import Client, principal_of
 
 log = logging.getLogger("securenfs.nfs4")

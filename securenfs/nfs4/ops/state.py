@@ -18,9 +18,7 @@ from securenfs.locking.locks import LockDenied as LockConflictError
 from securenfs.locking.shares import validate_share
 from securenfs.locking.stateids import INVALID, Special, Stateid, StateKind, resolve_current
 from securenfs.nfs4 import acls, fattr, fsops
-from securenfs.nfs4.constants import Attr, Stat
 from securenfs.nfs4.context import CompoundContext
-from securenfs.nfs4.errors import Nfs4Error
 from securenfs.nfs4.namespace import Node
 from securenfs.nfs4.xdr4 import (
     CLAIM_DELEG_CUR_FH,
@@ -54,6 +52,8 @@ from securenfs.nfs4.xdr4 import (
     TestStateidArgs,
     TestStateidRes,
 )
+from securenfs.proto.constants import Attr, Stat
+from securenfs.proto.errors import Nfs4Error
 from securenfs.state.opens import LockState, NeedLockFd, OpenState
 from securenfs.vfs.errors import FsError
 from securenfs.vfs.names import check_name
