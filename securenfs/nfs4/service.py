@@ -18,7 +18,6 @@ from securenfs.nfs4.context import CompoundContext
 from securenfs.nfs4.fattr import ACL_ATTRS, ObjInfo
 from securenfs.nfs4.namespace import Namespace, Node
 from securenfs.nfs4.owners import NumericOwners, OwnerMapper
-from securenfs.nfs4.xdr4 import ImplId
 from securenfs.proto.constants import Attr, Stat
 from securenfs.proto.errors import Nfs4Error, status_from_errno
 from securenfs.rpc.peerlog import PeerLog
@@ -37,7 +36,6 @@ log = logging.getLogger("securenfs.nfs4")
 
 _VFS_ATTRS = frozenset({Attr.SPACE_AVAIL, Attr.SPACE_FREE, Attr.SPACE_TOTAL, Attr.FILES_AVAIL,
                         Attr.FILES_FREE, Attr.FILES_TOTAL})
-IMPL_ID = ImplId(b"securenfs.org", b"securenfs NFSv4.1 server", 0, 0)
 
 
 class Nfs4Service:
@@ -51,7 +49,7 @@ class Nfs4Service:
         self.peerlog = PeerLog()
         self.owners: OwnerMapper = owners or NumericOwners()
         self.lease_time = lease_time
-        self.clients = ClientTable(server_owner, server_scope, lease_time, IMPL_ID, boot_epoch=boot_epoch)
+        self.clients = ClientTable(server_owner, server_scope, lease_time, boot_epoch=boot_epoch)
         self.sessions = SessionTable(limits)
         #: Opens, locks and stateids (core II); stateids carry the boot epoch.
         self.state = StateManager(boot_epoch, max_open_files=max_open_files,
