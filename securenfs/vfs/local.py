@@ -26,9 +26,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Self
+from typing import Protocol, Self
 
-from securenfs.exports.table import Export
 from securenfs.proto.constants import Access4
 from securenfs.vfs import kernel
 from securenfs.vfs.creds import FsCreds, as_caller, as_server
@@ -60,8 +59,23 @@ def _proc_path(fd: int) -> str:
     return f"/proc/self/fd/{fd}"
 
 
+class ExportRoot(Protocol):
+    """What the file-system layer needs of an export: its directory, handle id and names for
+    messages, and whether device files may be opened."""
+
+    @property
+    def export_id(self) -> int: ...
+    @property
+    def path(self) -> Path: ...
+    @property
+    def pseudo(self) -> str: ...
+    @property
+    def allow_devices(self) -> bool: ...
+    def describe(self) -> str: ...
+
+
 class LocalFs:
-    def __init__(self, export: Export, codec: HandleCodec, *, listing_cache_size: int = 64):
+    def __init__(self, export: ExportRoot, codec: HandleCodec, *, listing_cache_size: int = 64):
         self.export = export
         self.codec = codec
         self._listings = ListingCache(listing_cache_size)
