@@ -477,8 +477,6 @@ def validate(cfg: Config) -> None:
     src = cfg.source
     seen: dict[str, int] = {}
     for i, e in enumerate(cfg.exports):
-        if e.pseudo == "/":
-            pass
         if e.pseudo in seen:
             raise ConfigError(src, f"exports[{i}].pseudo", f"{e.pseudo!r} is already used by exports[{seen[e.pseudo]}]",
                               "give every export its own pseudo path")

@@ -17,7 +17,7 @@ import itertools
 import logging
 import socket
 import struct
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -498,8 +498,3 @@ class RpcServer:
             except TimeoutError:
                 pass
         self._servers.clear()
-
-
-def run_blocking(fn: Callable[..., Any], *args: Any) -> Awaitable[Any]:
-    """Run ``fn`` in the loop's default executor."""
-    return asyncio.get_running_loop().run_in_executor(None, fn, *args)
