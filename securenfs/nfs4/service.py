@@ -60,19 +60,7 @@ class Nfs4Service:
         #: without them (reclaims then get NFS4ERR_NO_GRACE).
         self.recovery: Recovery | None = None
         self._record_tasks: set[asyncio.Task[None]] = set()
-        # A client whose state is revoked after its lease expired loses its right to
-        # reclaim after a restart (RFC 8881 §8.4.3): its record goes with the state.
-        revoke = self.state.revoke_client
-
-        def revoke_and_forget(clientid: int, *args: Any, **kw: Any) -> int:
-            n = revoke(clientid, *args, **kw)
-            c = self.clients.get(clientid)
-            if c is not None and self.has_record(c):
-                c.recorded = False
-                self.forget_record(c.ownerid)
-            return n
-
-        self.state.revoke_client = revoke_and_forget  # type: ignore[method-assign]
+        self.state.revoke_listeners.append(self._client_revoked)
         self.clients.state_probe = lambda cid: bool(self.state.clients.get(cid))
         #: Run metadata calls (stat, LOOKUP, ACCESS) on the event-loop thread (see
         #: CompoundContext.run_meta); ``server.inline_metadata`` in the configuration.
@@ -99,6 +87,14 @@ class Nfs4Service:
     def _lease_expired(self, clientid: int) -> bool:
         c = self.clients.get(clientid)
         return c is None or c.lease_expired(self.lease_time)
+
+    def _client_revoked(self, clientid: int) -> None:
+        """A client whose state is revoked after its lease expired loses its right to
+        reclaim after a restart (RFC 8881 §8.4.3): its record goes with the state."""
+        c = self.clients.get(clientid)
+        if c is not None and self.has_record(c):
+            c.recorded = False
+            self.forget_record(c.ownerid)
 
     def _client_expired(self, client: Client) -> None:
         if self.has_record(client):
