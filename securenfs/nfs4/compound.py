@@ -254,7 +254,7 @@ async def _evaluate(ctx: CompoundContext, u: Unpacker, n: int, session: Session 
                     await ctx.check_cfh()
         except Nfs4Error as exc:
             # Some errors carry a result body (LOCK4denied with NFS4ERR_DENIED).
-            res = getattr(exc, "result", None)
+            res = exc.result
             status = exc.status
             _log_status(ctx, spec.op, exc)
         except FsError as exc:

@@ -6,6 +6,7 @@ import asyncio
 import logging
 import os
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from securenfs.exports.squash import apply_squash
@@ -24,6 +25,19 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("securenfs.nfs4")
 R = TypeVar("R")
+
+
+@dataclass(slots=True, frozen=True)
+class CurrentStateid:
+    """The current stateid (RFC 8881 §16.2.3.1.2) and the current file handle it was set
+    with.  An operation that sets the current file handle without returning a stateid (PUTFH,
+    PUTROOTFH, PUTPUBFH, LOOKUP, LOOKUPP, RESTOREFH, CREATE) leaves the COMPOUND without a
+    current stateid: the marker then answers NFS4ERR_BAD_STATEID.  Every such operation
+    installs a new :class:`~securenfs.nfs4.namespace.Node`, so the stateid is current only
+    while ``ctx.cfh`` is the very node it was set with."""
+
+    raw: bytes
+    node: Node | None
 
 
 class CompoundContext:
@@ -60,7 +74,7 @@ class CompoundContext:
         self.cfh_checked = False
         self.sfh_checked = False
         #: The current stateid (RFC 8881 §16.2.3.1.2); used by the state ops of core II.
-        self.stateid: bytes | None = None
+        self.stateid: CurrentStateid | None = None
         self._access: dict[int, Access | None] = {}
         self.opindex = 0
         self.numops = 0

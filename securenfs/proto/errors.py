@@ -10,10 +10,13 @@ from securenfs.proto.constants import Stat, stat_text
 class Nfs4Error(Exception):
     """Raised by handlers and checks; the COMPOUND loop turns it into the op's status."""
 
-    def __init__(self, status: int, detail: str = ""):
+    def __init__(self, status: int, detail: str = "", *, result: object | None = None):
         super().__init__(f"{stat_text(status)}{': ' + detail if detail else ''}")
         self.status = status
         self.detail = detail
+        #: The operation's result body when the error carries one (LOCK4denied with
+        #: NFS4ERR_DENIED, RFC 8881 §18.10.2); None for a bare status.
+        self.result = result
 
 
 _ERRNO: dict[int, int] = {

@@ -18,7 +18,7 @@ from securenfs.locking.locks import LockDenied as LockConflictError
 from securenfs.locking.shares import validate_share
 from securenfs.locking.stateids import INVALID, Special, Stateid, StateKind, resolve_current
 from securenfs.nfs4 import acls, fattr, fsops
-from securenfs.nfs4.context import CompoundContext
+from securenfs.nfs4.context import CompoundContext, CurrentStateid
 from securenfs.nfs4.namespace import Node
 from securenfs.nfs4.xdr4 import (
     CLAIM_DELEG_CUR_FH,
@@ -73,30 +73,17 @@ def client_id(ctx: CompoundContext) -> int:
     return ctx.client.clientid
 
 
-class CurrentStateid(bytes):
-    """The current stateid (RFC 8881 §16.2.3.1.2), remembering the current file handle it
-    was set with.  An operation that sets the current file handle without returning a
-    stateid (PUTFH, PUTROOTFH, PUTPUBFH, LOOKUP, LOOKUPP, RESTOREFH, CREATE) leaves the
-    COMPOUND without a current stateid: the marker then answers NFS4ERR_BAD_STATEID.  Every
-    such operation installs a new :class:`~securenfs.nfs4.namespace.Node`, so the stateid
-    is current only while ``ctx.cfh`` is the very node it was set with."""
-
-    node: object
-
-
 def set_current(ctx: CompoundContext, raw: bytes) -> bytes:
     """Make ``raw`` the current stateid (on the current file handle); returns ``raw``."""
-    cur = CurrentStateid(raw)
-    cur.node = ctx.cfh
-    ctx.stateid = cur
+    ctx.stateid = CurrentStateid(raw, ctx.cfh)
     return raw
 
 
 def current_stateid(ctx: CompoundContext) -> bytes | None:
     cur = ctx.stateid
-    if cur is None or (isinstance(cur, CurrentStateid) and cur.node is not ctx.cfh):
+    if cur is None or cur.node is not ctx.cfh:
         return None
-    return cur
+    return cur.raw
 
 
 def stateid_of(ctx: CompoundContext, raw: bytes) -> Stateid:
@@ -340,12 +327,11 @@ async def op_free_stateid(ctx: CompoundContext, a: StateidArgs) -> StatusRes:
 # -- LOCK, LOCKT, LOCKU ---------------------------------------------------------------------------
 
 def _denied(r: LockConflict) -> Nfs4Error:
-    exc = Nfs4Error(Stat.DENIED, f"conflicts with {r.locktype.name} at {r.offset} length {r.length:#x} "
-                                 f"of client {r.clientid:#018x}")
     # NFS4ERR_DENIED carries LOCK4denied: the conflicting range, type and owner (§18.10.2).
-    exc.result = LockRes(Stat.DENIED, denied=LockDenied(  # type: ignore[attr-defined]
-        r.offset, r.length, int(r.locktype), StateOwner(r.clientid, r.owner)))
-    return exc
+    return Nfs4Error(Stat.DENIED, f"conflicts with {r.locktype.name} at {r.offset} length {r.length:#x} "
+                                  f"of client {r.clientid:#018x}",
+                     result=LockRes(Stat.DENIED, denied=LockDenied(
+                         r.offset, r.length, int(r.locktype), StateOwner(r.clientid, r.owner))))
 
 
 async def _lock_fd(ctx: CompoundContext, writable: bool) -> int:
