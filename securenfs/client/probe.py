@@ -34,12 +34,12 @@ from securenfs.client.nfs4 import Nfs4Client, Nfs4Error
 from securenfs.client.rpc import AuthSys, ClientAuth, RpcClient, RpcError
 from securenfs.nfs4.xdr4 import SecinfoEntry
 from securenfs.proto.constants import Attr, FType, Op, Stat, stat_text
-from securenfs.rpc.auth import flavor_name
+from securenfs.rpc.auth import FLAVORS, flavor_name
 from securenfs.rpc.constants import AUTH_STAT_TEXT, NFS_PROGRAM, NFS_V4, AuthFlavor, AuthStat
 from securenfs.rpcsec_gss.flavors import triple_for_name, triple_for_oid_service
 from securenfs.rpcsec_gss.gsserrors import Cause, GssFailure
 
-SEC_CHOICES = ("krb5p", "krb5i", "krb5", "sys")
+SEC_CHOICES = FLAVORS
 #: Flavors ``--sec`` takes: one of SEC_CHOICES, or ``auto`` to negotiate as a mount without ``sec=``.
 SEC_OPTIONS = ("auto", *SEC_CHOICES)
 DEFAULT_PORT = 2049
