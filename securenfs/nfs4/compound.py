@@ -29,6 +29,7 @@ from securenfs.rpc.auth import Credential, GarbageArgs
 from securenfs.state.clients import Client
 from securenfs.state.sessions import Replay, Session, Slot
 from securenfs.vfs.errors import FsError
+from securenfs.vfs.status import nfs_status
 from securenfs.xdr import Packer, Unpacker, XdrError
 
 log = logging.getLogger("securenfs.nfs4")
@@ -260,7 +261,7 @@ async def _evaluate(ctx: CompoundContext, u: Unpacker, n: int, session: Session 
         except FsError as exc:
             # A check of the file-system layer run in the operation itself (component names).
             res = None
-            status = ctx.svc.fs_status(exc)
+            status = nfs_status(exc)
             _log_status(ctx, spec.op, Nfs4Error(status, str(exc)))
         except Exception:
             ctx.svc.peerlog.log(log, logging.ERROR, ctx.peer, "SERVERFAULT", "%s %s: server fault", ctx.peer,

@@ -17,6 +17,7 @@ from securenfs.proto.errors import Nfs4Error, status_from_errno
 from securenfs.rpc.auth import Credential
 from securenfs.vfs.creds import FsCreds
 from securenfs.vfs.errors import FsError
+from securenfs.vfs.status import nfs_status
 
 if TYPE_CHECKING:
     from securenfs.nfs4.service import Nfs4Service
@@ -155,7 +156,7 @@ class CompoundContext:
         try:
             return await loop.run_in_executor(self.svc.executor, fn, *args)
         except FsError as exc:
-            raise Nfs4Error(self.svc.fs_status(exc), str(exc)) from None
+            raise Nfs4Error(nfs_status(exc), str(exc)) from None
         except OSError as exc:
             raise Nfs4Error(status_from_errno(exc.errno), str(exc)) from None
 
@@ -165,7 +166,7 @@ class CompoundContext:
         try:
             return fn(*args)
         except FsError as exc:
-            raise Nfs4Error(self.svc.fs_status(exc), str(exc)) from None
+            raise Nfs4Error(nfs_status(exc), str(exc)) from None
         except OSError as exc:
             raise Nfs4Error(status_from_errno(exc.errno), str(exc)) from None
 

@@ -19,15 +19,13 @@ from securenfs.nfs4.fattr import ACL_ATTRS, ObjInfo
 from securenfs.nfs4.namespace import Namespace, Node
 from securenfs.nfs4.owners import NumericOwners, OwnerMapper
 from securenfs.proto.constants import Attr, Stat
-from securenfs.proto.errors import Nfs4Error, status_from_errno
+from securenfs.proto.errors import Nfs4Error
 from securenfs.rpc.peerlog import PeerLog
 from securenfs.state.clients import Client, ClientTable
 from securenfs.state.limits import ClientLimits, RefusalLog, top_peers
 from securenfs.state.opens import StateManager
 from securenfs.state.sessions import ServerLimits, SessionTable
 from securenfs.vfs import acls as vfs_acls
-from securenfs.vfs.errors import BadCookie, BadName, CookieVerifierMismatch, FsError
-from securenfs.vfs.handles import BadHandle
 
 if TYPE_CHECKING:
     from securenfs.recovery.service import Recovery
@@ -293,18 +291,6 @@ class Nfs4Service:
         log.debug("%s: RECLAIM_COMPLETE", client.describe())
         if self.recovery is not None:
             self.recovery.reclaim_complete(client.ownerid)
-
-    @staticmethod
-    def fs_status(exc: FsError) -> int:
-        if isinstance(exc, BadHandle):
-            return Stat.BADHANDLE
-        if isinstance(exc, BadName):
-            return Stat.INVAL if exc.invalid else Stat.BADNAME
-        if isinstance(exc, BadCookie):
-            return Stat.BAD_COOKIE
-        if isinstance(exc, CookieVerifierMismatch):
-            return Stat.NOT_SAME
-        return status_from_errno(exc.errno)
 
     async def obj_info(self, ctx: CompoundContext, node: Node, attrs: list[int]) -> ObjInfo:
         """Everything GETATTR needs for ``node`` (one pool hop for a file)."""
