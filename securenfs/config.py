@@ -21,6 +21,7 @@ from typing import Any
 
 from securenfs.recovery.settings import RecoveryConfigError, RecoverySettings, settings_from_mapping
 from securenfs.rpc.auth import FLAVORS, KERBEROS_FLAVORS, KERBEROS_SEC
+from securenfs.rpc.transport import DEFAULT_MAX_RECORD
 from securenfs.rpcsec_gss.constants import DEFAULT_ACCEPTOR_SERVICES
 
 log = logging.getLogger("securenfs.config")
@@ -59,7 +60,7 @@ class ServerConfig:
     hostname: str = ""
     lease_time: int = 90
     grace_time: int = 90
-    max_record_size: int = 4 * 1024 * 1024 + 64 * 1024
+    max_record_size: int = DEFAULT_MAX_RECORD
     threads: int = 16
     admin_socket: Path | None = None
     #: Run metadata calls (GETATTR's stat, LOOKUP, ACCESS) on the event-loop thread instead
