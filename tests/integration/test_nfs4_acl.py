@@ -38,9 +38,8 @@ from tests.support.acls import (
     getfacl,
     open_close,
     require_posix_acls,
-    status_of,
 )
-from tests.support.nfsserver import NfsServer
+from tests.support.nfsserver import NfsServer, status_of
 
 OWNER, OWNER_GID = 1000, 1000
 READER, WRITER, STRANGER = 1001, 1002, 1003

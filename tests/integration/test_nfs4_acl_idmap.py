@@ -30,10 +30,9 @@ from tests.support.acls import (
     getfacl,
     open_close,
     require_posix_acls,
-    status_of,
 )
 from tests.support.kdc import KdcRealm
-from tests.support.nfsserver import NfsServer
+from tests.support.nfsserver import NfsServer, status_of
 from tests.support.slapd import DOMAIN, GROUPS, PEOPLE, SUFFIX, Directory
 
 ALICE, BOB, STAFF, CYC_A = 5001, 5002, 5000, 5400  # alice is in cyc-a, bob is not

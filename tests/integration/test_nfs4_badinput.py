@@ -3,7 +3,6 @@ status RFC 8881 gives it and the server keeps serving."""
 
 from __future__ import annotations
 
-import asyncio
 import struct
 
 import pytest
@@ -19,13 +18,9 @@ from securenfs.nfs4.xdr4 import (
 )
 from securenfs.proto.constants import Op, Stat
 from securenfs.xdr import Packer, Unpacker
-from tests.support.nfsserver import NfsServer
+from tests.support.nfsserver import NfsServer, run
 
 V = VoidArgs()
-
-
-def run(coro):  # type: ignore[no-untyped-def]
-    return asyncio.run(asyncio.wait_for(coro, 60))
 
 
 async def _alive(c: Nfs4Client) -> None:

@@ -30,13 +30,9 @@ from securenfs.nfs4.xdr4 import (
 )
 from securenfs.proto.constants import ExchgIdFlag, Op, Stat
 from securenfs.xdr import Unpacker
-from tests.support.nfsserver import NfsServer, mounted_client, status_of
+from tests.support.nfsserver import NfsServer, mounted_client, run, status_of
 
 LEASE = 2
-
-
-def run(coro: Any) -> Any:
-    return asyncio.run(asyncio.wait_for(coro, 90))
 
 
 def _server(tmp_path: Path, **server_cfg: Any) -> NfsServer:

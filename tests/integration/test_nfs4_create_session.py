@@ -4,7 +4,6 @@ ca_maxresponsesize / ca_maxresponsesize_cached enforced on every reply (§2.10.6
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 import pytest
@@ -31,17 +30,13 @@ from securenfs.state.sessions import (
     ServerLimits,
 )
 from securenfs.xdr import Unpacker
-from tests.support.nfsserver import NfsServer, mounted_client
+from tests.support.nfsserver import NfsServer, mounted_client, run
 
 V = VoidArgs()
 BACK = ChannelAttrs(0, 4096, 4096, 0, 2, 1)
 ANON = b"\0" * 16
 #: The RPC accepted-reply header with AUTH_SYS's null verifier (RFC 5531 §9).
 RPC_REPLY_HEADER = 24
-
-
-def run(coro: Any) -> Any:
-    return asyncio.run(asyncio.wait_for(coro, 60))
 
 
 def _decode(raw: bytes) -> Any:

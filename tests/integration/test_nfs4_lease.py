@@ -15,7 +15,7 @@ import pytest
 
 from securenfs.nfs4.xdr4 import GetattrRes, SequenceRes  # noqa: F401
 from securenfs.proto.constants import Op, SeqStatus, Stat
-from tests.support.nfsserver import NfsServer, mounted_client, status_of
+from tests.support.nfsserver import NfsServer, mounted_client, run, status_of
 
 LEASE = 2
 
@@ -28,10 +28,6 @@ def short_lease(tmp_path: Path) -> Iterator[NfsServer]:
         yield srv
     finally:
         srv.stop()
-
-
-def run(coro: Any) -> Any:
-    return asyncio.run(asyncio.wait_for(coro, 60))
 
 
 async def flags(c: Any) -> int:

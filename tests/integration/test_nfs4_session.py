@@ -17,13 +17,9 @@ from securenfs.nfs4.xdr4 import (
     VoidArgs,
 )
 from securenfs.proto.constants import ExchgIdFlag, Op, Stat
-from tests.support.nfsserver import NfsServer
+from tests.support.nfsserver import NfsServer, run
 
 V = VoidArgs()
-
-
-def run(coro):  # type: ignore[no-untyped-def]
-    return asyncio.run(asyncio.wait_for(coro, 60))
 
 
 async def _client(srv: NfsServer, **kw) -> Nfs4Client:  # type: ignore[no-untyped-def]

@@ -9,7 +9,6 @@ ordinary ids, ``ghost`` (a KDC principal) is unknown to it.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import os
 from collections.abc import Iterator
@@ -37,14 +36,10 @@ from securenfs.proto.constants import Op, Stat, StateProtect
 from securenfs.rpc.constants import NFS_PROGRAM, NFS_V4
 from securenfs.rpcsec_gss.constants import GssService
 from tests.support.kdc import KdcRealm
-from tests.support.nfsserver import NfsServer
+from tests.support.nfsserver import NfsServer, run
 
 V = VoidArgs()
 ANON_UID = 65534
-
-
-def run(coro):  # type: ignore[no-untyped-def]
-    return asyncio.run(asyncio.wait_for(coro, 60))
 
 
 @pytest.fixture
