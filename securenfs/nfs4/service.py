@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import logging
-import os
 import struct
 import time
 from collections.abc import Callable
@@ -13,27 +11,20 @@ from concurrent.futures import Executor
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from securenfs.exports.table import Export
-from securenfs.nfs4.acls import aces_of
-from securenfs.nfs4.context import CompoundContext
-from securenfs.nfs4.fattr import ACL_ATTRS, ObjInfo
-from securenfs.nfs4.namespace import Namespace, Node
+from securenfs.nfs4.namespace import Namespace
 from securenfs.nfs4.owners import NumericOwners, OwnerMapper
-from securenfs.proto.constants import Attr, Stat
+from securenfs.proto.constants import Stat
 from securenfs.proto.errors import Nfs4Error
 from securenfs.rpc.peerlog import PeerLog
 from securenfs.state.clients import Client, ClientTable
 from securenfs.state.limits import ClientLimits, RefusalLog, top_peers
 from securenfs.state.opens import StateManager
 from securenfs.state.sessions import ServerLimits, SessionTable
-from securenfs.vfs import acls as vfs_acls
 
 if TYPE_CHECKING:
     from securenfs.recovery.service import Recovery
 
 log = logging.getLogger("securenfs.nfs4")
-
-_VFS_ATTRS = frozenset({Attr.SPACE_AVAIL, Attr.SPACE_FREE, Attr.SPACE_TOTAL, Attr.FILES_AVAIL,
-                        Attr.FILES_FREE, Attr.FILES_TOTAL})
 
 
 class Nfs4Service:
@@ -291,47 +282,3 @@ class Nfs4Service:
         log.debug("%s: RECLAIM_COMPLETE", client.describe())
         if self.recovery is not None:
             self.recovery.reclaim_complete(client.ownerid)
-
-    async def obj_info(self, ctx: CompoundContext, node: Node, attrs: list[int]) -> ObjInfo:
-        """Everything GETATTR needs for ``node`` (one pool hop for a file)."""
-        want_acl = any(a in ACL_ATTRS for a in attrs)
-        access = default = None
-        if node.pnode is not None:
-            p = node.pnode
-            obj = ObjInfo(self.ns.pseudo_stat(p), node.fh, self.ns.pseudo_fs, p.node_id, fileid=p.node_id)
-        else:
-            assert node.export is not None and node.fs is not None
-            need_vfs = any(a in _VFS_ATTRS for a in attrs)
-            fresh = ctx.fresh_stat
-            if want_acl:
-                # The ACL is read as the caller, with the stat it belongs to.
-                stored = await ctx.run_meta(vfs_acls.read, node.fs, node.fh, await ctx.creds_for(node.export))
-                st, access, default = stored.st, stored.access, stored.default
-                vfs = await ctx.run(node.fs.statvfs, node.fh) if need_vfs else None
-            elif fresh is not None and not need_vfs and fresh[0] is node and fresh[1] == ctx.opindex - 1:
-                # LOOKUP then GETATTR (every path walk): the object was stat'ed by the
-                # operation just before this one, so no second open by handle.
-                st, vfs = fresh[2], None
-            else:
-                st, vfs = await ctx.run_meta(_stat, node.fs, node.fh, need_vfs)
-            fsinfo = self.ns.fsinfo(node.export)
-            if vfs is not None:
-                fsinfo = dataclasses.replace(fsinfo, statvfs=vfs)
-            mounted_on = st.st_ino
-            if Attr.MOUNTED_ON_FILEID in attrs and node.fs.is_root(node.fh):
-                mounted_on = self.ns.table.junction(node.export).node_id
-            obj = ObjInfo(st, node.fh, fsinfo, mounted_on)
-        if want_acl:
-            obj.acl = await aces_of(self.owners, obj.st.st_mode, access, default)
-        if Attr.OWNER in attrs:
-            obj.owner = await self.owners.uid_to_owner(obj.st.st_uid)
-        if Attr.OWNER_GROUP in attrs:
-            obj.group = await self.owners.gid_to_group(obj.st.st_gid)
-        return obj
-
-
-def _stat(fs: Any, fh: bytes, need_vfs: bool) -> tuple[os.stat_result, os.statvfs_result | None]:
-    st = fs.stat(fh)
-    return st, (fs.statvfs(fh) if need_vfs else None)
-
-
