@@ -48,6 +48,7 @@ WRITE_LT = 2
 async def _client(srv: NfsServer, auth: Any = USER) -> Nfs4Client:
     c = await Nfs4Client.connect("127.0.0.1", srv.port, auth)
     await c.establish()
+    await c.reclaim_complete()  # RFC 8881 §18.51.3: before the first non-reclaim OPEN
     return c
 
 

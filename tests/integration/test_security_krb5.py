@@ -69,6 +69,7 @@ async def _user(srv: NfsServer, kdc: KdcRealm, user: str) -> Nfs4Client:
     rpc = await RpcClient.connect("127.0.0.1", srv.port)
     c = Nfs4Client(rpc, await _auth(rpc, kdc, user))
     await c.establish()
+    await c.reclaim_complete()  # RFC 8881 §18.51.3: before the first non-reclaim OPEN
     return c
 
 
@@ -147,6 +148,7 @@ def test_sp4_mach_cred_wrong_cred_and_allowed_ops(krb_server: NfsServer, kdc_rea
         r = await c.compound(cs, auth=user)
         assert r.status == Stat.CLID_INUSE
         await c.create_session()
+        await c.reclaim_complete()  # RFC 8881 §18.51.3: before the first non-reclaim OPEN
         # The user works on the client's session (an OPEN is the user's own business)...
         root = await c.lookup_path("/nosq")
         c.auth = user
