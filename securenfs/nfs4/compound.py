@@ -181,7 +181,7 @@ def _sequence(ctx: CompoundContext, sa: SequenceArgs, numops: int, request: memo
             svc.sessions.bind(session, cid)
             svc.watch_connection(ctx.conn)
         client.renew()
-        svc.ensure_laundromat()
+        svc.laundromat.start()
     res = SequenceRes(0, session.sessionid, sa.sequenceid, sa.slotid, session.highest_slotid,
                       session.highest_slotid, _status_flags(svc, client))
     return session, slot, kind, res

@@ -17,6 +17,7 @@ from securenfs.proto.constants import Stat
 from securenfs.proto.errors import Nfs4Error
 from securenfs.rpc.peerlog import PeerLog
 from securenfs.state.clients import Client, ClientTable
+from securenfs.state.laundromat import Laundromat
 from securenfs.state.limits import ClientLimits, RefusalLog, top_peers
 from securenfs.state.opens import StateManager
 from securenfs.state.sessions import ServerLimits, SessionTable
@@ -56,9 +57,9 @@ class Nfs4Service:
         self.inline_metadata = True
         #: WRITE/COMMIT verifier: changes at every start (RFC 8881 §18.32.3).
         self.write_verifier = struct.pack(">Q", boot_epoch)
-        self.courtesy_max_age = courtesy_max_age
-        self.courtesy_max_clients = courtesy_max_clients
-        self._laundromat: asyncio.TimerHandle | None = None
+        #: The periodic lease check (RFC 8881 §8.3), started by the first COMPOUND.
+        self.laundromat = Laundromat(self.clients, self.state, lease_time, courtesy_max_age=courtesy_max_age,
+                                     courtesy_max_clients=courtesy_max_clients)
         #: Bounds on client owners and on each client's sessions (server.max_clients,
         #: server.max_sessions_per_client).
         self.client_limits = client_limits or ClientLimits.for_machine()
@@ -146,47 +147,12 @@ class Nfs4Service:
         self.sessions.forget_client(client)
         self.state.drop_client(client.clientid)
 
-    # -- the laundromat (RFC 8881 §8.3) ----------------------------------------------------------
-    def ensure_laundromat(self) -> None:
-        """Start the periodic lease check on the running loop (once)."""
-        if self._laundromat is None:
-            loop = asyncio.get_running_loop()
-            self._laundromat = loop.call_later(self._laundromat_interval(), self._launder)
-
-    def _laundromat_interval(self) -> float:
-        return max(0.5, min(self.lease_time / 4, 15.0))
-
-    def _launder(self) -> None:
-        try:
-            self.launder()
-        except Exception:
-            log.exception("laundromat")
-        loop = asyncio.get_running_loop()
-        self._laundromat = loop.call_later(self._laundromat_interval(), self._launder)
-
-    def launder(self) -> None:
-        """Expired clients without state go; expired clients with state stay as courtesy
-        clients until their state conflicts with another client's request, they grow
-        older than ``courtesy_max_age``, or there are more than ``courtesy_max_clients``."""
-        self.clients.expire_idle()
-        courtesy = self.state.courtesy_clients()
-        now = time.monotonic()
-        courtesy.sort(key=lambda cs: cs.courtesy_since or now)
-        excess = len(courtesy) - self.courtesy_max_clients
-        for i, cs in enumerate(courtesy):
-            if i < excess or now - (cs.courtesy_since or now) > self.courtesy_max_age:
-                c = self.clients.get(cs.clientid)
-                if c is not None:
-                    self.clients.expire(c, "courtesy period over (lease expired long ago)")
-                else:
-                    self.state.drop_client(cs.clientid)
-
     # -- limits on clients and sessions -----------------------------------------------------------
     def admit_client(self, ownerid: bytes, peer: str) -> None:
         """EXCHANGE_ID: a client owner not known yet needs room in the table.  When it is full
         the laundromat first tries to make room; if it cannot, NFS4ERR_DELAY (the client
         retries; RFC 8881 §15.1.1.3)."""
-        self.ensure_laundromat()
+        self.laundromat.start()
         cap = self.client_limits.max_clients
         if self.clients.knows_owner(ownerid) or self.clients.owner_count() < cap:
             return
@@ -203,7 +169,7 @@ class Nfs4Service:
         the CREATE_SESSION already answered (its replay cache, RFC 8881 §18.36.4) needs no
         room.  The laundromat cannot free a live client's sessions, so past the bound the
         answer is NFS4ERR_DELAY until the client destroys one."""
-        self.ensure_laundromat()
+        self.laundromat.start()
         cap = self.client_limits.max_sessions_per_client
         if len(client.sessions) < cap or (sequence == client.cs_seq and client.cs_reply is not None):
             return
@@ -230,7 +196,7 @@ class Nfs4Service:
         if self._room_tried_at is not None and now - self._room_tried_at < self._make_room_interval():
             return
         self._room_tried_at = now
-        self.launder()
+        self.laundromat.run()
         if self.clients.owner_count() < self.client_limits.max_clients:
             return
         courtesy = self.state.courtesy_clients()
@@ -262,9 +228,7 @@ class Nfs4Service:
         }
 
     def close(self) -> None:
-        if self._laundromat is not None:
-            self._laundromat.cancel()
-            self._laundromat = None
+        self.laundromat.stop()
         self.state.close_all()
 
     def rules_need_dns(self, export: Export) -> bool:

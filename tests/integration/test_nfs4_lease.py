@@ -99,7 +99,7 @@ def test_courteous_expiry_then_revocation_on_conflict(short_lease: NfsServer) ->
 def test_courtesy_clients_are_capped(short_lease: NfsServer) -> None:
     async def main() -> None:
         svc = short_lease.server.nfs.service  # type: ignore[union-attr]
-        svc.courtesy_max_age = LEASE
+        svc.laundromat.courtesy_max_age = LEASE
         a, root = await mounted_client(short_lease)
         await a.open(root, "h", create=True)
         await asyncio.sleep(LEASE * 3.5)
