@@ -179,7 +179,7 @@ def _sequence(ctx: CompoundContext, sa: SequenceArgs, numops: int, request: memo
                 raise Nfs4Error(Stat.CONN_NOT_BOUND_TO_SESSION)
             # SP4_NONE: the connection is bound implicitly (RFC 8881 §2.10.3.1).
             svc.sessions.bind(session, cid)
-            svc.watch_connection(ctx.conn)
+            svc.sessions.watch(ctx.conn)
         client.renew()
         svc.laundromat.start()
     res = SequenceRes(0, session.sessionid, sa.sequenceid, sa.slotid, session.highest_slotid,

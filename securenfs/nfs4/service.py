@@ -234,13 +234,6 @@ class Nfs4Service:
     def rules_need_dns(self, export: Export) -> bool:
         return export.export_id in self._dns_exports
 
-    def watch_connection(self, conn: Any) -> None:
-        """Forget a connection's session bindings when it closes (once per connection)."""
-        if conn is None or conn.data.get("nfs4-watch"):
-            return
-        conn.data["nfs4-watch"] = True
-        conn.on_close(lambda c: self.sessions.connection_closed(c.id))
-
     def on_reclaim_complete(self, client: Client) -> None:
         """A global RECLAIM_COMPLETE: the grace manager counts these to end grace early."""
         log.debug("%s: RECLAIM_COMPLETE", client.describe())

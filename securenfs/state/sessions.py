@@ -11,15 +11,26 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import secrets
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from securenfs.proto.constants import Stat
 from securenfs.proto.errors import Nfs4Error
 
 if TYPE_CHECKING:
     from securenfs.state.clients import Client
+
+
+class WatchedConnection(Protocol):
+    """What the session table needs of a transport connection: its id, a place to note that
+    it is watched, and a callback when it closes."""
+
+    @property
+    def id(self) -> int: ...
+    @property
+    def data(self) -> dict[str, Any]: ...
+    def on_close(self, cb: Callable[[Any], None]) -> None: ...
 
 
 class ChannelLimits(Protocol):
@@ -251,6 +262,13 @@ class SessionTable:
     def forget_client(self, client: Client) -> None:
         for s in list(client.sessions.values()):
             self.destroy(s)
+
+    def watch(self, conn: WatchedConnection | None) -> None:
+        """Forget a connection's session bindings when it closes (once per connection)."""
+        if conn is None or conn.data.get("nfs4-watch"):
+            return
+        conn.data["nfs4-watch"] = True
+        conn.on_close(lambda c: self.connection_closed(c.id))
 
     def connection_closed(self, conn_id: int) -> None:
         for s in self._by_conn.pop(conn_id, ()):

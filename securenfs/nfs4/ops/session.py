@@ -113,7 +113,7 @@ async def op_create_session(ctx: CompoundContext, a: CreateSessionArgs) -> Creat
         svc.clients.confirm(c)
     s = svc.sessions.create(c, fore, back, flags, a.cb_program, a.sec_parms, ctx.conn_id)
     if ctx.conn is not None:
-        svc.watch_connection(ctx.conn)
+        svc.sessions.watch(ctx.conn)
     c.renew()
     c.cs_seq = a.sequence
     res = CreateSessionRes(0, s.sessionid, a.sequence, flags, _channel_attrs(fore), _channel_attrs(back))
@@ -164,7 +164,7 @@ async def op_bind_conn(ctx: CompoundContext, a: BindConnArgs) -> BindConnRes:
         # No callbacks yet: FORE_OR_BOTH / BACK_OR_BOTH get the fore channel.
         ctx.svc.sessions.bind(s, ctx.conn_id)
         got = ChannelDirFromServer.FORE
-    ctx.svc.watch_connection(ctx.conn)
+    ctx.svc.sessions.watch(ctx.conn)
     return BindConnRes(0, s.sessionid, got, False)
 
 
