@@ -39,7 +39,7 @@ bench: setup
 # mypy --strict covers the packages that are clean today; add a package once it is.
 STRICT_PACKAGES := securenfs.xdr securenfs.acl securenfs.rpc securenfs.rpcsec_gss securenfs.gsscrypto \
 	securenfs.state securenfs.locking securenfs.recovery securenfs.exports securenfs.vfs \
-	securenfs.client securenfs.admin idmap preflight keytabs
+	securenfs.client securenfs.admin securenfs.proto idmap preflight keytabs
 
 lint: setup
 	$(PY) -m ruff check securenfs idmap preflight keytabs tests bench scripts

@@ -42,7 +42,14 @@ from securenfs.gsscrypto import FastContext, tune_malloc_for_large_buffers  # no
 from securenfs.gsscrypto.enctypes import PROFILES  # noqa: E402
 from securenfs.gsscrypto.keysource import inquire_session_key  # noqa: E402
 from securenfs.rpcsec_gss.constants import GssService  # noqa: E402
-from tests.support.gss import ECHO_PROG, ECHO_VERS, PROC_ECHO, GssServer, gss_config  # noqa: E402
+from tests.support.gss import (  # noqa: E402
+    ECHO_PROG,
+    ECHO_VERS,
+    PROC_ECHO,
+    GssServer,
+    context_pair,
+    gss_config,
+)
 from tests.support.kdc import KdcRealm  # noqa: E402
 
 MiB = 1 << 20
@@ -57,24 +64,8 @@ def bounded(seconds: float, max_n: int, fn: Callable[[], object]) -> tuple[int, 
     return n, time.perf_counter() - t0
 
 
-def context_pair(kdc: KdcRealm, ccache: str) -> tuple[gssapi.SecurityContext, gssapi.SecurityContext]:
-    icred = gssapi.Credentials(usage="initiate", store={"ccache": ccache})
-    acred = gssapi.Credentials(usage="accept", store={"keytab": str(kdc.service_keytab)})
-    name = gssapi.Name(f"nfs@{kdc.hostname}", gssapi.NameType.hostbased_service)
-    flags = int(gssapi.RequirementFlag.mutual_authentication) | int(gssapi.RequirementFlag.integrity) | int(
-        gssapi.RequirementFlag.confidentiality)
-    ic = gssapi.SecurityContext(name=name, creds=icred, usage="initiate", flags=flags)
-    ac = gssapi.SecurityContext(creds=acred, usage="accept")
-    token = ic.step()
-    while not (ic.complete and ac.complete):
-        token = ac.step(token)
-        if token and not ic.complete:
-            token = ic.step(token)
-    return ic, ac
-
-
 def raw_mit(kdc: KdcRealm, ccache: str, seconds: float) -> tuple[dict[str, float], int]:
-    ic, ac = context_pair(kdc, ccache)
+    ic, ac = context_pair(ccache, kdc.service_keytab, f"nfs@{kdc.hostname}")
     enctype = inquire_session_key(ac).enctype
     data = os.urandom(MiB)
     out: dict[str, float] = {}
@@ -86,7 +77,7 @@ def raw_mit(kdc: KdcRealm, ccache: str, seconds: float) -> tuple[dict[str, float
 
 
 def raw_fast(kdc: KdcRealm, ccache: str, seconds: float) -> dict[str, float]:
-    ic, ac = context_pair(kdc, ccache)
+    ic, ac = context_pair(ccache, kdc.service_keytab, f"nfs@{kdc.hostname}")
     fi, fa = FastContext.from_gss(ic), FastContext.from_gss(ac)
     assert fi is not None and fa is not None, "the realm's enctype has no fast path"
     data = os.urandom(MiB)

@@ -38,8 +38,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from securenfs.client.nfs4 import LINUX_GETATTR, Nfs4Client
 from securenfs.client.rpc import AuthSys, RpcClient
-from securenfs.nfs4.constants import Op
 from securenfs.nfs4.xdr4 import FILE_SYNC4, UNSTABLE4, BitmapArgs, FhArgs, NameArgs
+from securenfs.proto.constants import Op
 from securenfs.rpc.constants import NFS_PROGRAM, NFS_V4
 
 MIB = 1 << 20

@@ -26,8 +26,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from securenfs.client.nfs4 import LINUX_GETATTR, Nfs4Client
-from securenfs.nfs4.constants import Op
 from securenfs.nfs4.xdr4 import BitmapArgs, FhArgs, NameArgs
+from securenfs.proto.constants import Op
 
 MAX_CALLS = 2_000_000
 

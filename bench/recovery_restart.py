@@ -26,7 +26,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from securenfs.client.nfs4 import Nfs4Client, Nfs4Error, OpenFile
 from securenfs.client.rpc import AuthSys, RpcClient
-from securenfs.nfs4.constants import Stat
+from securenfs.proto.constants import Stat
 
 
 class Proc:

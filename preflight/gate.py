@@ -23,7 +23,8 @@ from dataclasses import dataclass, field
 from preflight.checks.exports import KERBEROS_PREREQUISITES
 from preflight.result import Result, Severity
 from preflight.runner import Report
-from preflight.settings import KERBEROS_FLAVORS, ExportSpec
+from preflight.settings import ExportSpec
+from securenfs.rpc.auth import KERBEROS_FLAVORS
 
 
 @dataclass(slots=True)

@@ -8,12 +8,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from securenfs.rpc.auth import KERBEROS_FLAVORS
+
 if TYPE_CHECKING:
     from idmap.config import LdapConfig
 
 DEFAULT_KRB5_CONF = Path("/etc/krb5.conf")
 DEFAULT_KEYTAB = Path("/etc/krb5.keytab")
-KERBEROS_FLAVORS = frozenset({"krb5", "krb5i", "krb5p"})
 
 
 @dataclass(slots=True)

@@ -20,13 +20,13 @@ from pathlib import Path
 from typing import Any
 
 from securenfs.recovery.settings import RecoveryConfigError, RecoverySettings, settings_from_mapping
+from securenfs.rpc.auth import FLAVORS, KERBEROS_FLAVORS, KERBEROS_SEC
+from securenfs.rpc.transport import DEFAULT_MAX_RECORD
 from securenfs.rpcsec_gss.constants import DEFAULT_ACCEPTOR_SERVICES
 
 log = logging.getLogger("securenfs.config")
 
 DEFAULT_CONFIG_PATH = Path("/etc/securenfs/securenfs.toml")
-FLAVORS = ("krb5p", "krb5i", "krb5", "sys")
-KERBEROS_FLAVORS = frozenset({"krb5p", "krb5i", "krb5"})
 MIN_SAFE_LEASE = 30
 
 
@@ -60,7 +60,7 @@ class ServerConfig:
     hostname: str = ""
     lease_time: int = 90
     grace_time: int = 90
-    max_record_size: int = 4 * 1024 * 1024 + 64 * 1024
+    max_record_size: int = DEFAULT_MAX_RECORD
     threads: int = 16
     admin_socket: Path | None = None
     #: Run metadata calls (GETATTR's stat, LOOKUP, ACCESS) on the event-loop thread instead
@@ -139,7 +139,7 @@ class ClientRule:
 class ExportConfig:
     path: Path
     pseudo: str
-    sec: list[str] = field(default_factory=lambda: ["krb5p", "krb5i", "krb5"])
+    sec: list[str] = field(default_factory=lambda: list(KERBEROS_SEC))
     clients: list[ClientRule] = field(default_factory=lambda: [ClientRule()])
     allow_devices: bool = False
 
@@ -369,7 +369,7 @@ def _parse_export(source: str, i: int, t: Any) -> ExportConfig:
     if not path.is_absolute():
         raise r.err("path", f"{path_s!r} is not absolute", "use an absolute directory path")
     pseudo = _parse_pseudo(r.get("pseudo", str, path_s), source, r.key("pseudo"))
-    sec = _parse_flavors(r.str_list("sec", ["krb5p", "krb5i", "krb5"]), source, r.key("sec"))
+    sec = _parse_flavors(r.str_list("sec", list(KERBEROS_SEC)), source, r.key("sec"))
     clients_t = r.get("clients", list, None, "write each client rule as an [[exports.clients]] table")
     clients = [ClientRule()] if clients_t is None else [
         _parse_client_rule(source, f"{r.key('clients')}[{j}]", c) for j, c in enumerate(clients_t)
@@ -486,8 +486,6 @@ def validate(cfg: Config) -> None:
     src = cfg.source
     seen: dict[str, int] = {}
     for i, e in enumerate(cfg.exports):
-        if e.pseudo == "/":
-            pass
         if e.pseudo in seen:
             raise ConfigError(src, f"exports[{i}].pseudo", f"{e.pseudo!r} is already used by exports[{seen[e.pseudo]}]",
                               "give every export its own pseudo path")
@@ -573,7 +571,7 @@ def parse_export_option(text: str) -> ExportConfig:
         raise ConfigError(src, key, f"export path {parts[0]!r} does not exist, but the pseudo path "
                           f"{parts[1]!r} is a directory here", "the form is PATH:PSEUDO, the local "
                           f"directory first: --export {parts[1]}:{parts[0]}" + "".join(f":{o}" for o in parts[2:]))
-    sec = ["krb5p", "krb5i", "krb5"]
+    sec = list(KERBEROS_SEC)
     access = "rw"
     squash = "root"
     for opt in parts[2:]:

@@ -22,7 +22,8 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from securenfs.config import KERBEROS_FLAVORS, Config
+from securenfs.config import Config
+from securenfs.rpc.auth import KERBEROS_FLAVORS
 
 if TYPE_CHECKING:
     from preflight.result import Result

@@ -347,7 +347,7 @@ class Server:
         """Prometheus series on http://HOST:PORT/metrics, fed by the status providers and by
         the operations as they run."""
         from securenfs.admin.metrics import ServerMetrics
-        from securenfs.nfs4.constants import Op
+        from securenfs.proto.constants import Op
 
         m = ServerMetrics(self.admin.snapshot, {int(o): o.name for o in Op})
         try:

@@ -128,7 +128,7 @@ def client_summary(svc: Nfs4Service, c: Client) -> dict[str, Any]:
         "locks": len(cs.locks) if cs is not None else 0,
         "lock_ranges": cs.nranges if cs is not None else 0,
         "revoked": len(cs.revoked) if cs is not None else 0,
-        "implementation": owner_text(c.impl.name) if c.impl is not None else "",
+        "implementation": owner_text(getattr(c.impl, "name", b"")) if c.impl is not None else "",
     }
 
 

@@ -15,7 +15,6 @@ from typing import Any
 
 from securenfs.client.rpc import AuthSys, ClientAuth, RpcClient
 from securenfs.nfs4 import fattr
-from securenfs.nfs4.constants import NFS4_MINOR_VERSION, Attr, Op, SecinfoStyle, stat_text
 from securenfs.nfs4.xdr4 import (
     CLAIM_FH,
     CLAIM_NULL,
@@ -77,6 +76,7 @@ from securenfs.nfs4.xdr4 import (
     pack_compound_args,
     unpack_compound_reply,
 )
+from securenfs.proto.constants import NFS4_MINOR_VERSION, Attr, Op, SecinfoStyle, stat_text
 from securenfs.rpc.constants import NFS_PROGRAM, NFS_V4
 from securenfs.xdr import Packer, Unpacker
 

@@ -9,7 +9,7 @@ removes a test file.
 Every failure is reported with the step it happened at, the protocol's own words and the
 likely cause and fix.  The words come from the tables the server uses for its logs:
 :mod:`securenfs.rpcsec_gss.gsserrors` for GSS-API status codes,
-:func:`securenfs.nfs4.constants.stat_text` for NFS4ERR codes and
+:func:`securenfs.proto.constants.stat_text` for NFS4ERR codes and
 :data:`securenfs.rpc.constants.AUTH_STAT_TEXT` for RPC authentication errors; what this
 module adds is what the failing step means for the person probing.  ``--sec auto`` (the default)
 negotiates the flavor as a mount without ``sec=`` does (SECINFO, RFC 8881 §2.6.3.1.1.5).
@@ -32,14 +32,14 @@ from typing import Any
 from securenfs.client.gss import GssClientAuth
 from securenfs.client.nfs4 import Nfs4Client, Nfs4Error
 from securenfs.client.rpc import AuthSys, ClientAuth, RpcClient, RpcError
-from securenfs.nfs4.constants import Attr, FType, Op, Stat, stat_text
 from securenfs.nfs4.xdr4 import SecinfoEntry
-from securenfs.rpc.auth import flavor_name
+from securenfs.proto.constants import Attr, FType, Op, Stat, stat_text
+from securenfs.rpc.auth import FLAVORS, flavor_name
 from securenfs.rpc.constants import AUTH_STAT_TEXT, NFS_PROGRAM, NFS_V4, AuthFlavor, AuthStat
 from securenfs.rpcsec_gss.flavors import triple_for_name, triple_for_oid_service
 from securenfs.rpcsec_gss.gsserrors import Cause, GssFailure
 
-SEC_CHOICES = ("krb5p", "krb5i", "krb5", "sys")
+SEC_CHOICES = FLAVORS
 #: Flavors ``--sec`` takes: one of SEC_CHOICES, or ``auto`` to negotiate as a mount without ``sec=``.
 SEC_OPTIONS = ("auto", *SEC_CHOICES)
 DEFAULT_PORT = 2049
@@ -298,8 +298,8 @@ async def _kerberos(opts: Options, rpc: RpcClient, report: Report, sec: str) -> 
 
 async def _secinfo(client: Nfs4Client, path: str) -> list[str]:
     """The flavors of ``path`` (SECINFO_NO_NAME after the LOOKUPs, RFC 8881 §2.6.3.1.1.8)."""
-    from securenfs.nfs4.constants import SecinfoStyle
     from securenfs.nfs4.xdr4 import SecinfoNoNameArgs, SecinfoRes
+    from securenfs.proto.constants import SecinfoStyle
 
     rep = await client.seq([*client.path_ops(path), (Op.SECINFO_NO_NAME, SecinfoNoNameArgs(SecinfoStyle.CURRENT_FH))])
     res = rep.results[-1][1]

@@ -22,9 +22,8 @@ from __future__ import annotations
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 
-from securenfs.config import FLAVORS
 from securenfs.exports.table import Export, ExportTable, PseudoNode
-from securenfs.rpc.auth import PSEUDO_FLAVORS, flavor_name
+from securenfs.rpc.auth import FLAVORS, PSEUDO_FLAVORS, flavor_name
 from securenfs.rpc.constants import AuthFlavor
 from securenfs.rpcsec_gss.flavors import triple_for_name
 

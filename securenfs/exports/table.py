@@ -33,7 +33,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from securenfs.config import FLAVORS, ClientRule, ExportConfig
+from securenfs.config import ClientRule, ExportConfig
+from securenfs.rpc.auth import FLAVORS
 
 log = logging.getLogger("securenfs.exports")
 

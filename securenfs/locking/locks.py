@@ -19,8 +19,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Final
 
-from securenfs.nfs4.constants import Stat
-from securenfs.nfs4.errors import Nfs4Error
+from securenfs.proto.constants import Stat
+from securenfs.proto.errors import Nfs4Error
 
 NFS4_UINT64_MAX: Final = 0xFFFFFFFFFFFFFFFF
 #: Exclusive end of the byte space: the end of every "to EOF" lock.

@@ -16,8 +16,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Final
 
-from securenfs.nfs4.constants import Stat
-from securenfs.nfs4.errors import Nfs4Error
+from securenfs.proto.constants import Stat
+from securenfs.proto.errors import Nfs4Error
 
 
 class ShareAccess(enum.IntFlag):

@@ -19,8 +19,8 @@ import struct
 from dataclasses import dataclass
 from typing import Final, Generic, Protocol, TypeVar
 
-from securenfs.nfs4.constants import Stat
-from securenfs.nfs4.errors import Nfs4Error
+from securenfs.proto.constants import Stat
+from securenfs.proto.errors import Nfs4Error
 
 #: Largest seqid; the one after it is 1, never 0 (RFC 8881 §8.2.2).
 SEQID_MAX: Final = 0xFFFFFFFF

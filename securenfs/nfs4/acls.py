@@ -15,11 +15,11 @@ from typing import Any
 from securenfs.acl.ace import SPECIAL_WHO, UNREPRESENTABLE_WHO, Ace, AceFlag, AclFlag, Who
 from securenfs.acl.mapping import Unrepresentable, to_nfs4, to_posix
 from securenfs.acl.posix import PosixAcl
-from securenfs.nfs4.constants import Attr, Stat
 from securenfs.nfs4.context import CompoundContext
-from securenfs.nfs4.errors import Nfs4Error
 from securenfs.nfs4.owners import OwnerMapper
 from securenfs.nfs4.xdr4 import Nfsace4
+from securenfs.proto.constants import Attr, Stat
+from securenfs.proto.errors import Nfs4Error
 from securenfs.vfs import acls as vfs_acls
 
 

@@ -13,22 +13,23 @@ import logging
 import struct
 from time import perf_counter
 
-from securenfs.nfs4.constants import (
+from securenfs.nfs4.context import CompoundContext
+from securenfs.nfs4.optable import DEFERS_CHECK, OPTABLE, Sec
+from securenfs.nfs4.service import Nfs4Service
+from securenfs.nfs4.xdr4 import SequenceArgs, SequenceRes, unpack_compound_header
+from securenfs.proto.constants import (
     NFS4_MINOR_VERSION,
     Op,
     Stat,
     StateProtect,
     stat_name,
 )
-from securenfs.nfs4.context import CompoundContext
-from securenfs.nfs4.errors import Nfs4Error
-from securenfs.nfs4.optable import DEFERS_CHECK, OPTABLE, Sec
-from securenfs.nfs4.service import Nfs4Service
-from securenfs.nfs4.xdr4 import SequenceArgs, SequenceRes, unpack_compound_header
+from securenfs.proto.errors import Nfs4Error
 from securenfs.rpc.auth import Credential, GarbageArgs
 from securenfs.state.clients import Client
 from securenfs.state.sessions import Replay, Session, Slot
 from securenfs.vfs.errors import FsError
+from securenfs.vfs.status import nfs_status
 from securenfs.xdr import Packer, Unpacker, XdrError
 
 log = logging.getLogger("securenfs.nfs4")
@@ -192,9 +193,9 @@ def _sequence(ctx: CompoundContext, sa: SequenceArgs, numops: int, request: memo
                 raise Nfs4Error(Stat.CONN_NOT_BOUND_TO_SESSION)
             # SP4_NONE: the connection is bound implicitly (RFC 8881 §2.10.3.1).
             svc.sessions.bind(session, cid)
-            svc.watch_connection(ctx.conn)
+            svc.sessions.watch(ctx.conn)
         client.renew()
-        svc.ensure_laundromat()
+        svc.laundromat.start()
     res = SequenceRes(0, session.sessionid, sa.sequenceid, sa.slotid, session.highest_slotid,
                       session.highest_slotid, _status_flags(svc, client))
     return session, slot, kind, res
@@ -271,13 +272,13 @@ async def _evaluate(ctx: CompoundContext, u: Unpacker, n: int, session: Session 
                     await ctx.check_cfh()
         except Nfs4Error as exc:
             # Some errors carry a result body (LOCK4denied with NFS4ERR_DENIED).
-            res = getattr(exc, "result", None)
+            res = exc.result
             status = exc.status
             _log_status(ctx, spec.op, exc)
         except FsError as exc:
             # A check of the file-system layer run in the operation itself (component names).
             res = None
-            status = ctx.svc.fs_status(exc)
+            status = nfs_status(exc)
             _log_status(ctx, spec.op, Nfs4Error(status, str(exc)))
         except Exception:
             ctx.svc.peerlog.log(log, logging.ERROR, ctx.peer, "SERVERFAULT", "%s %s: server fault", ctx.peer,

@@ -6,16 +6,18 @@ import asyncio
 import logging
 import os
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from securenfs.exports.squash import apply_squash
 from securenfs.exports.table import Access, Export
-from securenfs.nfs4.constants import Stat
-from securenfs.nfs4.errors import Nfs4Error, status_from_errno
 from securenfs.nfs4.namespace import Node
+from securenfs.proto.constants import Stat
+from securenfs.proto.errors import Nfs4Error, status_from_errno
 from securenfs.rpc.auth import Credential
 from securenfs.vfs.creds import FsCreds
 from securenfs.vfs.errors import FsError
+from securenfs.vfs.status import nfs_status
 
 if TYPE_CHECKING:
     from securenfs.nfs4.service import Nfs4Service
@@ -24,6 +26,19 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("securenfs.nfs4")
 R = TypeVar("R")
+
+
+@dataclass(slots=True, frozen=True)
+class CurrentStateid:
+    """The current stateid (RFC 8881 §16.2.3.1.2) and the current file handle it was set
+    with.  An operation that sets the current file handle without returning a stateid (PUTFH,
+    PUTROOTFH, PUTPUBFH, LOOKUP, LOOKUPP, RESTOREFH, CREATE) leaves the COMPOUND without a
+    current stateid: the marker then answers NFS4ERR_BAD_STATEID.  Every such operation
+    installs a new :class:`~securenfs.nfs4.namespace.Node`, so the stateid is current only
+    while ``ctx.cfh`` is the very node it was set with."""
+
+    raw: bytes
+    node: Node | None
 
 
 class CompoundContext:
@@ -60,7 +75,7 @@ class CompoundContext:
         self.cfh_checked = False
         self.sfh_checked = False
         #: The current stateid (RFC 8881 §16.2.3.1.2); used by the state ops of core II.
-        self.stateid: bytes | None = None
+        self.stateid: CurrentStateid | None = None
         self._access: dict[int, Access | None] = {}
         self.opindex = 0
         self.numops = 0
@@ -141,7 +156,7 @@ class CompoundContext:
         try:
             return await loop.run_in_executor(self.svc.executor, fn, *args)
         except FsError as exc:
-            raise Nfs4Error(self.svc.fs_status(exc), str(exc)) from None
+            raise Nfs4Error(nfs_status(exc), str(exc)) from None
         except OSError as exc:
             raise Nfs4Error(status_from_errno(exc.errno), str(exc)) from None
 
@@ -151,7 +166,7 @@ class CompoundContext:
         try:
             return fn(*args)
         except FsError as exc:
-            raise Nfs4Error(self.svc.fs_status(exc), str(exc)) from None
+            raise Nfs4Error(nfs_status(exc), str(exc)) from None
         except OSError as exc:
             raise Nfs4Error(status_from_errno(exc.errno), str(exc)) from None
 

@@ -16,7 +16,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from securenfs.nfs4.constants import (
+from securenfs.nfs4.xdr4 import Fattr, Nfsace4
+from securenfs.proto.constants import (
     NFS4_FHSIZE,
     NFS4_MAXNAME,
     NFS4_OPAQUE_LIMIT,
@@ -25,8 +26,7 @@ from securenfs.nfs4.constants import (
     FType,
     Stat,
 )
-from securenfs.nfs4.errors import Nfs4Error
-from securenfs.nfs4.xdr4 import Fattr, Nfsace4
+from securenfs.proto.errors import Nfs4Error
 from securenfs.xdr import Packer, Unpacker, XdrError
 
 _U32 = struct.Struct(">I")

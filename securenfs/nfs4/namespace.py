@@ -14,9 +14,9 @@ from dataclasses import dataclass
 from securenfs.acl.mapping import ACL_SUPPORT
 from securenfs.exports.secpolicy import SecPolicy
 from securenfs.exports.table import PSEUDO_FSID, Export, ExportTable, PseudoNode
-from securenfs.nfs4.constants import FhExpire, Stat
-from securenfs.nfs4.errors import Nfs4Error
 from securenfs.nfs4.fattr import FsInfo, PseudoStat
+from securenfs.proto.constants import FhExpire, Stat
+from securenfs.proto.errors import Nfs4Error
 from securenfs.vfs.acls import supports_posix_acls
 from securenfs.vfs.handles import BadHandle, HandleCodec, PseudoKey
 from securenfs.vfs.local import LocalFs

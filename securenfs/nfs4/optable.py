@@ -20,8 +20,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from securenfs.nfs4 import xdr4
-from securenfs.nfs4.constants import Op
 from securenfs.nfs4.ops import attrs, fh, io, mutate, readdir, secinfo, session, state
+from securenfs.proto.constants import Op
 
 
 class Sec(enum.Enum):

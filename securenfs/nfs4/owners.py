@@ -15,8 +15,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Protocol
 
-from securenfs.nfs4.constants import Stat
-from securenfs.nfs4.errors import Nfs4Error
+from securenfs.proto.constants import Stat
+from securenfs.proto.errors import Nfs4Error
 
 if TYPE_CHECKING:
     from idmap import IdmapConfig, IdMapper

@@ -11,6 +11,7 @@ from securenfs.identity import load_identity
 from securenfs.nfs4.namespace import Namespace
 from securenfs.nfs4.owners import OwnerMapper
 from securenfs.nfs4.service import Nfs4Service
+from securenfs.rpc.auth import FLAVORS
 from securenfs.rpc.peerlog import PeerLog
 from securenfs.state.limits import ClientLimits
 from securenfs.vfs.handles import HandleCodec, load_or_create_key
@@ -25,7 +26,7 @@ def build_service(cfg: Config, server_owner: str, server_scope: str, executor: E
     peer address -> confirmed host names for host-name client rules (default: the system's)."""
     table = ExportTable.from_config(cfg.exports) if resolver is None else ExportTable.from_config(
         cfg.exports, resolver=resolver)
-    available = ("krb5p", "krb5i", "krb5", "sys") if kerberos else ("sys",)
+    available = FLAVORS if kerberos else ("sys",)
     policy = SecPolicy(table, available, overrides)
     codec = HandleCodec(load_or_create_key(cfg.server.state_dir))
     ns = Namespace(table, policy, codec, cfg.server.lease_time)

@@ -13,7 +13,7 @@ import struct
 from dataclasses import dataclass, field
 from typing import Protocol, TypeVar
 
-from securenfs.nfs4.constants import (
+from securenfs.proto.constants import (
     MAX_BITMAP_WORDS,
     NFS4_FHSIZE,
     NFS4_MAXPATH,

@@ -27,7 +27,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from securenfs.nfs4.constants import Stat
+from securenfs.proto.constants import Stat
 from securenfs.recovery.records import owner_label
 
 log = logging.getLogger("securenfs.recovery")

@@ -20,7 +20,7 @@ from __future__ import annotations
 import struct
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Final, Protocol
 
 from securenfs.rpc.constants import (
     AUTH_STAT_TEXT,
@@ -139,6 +139,12 @@ PSEUDO_FLAVORS: dict[str, int] = {
     "krb5p": 390005,
 }
 _FLAVOR_NAMES = {v: k for k, v in PSEUDO_FLAVORS.items()}
+#: The Kerberos V5 flavors, strongest first: the default of an export's ``sec``.
+KERBEROS_SEC: Final = ("krb5p", "krb5i", "krb5")
+#: The flavors an export may list, strongest first (SECINFO's preference order).
+FLAVORS: Final = (*KERBEROS_SEC, "sys")
+#: The flavors that need Kerberos.
+KERBEROS_FLAVORS: Final = frozenset(KERBEROS_SEC)
 
 
 def flavor_name(pseudo_flavor: int) -> str:

@@ -18,7 +18,7 @@ import logging
 import socket
 import struct
 from collections import Counter
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -316,14 +316,7 @@ class Connection(asyncio.Protocol):
                                "GARBAGE_ARGS")
                 self.send_record([msg.garbage_args(call.xid)])
                 return
-            if prog is None:
-                self._log_call(call, logging.INFO, f"program {call.prog} is not served", "PROG_UNAVAIL")
-                self.send_record([msg.prog_unavail(call.xid)])
-            elif not prog.low_version <= call.vers <= prog.high_version:
-                self._log_call(call, logging.INFO, f"program {call.prog} version {call.vers} is not served",
-                               "PROG_MISMATCH")
-                self.send_record([msg.prog_mismatch(call.xid, prog.low_version, prog.high_version)])
-            else:
+            if self._served(call) is not None:
                 self.send_record([msg.success(call.xid)])
             return
         task = asyncio.get_running_loop().create_task(self._serve(call, handler))
@@ -348,6 +341,22 @@ class Connection(asyncio.Protocol):
 
     def _log_call(self, call: msg.RpcCall, level: int, reason: str, kind: str = "refused") -> None:
         self._note(level, f"xid={call.xid:#010x} prog={call.prog} vers={call.vers} proc={call.proc}: {reason}", kind)
+
+    def _served(self, call: msg.RpcCall, vf: int = 0, vb: bytes = b"") -> Program | None:
+        """The program serving the call's program and version, or None once PROG_UNAVAIL or
+        PROG_MISMATCH (with the supported range) is sent (RFC 5531 §9); ``vf``/``vb`` is the
+        reply verifier."""
+        prog = self.server.programs.get(call.prog)
+        if prog is None:
+            self._log_call(call, logging.INFO, f"program {call.prog} is not served", "PROG_UNAVAIL")
+            self.send_record([msg.prog_unavail(call.xid, vf, vb)])
+            return None
+        if not prog.low_version <= call.vers <= prog.high_version:
+            self._log_call(call, logging.INFO, f"program {call.prog} version {call.vers} is not served",
+                           "PROG_MISMATCH")
+            self.send_record([msg.prog_mismatch(call.xid, prog.low_version, prog.high_version, vf, vb)])
+            return None
+        return prog
 
     def _log_reject(self, call: msg.RpcCall, exc: AuthReject) -> None:
         self.server.auth_failures[exc.stat.name] += 1
@@ -378,15 +387,8 @@ class Connection(asyncio.Protocol):
             self.send_record([msg.accepted_header(xid, 0, res.verf_flavor, res.verf_body), res.body])
             return
         vf, vb = res.verf_flavor, res.verf_body
-        prog = self.server.programs.get(call.prog)
+        prog = self._served(call, vf, vb)
         if prog is None:
-            self._log_call(call, logging.INFO, f"program {call.prog} is not served", "PROG_UNAVAIL")
-            self.send_record([msg.prog_unavail(xid, vf, vb)])
-            return
-        if not prog.low_version <= call.vers <= prog.high_version:
-            self._log_call(call, logging.INFO, f"program {call.prog} version {call.vers} is not served",
-                               "PROG_MISMATCH")
-            self.send_record([msg.prog_mismatch(xid, prog.low_version, prog.high_version, vf, vb)])
             return
         body: Buffers
         try:
@@ -512,11 +514,6 @@ class RpcServer:
             except TimeoutError:
                 pass
         self._servers.clear()
-
-
-def run_blocking(fn: Callable[..., Any], *args: Any) -> Awaitable[Any]:
-    """Run ``fn`` in the loop's default executor."""
-    return asyncio.get_running_loop().run_in_executor(None, fn, *args)
 
 
 def _flavor_name(flavor: int) -> str:

@@ -11,6 +11,7 @@ import enum
 from dataclasses import dataclass
 from typing import Final
 
+from securenfs.rpc.auth import PSEUDO_FLAVORS
 from securenfs.rpcsec_gss.constants import GssService
 
 #: The Kerberos V5 GSS-API mechanism, 1.2.840.113554.1.2.2 (RFC 1964 / RFC 4121).
@@ -22,9 +23,9 @@ KRB5_QOP_DEFAULT: Final = 0
 
 
 class PseudoFlavor(enum.IntEnum):
-    KRB5 = 390003
-    KRB5I = 390004
-    KRB5P = 390005
+    KRB5 = PSEUDO_FLAVORS["krb5"]
+    KRB5I = PSEUDO_FLAVORS["krb5i"]
+    KRB5P = PSEUDO_FLAVORS["krb5p"]
 
 
 @dataclass(slots=True, frozen=True)

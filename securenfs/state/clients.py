@@ -21,10 +21,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from securenfs.nfs4.constants import ExchgIdFlag, Op, Stat, StateProtect
-from securenfs.nfs4.errors import Nfs4Error
-from securenfs.nfs4.fattr import set_to_bitmap
-from securenfs.nfs4.xdr4 import ExchangeIdArgs, ExchangeIdRes, ImplId, StateProtectOps
+from securenfs.proto.constants import ExchgIdFlag, Op, Stat, StateProtect
+from securenfs.proto.errors import Nfs4Error
 from securenfs.rpc.auth import Credential
 
 if TYPE_CHECKING:
@@ -54,6 +52,29 @@ def principal_of(cred: Credential) -> str:
     return "none"
 
 
+@dataclass(slots=True, frozen=True)
+class ExchangeRequest:
+    """EXCHANGE_ID's arguments as the case matrix reads them (RFC 8881 §18.35.1): the
+    state_protect4_a op bitmaps already turned into operation numbers."""
+
+    ownerid: bytes
+    verifier: bytes
+    flags: int
+    how: int
+    must_enforce: frozenset[int] = frozenset()
+    must_allow: frozenset[int] = frozenset()
+    impl: object | None = None
+
+
+@dataclass(slots=True, frozen=True)
+class ExchangeOutcome:
+    """The record EXCHANGE_ID answers with and its eir_flags (RFC 8881 §18.35.2); the
+    operation builds the wire reply from these."""
+
+    client: Client
+    flags: int
+
+
 @dataclass(slots=True, eq=False)
 class Client:
     clientid: int
@@ -68,7 +89,8 @@ class Client:
     sp_how: int = StateProtect.NONE
     enforce: frozenset[int] = frozenset()
     allow: frozenset[int] = frozenset()
-    impl: ImplId | None = None
+    #: The client's nfs_impl_id4 as decoded (recorded for the admin view only).
+    impl: object | None = None
     sessions: dict[bytes, Session] = field(default_factory=dict)
     reclaim_complete: bool = False
     created: float = field(default_factory=time.monotonic)
@@ -108,13 +130,11 @@ class _Owner:
 
 
 class ClientTable:
-    def __init__(self, server_owner: bytes, server_scope: bytes, lease_time: int,
-                 impl: ImplId | None = None, *, boot_epoch: int = 1):
+    def __init__(self, server_owner: bytes, server_scope: bytes, lease_time: int, *, boot_epoch: int = 1):
         self.boot_epoch = boot_epoch & 0xFFFFFFFF
         self.server_owner = server_owner
         self.server_scope = server_scope
         self.lease_time = lease_time
-        self.impl = impl
         self._owners: dict[bytes, _Owner] = {}
         self._by_id: dict[int, Client] = {}
         #: Whether a client id holds opens or locks (set by the protocol state).
@@ -168,7 +188,7 @@ class ClientTable:
         """The boot epoch a client id was issued under."""
         return clientid >> 32
 
-    def _new_record(self, args: ExchangeIdArgs, principal: str, peer: str) -> Client:
+    def _new_record(self, args: ExchangeRequest, principal: str, peer: str) -> Client:
         c = Client(self._new_id(), args.ownerid, args.verifier, principal, peer=peer, state_probe=self.state_probe)
         # CREATE_SESSION must use the sequence id after the slot's last one; a new client
         # starts at eir_sequenceid 1, as the Linux server does (clients and test suites count
@@ -194,8 +214,8 @@ class ClientTable:
         c.sessions.clear()
         log.info("%s removed: %s", c.describe(), why)
 
-    def exchange_id(self, args: ExchangeIdArgs, cred: Credential, peer: str) -> ExchangeIdRes:
-        """RFC 8881 §18.35.5, every case; returns the result or raises Nfs4Error."""
+    def exchange_id(self, args: ExchangeRequest, cred: Credential, peer: str) -> ExchangeOutcome:
+        """RFC 8881 §18.35.5, every case; returns the record and eir_flags or raises Nfs4Error."""
         if args.flags & ~int(
             ExchgIdFlag.SUPP_MOVED_REFER | ExchgIdFlag.SUPP_MOVED_MIGR | ExchgIdFlag.BIND_PRINC_STATEID
             | ExchgIdFlag.MASK_PNFS | ExchgIdFlag.UPD_CONFIRMED_REC_A
@@ -208,11 +228,8 @@ class ClientTable:
             # (RFC 8881 §2.10.8.3); under AUTH_SYS anyone could claim it.
             if cred.principal is None or cred.gss_service not in (2, 3):
                 raise Nfs4Error(Stat.INVAL, "SP4_MACH_CRED requires RPCSEC_GSS with integrity or privacy")
-            from securenfs.nfs4.fattr import bitmap_to_set
-
-            assert args.mach_ops is not None
-            enforce = frozenset(bitmap_to_set(args.mach_ops.must_enforce)) & MACH_ENFORCEABLE
-            allow = frozenset(bitmap_to_set(args.mach_ops.must_allow)) & MACH_ALLOWABLE
+            enforce = args.must_enforce & MACH_ENFORCEABLE
+            allow = args.must_allow & MACH_ALLOWABLE
         elif args.how == StateProtect.SSV:
             raise Nfs4Error(Stat.ENCR_ALG_UNSUPP, "SP4_SSV is not supported")
 
@@ -262,13 +279,7 @@ class ClientTable:
         flags = result.flags | int(ExchgIdFlag.USE_NON_PNFS)
         if confirmed_r:
             flags |= int(ExchgIdFlag.CONFIRMED_R)
-        res = ExchangeIdRes(
-            0, result.clientid, (result.cs_seq + 1) & 0xFFFFFFFF, flags, result.sp_how,
-            StateProtectOps(set_to_bitmap(sorted(result.enforce)), set_to_bitmap(sorted(result.allow)))
-            if result.sp_how == StateProtect.MACH_CRED else None,
-            0, self.server_owner, self.server_scope, self.impl,
-        )
-        return res
+        return ExchangeOutcome(result, flags)
 
     def confirm(self, c: Client) -> None:
         """CREATE_SESSION succeeded on an unconfirmed record: it becomes the owner's confirmed

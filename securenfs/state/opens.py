@@ -61,8 +61,8 @@ from securenfs.locking.stateids import (
     next_seqid,
     special_kind,
 )
-from securenfs.nfs4.constants import SeqStatus, Stat
-from securenfs.nfs4.errors import Nfs4Error
+from securenfs.proto.constants import SeqStatus, Stat
+from securenfs.proto.errors import Nfs4Error
 
 log = logging.getLogger("securenfs.state")
 
@@ -214,6 +214,9 @@ class StateManager:
         #: Whether a client's lease has run out (the client table answers).
         self.lease_expired: Callable[[int], bool] = lease_expired or (lambda cid: False)
         self.revocations = 0
+        #: Called with the client id after each revoke_client (the service drops the client's
+        #: stable record: RFC 8881 §8.4.3, revoked state cannot be reclaimed).
+        self.revoke_listeners: list[Callable[[int], None]] = []
         #: Mirror byte-range locks into the kernel (``server.kernel_locks``).
         self.kernel_locks = kernel_locks
         #: At most this many lock descriptors (lock-owner and file pairs) at once
@@ -672,7 +675,14 @@ class StateManager:
     def revoke_client(self, clientid: int, why: Revoked = Revoked.EXPIRED, *,
                       because: str = "another client's request conflicted with the state of this expired "
                       "client") -> int:
-        """Revoke every open and lock of the client at once (no await inside)."""
+        """Revoke every open and lock of the client at once (no await inside), then tell the
+        revoke listeners; returns how many stateids were revoked."""
+        n = self._revoke(clientid, why, because)
+        for listener in self.revoke_listeners:
+            listener(clientid)
+        return n
+
+    def _revoke(self, clientid: int, why: Revoked, because: str) -> int:
         cs = self.clients.get(clientid)
         if cs is None:
             return 0

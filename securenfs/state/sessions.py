@@ -11,15 +11,53 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import secrets
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Protocol
 
-from securenfs.nfs4.constants import Stat
-from securenfs.nfs4.errors import Nfs4Error
-from securenfs.nfs4.xdr4 import CbSecParms, ChannelAttrs
+from securenfs.proto.constants import Stat
+from securenfs.proto.errors import Nfs4Error
 
 if TYPE_CHECKING:
     from securenfs.state.clients import Client
+
+
+class WatchedConnection(Protocol):
+    """What the session table needs of a transport connection: its id, a place to note that
+    it is watched, and a callback when it closes."""
+
+    @property
+    def id(self) -> int: ...
+    @property
+    def data(self) -> dict[str, Any]: ...
+    def on_close(self, cb: Callable[[Any], None]) -> None: ...
+
+
+class ChannelLimits(Protocol):
+    """The channel_attrs4 fields a client asks for that the session layer reads (RFC 8881 §18.36)."""
+
+    @property
+    def maxrequestsize(self) -> int: ...
+    @property
+    def maxresponsesize(self) -> int: ...
+    @property
+    def maxresponsesize_cached(self) -> int: ...
+    @property
+    def maxoperations(self) -> int: ...
+    @property
+    def maxrequests(self) -> int: ...
+
+
+@dataclass(slots=True, frozen=True)
+class Channel:
+    """A channel's granted limits (RFC 8881 §18.36.3); CREATE_SESSION turns it into channel_attrs4
+    (no header padding, no RDMA)."""
+
+    maxrequestsize: int
+    maxresponsesize: int
+    maxresponsesize_cached: int
+    maxoperations: int
+    maxrequests: int
 
 
 @dataclass(slots=True, frozen=True)
@@ -88,11 +126,12 @@ class Replay:
 class Session:
     sessionid: bytes
     client: Client
-    fore: ChannelAttrs
-    back: ChannelAttrs
+    fore: Channel
+    back: Channel
     flags: int
     cb_program: int
-    cb_sec: list[CbSecParms]
+    #: callback_sec_parms4 as decoded: recorded only, no callback is sent.
+    cb_sec: Sequence[object]
     slots: list[Slot] = field(default_factory=list)
     #: Connection ids bound to the fore channel (RFC 8881 §2.10.3.1).
     conns: set[int] = field(default_factory=set)
@@ -139,7 +178,7 @@ class Session:
         slot.pending = None
 
 
-def _check_channel(which: str, asked: ChannelAttrs, min_request: int, min_reply: int, op: str) -> None:
+def _check_channel(which: str, asked: ChannelLimits, min_request: int, min_reply: int, op: str) -> None:
     if asked.maxrequestsize < min_request:
         raise Nfs4Error(Stat.TOOSMALL, f"{which} channel ca_maxrequestsize {asked.maxrequestsize} cannot carry "
                         f"a {op} request ({min_request} bytes)")
@@ -167,7 +206,7 @@ class SessionTable:
     def __len__(self) -> int:
         return len(self._by_id)
 
-    def negotiate(self, asked: ChannelAttrs) -> ChannelAttrs:
+    def negotiate(self, asked: ChannelLimits) -> Channel:
         """The fore channel the server grants (RFC 8881 §18.36.3): each value lowered to the
         server's limit, never raised.  NFS4ERR_TOOSMALL only when the client's values cannot
         carry a SEQUENCE request or reply, or allow no operation or no slot.  Any
@@ -177,24 +216,22 @@ class SessionTable:
         does not fit."""
         lim = self.limits
         _check_channel("fore", asked, MIN_SEQUENCE_REQUEST, MIN_SEQUENCE_REPLY, "SEQUENCE")
-        return ChannelAttrs(
-            0,
+        return Channel(
             min(asked.maxrequestsize, lim.max_request),
             min(asked.maxresponsesize, lim.max_response),
             min(asked.maxresponsesize_cached, lim.max_response_cached),
             min(asked.maxoperations, lim.max_operations),
             min(asked.maxrequests, lim.max_slots),
-            [],
         )
 
     @staticmethod
-    def check_back(asked: ChannelAttrs) -> None:
+    def check_back(asked: ChannelLimits) -> None:
         """The backchannel must be able to carry a CB_SEQUENCE call and its reply
         (NFS4ERR_TOOSMALL otherwise, RFC 8881 §18.36.3)."""
         _check_channel("back", asked, MIN_CB_SEQUENCE_REQUEST, MIN_CB_SEQUENCE_REPLY, "CB_SEQUENCE")
 
-    def create(self, client: Client, fore: ChannelAttrs, back: ChannelAttrs, flags: int, cb_program: int,
-               cb_sec: list[CbSecParms], conn_id: int | None) -> Session:
+    def create(self, client: Client, fore: Channel, back: Channel, flags: int, cb_program: int,
+               cb_sec: Sequence[object], conn_id: int | None) -> Session:
         while True:
             sid = secrets.token_bytes(16)
             if sid not in self._by_id:
@@ -225,6 +262,13 @@ class SessionTable:
     def forget_client(self, client: Client) -> None:
         for s in list(client.sessions.values()):
             self.destroy(s)
+
+    def watch(self, conn: WatchedConnection | None) -> None:
+        """Forget a connection's session bindings when it closes (once per connection)."""
+        if conn is None or conn.data.get("nfs4-watch"):
+            return
+        conn.data["nfs4-watch"] = True
+        conn.on_close(lambda c: self.connection_closed(c.id))
 
     def connection_closed(self, conn_id: int) -> None:
         for s in self._by_conn.pop(conn_id, ()):

@@ -26,10 +26,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Self
+from typing import Protocol, Self
 
-from securenfs.exports.table import Export
-from securenfs.nfs4.constants import Access4
+from securenfs.proto.constants import Access4
 from securenfs.vfs import kernel
 from securenfs.vfs.creds import FsCreds, as_caller, as_server
 from securenfs.vfs.dirlist import ListingCache, build_listing
@@ -38,6 +37,9 @@ from securenfs.vfs.handles import BadHandle, FileKey, HandleCodec
 from securenfs.vfs.names import check_name
 
 _O_PATH = os.O_PATH | os.O_CLOEXEC
+#: How a single name component is resolved everywhere in this package: an ``O_PATH``
+#: descriptor that never follows a symbolic link (the link itself is the object).
+O_PATH_NOFOLLOW = _O_PATH | os.O_NOFOLLOW
 #: Deepest directory nesting LOOKUPP's containment walk follows before giving up.
 _MAX_DEPTH = 4096
 
@@ -54,14 +56,29 @@ class DirEntry:
     error: int | None = None
 
 
-def _proc_path(fd: int) -> str:
+def proc_path(fd: int) -> str:
     # Reopening an O_PATH descriptor through its /proc magic link runs the ordinary open
     # permission check against the calling thread's fsuid/fsgid/groups.
     return f"/proc/self/fd/{fd}"
 
 
+class ExportRoot(Protocol):
+    """What the file-system layer needs of an export: its directory, handle id and names for
+    messages, and whether device files may be opened."""
+
+    @property
+    def export_id(self) -> int: ...
+    @property
+    def path(self) -> Path: ...
+    @property
+    def pseudo(self) -> str: ...
+    @property
+    def allow_devices(self) -> bool: ...
+    def describe(self) -> str: ...
+
+
 class LocalFs:
-    def __init__(self, export: Export, codec: HandleCodec, *, listing_cache_size: int = 64):
+    def __init__(self, export: ExportRoot, codec: HandleCodec, *, listing_cache_size: int = 64):
         self.export = export
         self.codec = codec
         self._listings = ListingCache(listing_cache_size)
@@ -164,7 +181,7 @@ class LocalFs:
         :func:`~securenfs.vfs.creds.as_caller`): never follows a symlink, never crosses a
         mount (EACCES).  ``name`` must be a single checked component."""
         try:
-            cfd = os.open(name, _O_PATH | os.O_NOFOLLOW, dir_fd=dfd)
+            cfd = os.open(name, O_PATH_NOFOLLOW, dir_fd=dfd)
         except OSError as exc:
             raise FsError.from_oserror(exc, name) from None
         try:
@@ -187,7 +204,7 @@ class LocalFs:
                     pfd, fd = -1, os.open(p, _O_PATH | os.O_DIRECTORY)
                 else:
                     pfd = os.open(p.parent, _O_PATH | os.O_DIRECTORY)
-                    fd = os.open(p.name, _O_PATH | os.O_NOFOLLOW, dir_fd=pfd)
+                    fd = os.open(p.name, O_PATH_NOFOLLOW, dir_fd=pfd)
             except OSError as exc:
                 raise FsError.from_oserror(exc, str(p)) from None
             try:
@@ -301,7 +318,7 @@ class LocalFs:
                     wanted.pop(b, None)
             granted = 0
             results: dict[int, bool] = {}
-            path = _proc_path(fd)
+            path = proc_path(fd)
             with as_caller(creds):
                 for bit, mode in wanted.items():
                     if not mask & bit:
@@ -328,7 +345,7 @@ class LocalFs:
                 flags |= os.O_NONBLOCK  # a FIFO without a writer must not block a worker
             with as_caller(creds):
                 try:
-                    return os.open(_proc_path(fd), flags | os.O_CLOEXEC | os.O_NOCTTY)
+                    return os.open(proc_path(fd), flags | os.O_CLOEXEC | os.O_NOCTTY)
                 except OSError as exc:
                     raise FsError.from_oserror(exc, "open") from None
 
@@ -346,7 +363,7 @@ class LocalFs:
                 raise FsError(err, "byte-range locks are only for regular files")
             with as_server():
                 try:
-                    return os.open(_proc_path(fd), (os.O_RDWR if writable else os.O_RDONLY)
+                    return os.open(proc_path(fd), (os.O_RDWR if writable else os.O_RDONLY)
                                    | os.O_CLOEXEC | os.O_NOCTTY)
                 except OSError as exc:
                     raise FsError.from_oserror(exc, "open for locks") from None
@@ -371,7 +388,7 @@ class LocalFs:
             with as_caller(creds):
                 try:
                     # The read permission check of a directory listing, as the caller.
-                    dfd = os.open(_proc_path(pfd), os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+                    dfd = os.open(proc_path(pfd), os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
                 except OSError as exc:
                     raise FsError.from_oserror(exc, "readdir") from None
                 try:

@@ -25,8 +25,8 @@ from securenfs.admin.socket import query, render
 from securenfs.cli import main as cli_main
 from securenfs.config import ListenAddress
 from securenfs.logsetup import setup_logging
-from securenfs.nfs4.constants import SeqStatus, Stat
 from securenfs.nfs4.xdr4 import SequenceRes
+from securenfs.proto.constants import SeqStatus, Stat
 from securenfs.server import admin_socket_path
 from tests.support.nfsserver import NfsServer, mounted_client, status_of
 from tests.support.ports import free_port
@@ -357,7 +357,7 @@ def test_kerberos_and_idmap_series(tmp_path: Path, kdc_realm: Any, slapd_directo
     from securenfs.client.nfs4 import Nfs4Client
     from securenfs.client.rpc import RpcClient
     from securenfs.config import ClientRule
-    from securenfs.nfs4.constants import Attr
+    from securenfs.proto.constants import Attr
     from securenfs.rpc.constants import NFS_PROGRAM, NFS_V4
     from securenfs.rpcsec_gss.constants import GssService
     from tests.support.slapd import DOMAIN, GROUPS, PEOPLE, SUFFIX

@@ -14,9 +14,9 @@ from preflight.registry import load_all
 from preflight.runner import run_checks
 from preflight.settings import PreflightSettings
 from securenfs.nfs4.compound import _log_status
-from securenfs.nfs4.constants import Op, Stat
-from securenfs.nfs4.errors import Nfs4Error
 from securenfs.nfs4.owners import IdmapOwners
+from securenfs.proto.constants import Op, Stat
+from securenfs.proto.errors import Nfs4Error
 from securenfs.rpc.peerlog import PeerLog
 from tests.support.ports import free_port
 from tests.support.slapd import DOMAIN, GROUPS, PEOPLE, REALM, SUFFIX, Directory

@@ -20,8 +20,8 @@ import pytest
 from securenfs.client.gss import GssClientAuth
 from securenfs.client.nfs4 import Nfs4Client
 from securenfs.client.rpc import AuthSys, RpcClient
-from securenfs.nfs4.constants import Op
 from securenfs.nfs4.xdr4 import VoidArgs
+from securenfs.proto.constants import Op
 from securenfs.rpc.constants import NFS_PROGRAM, NFS_V4
 from securenfs.rpcsec_gss.constants import GssService
 from tests.support.fuzz import Fuzzer, ServerProcess, good_call, load_corpus, record_workload

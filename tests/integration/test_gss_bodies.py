@@ -27,7 +27,7 @@ from securenfs.rpcsec_gss.constants import GssService
 from securenfs.rpcsec_gss.handler import INLINE_MAX
 from securenfs.rpcsec_gss.libgss import LibGssProtection
 from securenfs.rpcsec_gss.protection import GssapiProtection
-from tests.support.gss import ECHO_PROG, ECHO_VERS, PROC_ECHO, GssServer, gss_config
+from tests.support.gss import ECHO_PROG, ECHO_VERS, PROC_ECHO, GssServer, context_pair, gss_config
 from tests.support.kdc import KdcRealm
 
 pytestmark = pytest.mark.timeout(120)
@@ -36,19 +36,10 @@ SIZES = [0, 1, 3, 4, 5, 15, 16, 17, 4096, (1 << 20) + 3]
 
 
 def _pair(kdc_realm: KdcRealm, extra: int = 0) -> tuple[gssapi.SecurityContext, gssapi.SecurityContext]:
-    icred = gssapi.Credentials(usage="initiate", store={"ccache": str(kdc_realm.user_ccache("bodies"))})
-    acred = gssapi.Credentials(usage="accept", store={"keytab": str(kdc_realm.service_keytab)})
-    flags = (int(gssapi.RequirementFlag.mutual_authentication) | int(gssapi.RequirementFlag.integrity)
-             | int(gssapi.RequirementFlag.confidentiality) | extra)
-    ic = gssapi.SecurityContext(name=gssapi.Name(f"nfs@{kdc_realm.hostname}", gssapi.NameType.hostbased_service),
-                                creds=icred, usage="initiate", flags=flags)
-    ac = gssapi.SecurityContext(creds=acred, usage="accept")
-    token = ic.step()
-    while not (ic.complete and ac.complete):
-        token = ac.step(token)
-        if token and not ic.complete:
-            token = ic.step(token)
-    return ic, ac
+    pair: tuple[gssapi.SecurityContext, gssapi.SecurityContext] = context_pair(
+        str(kdc_realm.user_ccache("bodies")), kdc_realm.service_keytab, f"nfs@{kdc_realm.hostname}",
+        extra_flags=extra)
+    return pair
 
 
 @pytest.fixture(scope="module")

@@ -16,6 +16,7 @@ from gssapi.raw.misc import GSSError
 
 from securenfs.gsscrypto import BadToken, FastContext
 from securenfs.gsscrypto.keysource import inquire_session_key
+from tests.support.gss import context_pair
 from tests.support.gsscrypto import EnctypeRealm
 
 AES = [17, 18, 19, 20]
@@ -168,27 +169,8 @@ def test_unestablished_context_falls_back(
 
 def test_shared_realm_default_context(kdc_realm) -> None:
     """With the project's default realm (no enctype settings) the fast path engages."""
-    icred = gssapi.Credentials(
-        usage="initiate", store={"ccache": f"FILE:{kdc_realm.user_ccache('user')}"}
-    )
-    acred = gssapi.Credentials(usage="accept", store={"keytab": str(kdc_realm.service_keytab)})
-    flags = [
-        gssapi.RequirementFlag.mutual_authentication,
-        gssapi.RequirementFlag.integrity,
-        gssapi.RequirementFlag.confidentiality,
-    ]
-    init = gssapi.SecurityContext(
-        name=gssapi.Name(f"nfs@{kdc_realm.hostname}", gssapi.NameType.hostbased_service),
-        creds=icred,
-        usage="initiate",
-        flags=flags,
-    )
-    acc = gssapi.SecurityContext(creds=acred, usage="accept")
-    token = init.step()
-    while not (init.complete and acc.complete):
-        token = acc.step(token)
-        if token and not init.complete:
-            token = init.step(token)
+    init, acc = context_pair(f"FILE:{kdc_realm.user_ccache('user')}", kdc_realm.service_keytab,
+                             f"nfs@{kdc_realm.hostname}")
     fa = FastContext.from_gss(acc)
     assert fa is not None and fa.enctype == "aes256-cts-hmac-sha1-96"
     assert init.unwrap(fa.wrap(b"reply")).message == b"reply"

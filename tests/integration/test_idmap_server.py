@@ -15,8 +15,8 @@ from securenfs.client.gss import GssClientAuth
 from securenfs.client.nfs4 import Nfs4Client, Nfs4Error
 from securenfs.client.rpc import RpcClient
 from securenfs.config import ClientRule
-from securenfs.nfs4.constants import Access4, Attr, Op, Stat
 from securenfs.nfs4.xdr4 import AccessArgs, AccessRes, FhArgs
+from securenfs.proto.constants import Access4, Attr, Op, Stat
 from securenfs.rpc.constants import NFS_PROGRAM, NFS_V4
 from securenfs.rpcsec_gss.constants import GssService
 from tests.support.kdc import KdcRealm

@@ -22,7 +22,6 @@ from securenfs.client.nfs4 import ANON_STATEID, Nfs4Client, fattr_of
 from securenfs.client.rpc import AuthSys
 from securenfs.config import ClientRule
 from securenfs.nfs4 import fattr
-from securenfs.nfs4.constants import Access4, Attr, Op, Stat
 from securenfs.nfs4.xdr4 import (
     Fattr,
     FattrArgs,
@@ -30,6 +29,7 @@ from securenfs.nfs4.xdr4 import (
     Nfsace4,
     SetattrArgs,
 )
+from securenfs.proto.constants import Access4, Attr, Op, Stat
 from tests.support.acls import (
     access_bits,
     ace,
@@ -38,9 +38,8 @@ from tests.support.acls import (
     getfacl,
     open_close,
     require_posix_acls,
-    status_of,
 )
-from tests.support.nfsserver import NfsServer
+from tests.support.nfsserver import NfsServer, status_of
 
 OWNER, OWNER_GID = 1000, 1000
 READER, WRITER, STRANGER = 1001, 1002, 1003

@@ -20,7 +20,7 @@ from securenfs.client.gss import GssClientAuth
 from securenfs.client.nfs4 import Nfs4Client
 from securenfs.client.rpc import RpcClient
 from securenfs.config import ClientRule
-from securenfs.nfs4.constants import Access4, Attr, Stat
+from securenfs.proto.constants import Access4, Attr, Stat
 from securenfs.rpc.constants import NFS_PROGRAM, NFS_V4
 from securenfs.rpcsec_gss.constants import GssService
 from tests.support.acls import (
@@ -30,10 +30,9 @@ from tests.support.acls import (
     getfacl,
     open_close,
     require_posix_acls,
-    status_of,
 )
 from tests.support.kdc import KdcRealm
-from tests.support.nfsserver import NfsServer
+from tests.support.nfsserver import NfsServer, status_of
 from tests.support.slapd import DOMAIN, GROUPS, PEOPLE, SUFFIX, Directory
 
 ALICE, BOB, STAFF, CYC_A = 5001, 5002, 5000, 5400  # alice is in cyc-a, bob is not

@@ -25,8 +25,8 @@ from securenfs.acl.ace import AceFlag, AceMask, AceType
 from securenfs.client.nfs4 import Nfs4Client
 from securenfs.client.rpc import AuthSys
 from securenfs.config import ClientRule
-from securenfs.nfs4.constants import Attr
 from securenfs.nfs4.xdr4 import Nfsace4
+from securenfs.proto.constants import Attr
 from tests.support.acls import allow, deny, require_posix_acls
 from tests.support.nfsserver import NfsServer
 

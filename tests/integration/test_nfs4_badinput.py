@@ -3,14 +3,12 @@ status RFC 8881 gives it and the server keeps serving."""
 
 from __future__ import annotations
 
-import asyncio
 import struct
 
 import pytest
 
 from securenfs.client.nfs4 import Nfs4Client
 from securenfs.client.rpc import RpcError
-from securenfs.nfs4.constants import Op, Stat
 from securenfs.nfs4.xdr4 import (
     NameArgs,
     SecinfoNoNameArgs,
@@ -18,14 +16,11 @@ from securenfs.nfs4.xdr4 import (
     VoidArgs,
     unpack_compound_reply,
 )
+from securenfs.proto.constants import Op, Stat
 from securenfs.xdr import Packer, Unpacker
-from tests.support.nfsserver import NfsServer
+from tests.support.nfsserver import NfsServer, run
 
 V = VoidArgs()
-
-
-def run(coro):  # type: ignore[no-untyped-def]
-    return asyncio.run(asyncio.wait_for(coro, 60))
 
 
 async def _alive(c: Nfs4Client) -> None:

@@ -8,7 +8,6 @@ it out, so a value our own client would refuse to encode still reaches the serve
 
 from __future__ import annotations
 
-import asyncio
 import os
 import struct
 from pathlib import Path
@@ -16,17 +15,13 @@ from pathlib import Path
 import pytest
 
 from securenfs.client.nfs4 import Nfs4Client
-from securenfs.nfs4.constants import Attr, FType, Op, Stat
 from securenfs.nfs4.fattr import set_to_bitmap
 from securenfs.nfs4.xdr4 import FhArgs, SequenceArgs, VoidArgs, unpack_compound_reply
+from securenfs.proto.constants import Attr, FType, Op, Stat
 from securenfs.xdr import Packer, Unpacker
-from tests.support.nfsserver import NfsServer, mounted_client
+from tests.support.nfsserver import NfsServer, mounted_client, run
 
 ANON = b"\0" * 16
-
-
-def run(coro):  # type: ignore[no-untyped-def]
-    return asyncio.run(asyncio.wait_for(coro, 60))
 
 
 @pytest.fixture

@@ -21,7 +21,6 @@ from typing import Any
 import pytest
 
 from securenfs.client.nfs4 import Nfs4Client
-from securenfs.nfs4.constants import ExchgIdFlag, Op, Stat
 from securenfs.nfs4.xdr4 import (
     ChannelAttrs,
     CreateSessionArgs,
@@ -29,14 +28,11 @@ from securenfs.nfs4.xdr4 import (
     VoidArgs,
     unpack_compound_reply,
 )
+from securenfs.proto.constants import ExchgIdFlag, Op, Stat
 from securenfs.xdr import Unpacker
-from tests.support.nfsserver import NfsServer, mounted_client, status_of
+from tests.support.nfsserver import NfsServer, mounted_client, run, status_of
 
 LEASE = 2
-
-
-def run(coro: Any) -> Any:
-    return asyncio.run(asyncio.wait_for(coro, 90))
 
 
 def _server(tmp_path: Path, **server_cfg: Any) -> NfsServer:

@@ -8,7 +8,6 @@ The owner tests encode OPEN4args, LOCK4args and LOCKT4args by hand from the XDR 
 
 from __future__ import annotations
 
-import asyncio
 import os
 import random
 import struct
@@ -18,7 +17,6 @@ import pytest
 
 from securenfs.client.nfs4 import Nfs4Client, fattr_of
 from securenfs.client.rpc import AuthSys
-from securenfs.nfs4.constants import Attr, Op, Stat
 from securenfs.nfs4.xdr4 import (
     WRITE_LT,
     CreateArgs,
@@ -32,16 +30,13 @@ from securenfs.nfs4.xdr4 import (
     SetattrRes,
     VoidArgs,
 )
-from tests.support.nfsserver import NfsServer, RawArgs, mounted_client
+from securenfs.proto.constants import Attr, Op, Stat
+from tests.support.nfsserver import NfsServer, RawArgs, mounted_client, run
 
 V = VoidArgs()
 ANON = b"\0" * 16
 ROOT = AuthSys(uid=0, gid=0)
 BAD_UTF8 = b"\xff\xfeok"
-
-
-def run(coro: Any) -> Any:
-    return asyncio.run(asyncio.wait_for(coro, 60))
 
 
 def _opaque(b: bytes) -> bytes:

@@ -4,14 +4,12 @@ ca_maxresponsesize / ca_maxresponsesize_cached enforced on every reply (§2.10.6
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 import pytest
 
 from securenfs.client.nfs4 import Nfs4Client
 from securenfs.client.rpc import AuthSys
-from securenfs.nfs4.constants import Op, Stat
 from securenfs.nfs4.xdr4 import (
     ChannelAttrs,
     CreateSessionArgs,
@@ -23,6 +21,7 @@ from securenfs.nfs4.xdr4 import (
     VoidArgs,
     unpack_compound_reply,
 )
+from securenfs.proto.constants import Op, Stat
 from securenfs.state.sessions import (
     MIN_CB_SEQUENCE_REPLY,
     MIN_CB_SEQUENCE_REQUEST,
@@ -31,17 +30,13 @@ from securenfs.state.sessions import (
     ServerLimits,
 )
 from securenfs.xdr import Unpacker
-from tests.support.nfsserver import NfsServer, mounted_client
+from tests.support.nfsserver import NfsServer, mounted_client, run
 
 V = VoidArgs()
 BACK = ChannelAttrs(0, 4096, 4096, 0, 2, 1)
 ANON = b"\0" * 16
 #: The RPC accepted-reply header with AUTH_SYS's null verifier (RFC 5531 §9).
 RPC_REPLY_HEADER = 24
-
-
-def run(coro: Any) -> Any:
-    return asyncio.run(asyncio.wait_for(coro, 60))
 
 
 def _decode(raw: bytes) -> Any:

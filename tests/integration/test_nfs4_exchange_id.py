@@ -18,7 +18,6 @@ import pytest
 
 from securenfs.client.nfs4 import Nfs4Client
 from securenfs.client.rpc import AuthSys
-from securenfs.nfs4.constants import ExchgIdFlag, Op, Stat
 from securenfs.nfs4.xdr4 import (
     ChannelAttrs,
     CreateSessionArgs,
@@ -28,6 +27,7 @@ from securenfs.nfs4.xdr4 import (
     SessionIdArgs,
     VoidArgs,
 )
+from securenfs.proto.constants import ExchgIdFlag, Op, Stat
 from tests.support.nfsserver import NfsServer
 
 UPD = int(ExchgIdFlag.UPD_CONFIRMED_REC_A)

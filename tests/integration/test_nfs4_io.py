@@ -4,15 +4,13 @@ and counts, change_info (RFC 8881 §18.3, §18.22, §18.32, §18.30, §18.4, §1
 
 from __future__ import annotations
 
-import asyncio
 import os
 import stat
 from pathlib import Path
 from typing import Any
 
-from securenfs.client.nfs4 import ANON_STATEID, Nfs4Client, Nfs4Error
+from securenfs.client.nfs4 import ANON_STATEID, Nfs4Client
 from securenfs.client.rpc import AuthSys
-from securenfs.nfs4.constants import Attr, FType, Op, Stat
 from securenfs.nfs4.fattr import MAX_READ
 from securenfs.nfs4.xdr4 import (
     DATA_SYNC4,
@@ -22,21 +20,10 @@ from securenfs.nfs4.xdr4 import (
     FhArgs,
     SetattrArgs,
 )
-from tests.support.nfsserver import NfsServer, ProcessServer, mounted_client
+from securenfs.proto.constants import Attr, FType, Op, Stat
+from tests.support.nfsserver import NfsServer, ProcessServer, mounted_client, run, status_of
 
 BIG = (1 << 64) - 1
-
-
-def run(coro: Any) -> Any:
-    return asyncio.run(asyncio.wait_for(coro, 60))
-
-
-async def status_of(coro: Any) -> int:
-    try:
-        await coro
-    except Nfs4Error as exc:
-        return exc.status
-    return 0
 
 
 def test_stable_writes_commit_and_verifier_across_restart(state_server: NfsServer) -> None:

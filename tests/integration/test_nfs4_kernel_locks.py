@@ -19,18 +19,14 @@ from typing import Any
 
 from securenfs.client.nfs4 import Nfs4Error
 from securenfs.locking.ofd import KERNEL_END
-from securenfs.nfs4.constants import Stat
 from securenfs.nfs4.xdr4 import WRITE_LT, StateOwner
+from securenfs.proto.constants import Stat
 from securenfs.state.opens import HOST_OWNER, LIMIT_OWNER
 from tests.integration.test_recovery_restart import RecoveryProcess, come_back, holder
 from tests.support.hostlock import HostLocker, proc_locks
-from tests.support.nfsserver import NfsServer, ProcessServer, mounted_client
+from tests.support.nfsserver import NfsServer, ProcessServer, mounted_client, run
 
 ALL = (1 << 64) - 1
-
-
-def run(coro: Any) -> Any:
-    return asyncio.run(asyncio.wait_for(coro, 90))
 
 
 async def status_of(coro: Any) -> tuple[int, Any]:
@@ -379,7 +375,6 @@ def test_kernel_locks_off_leaves_the_kernel_alone(tmp_path: Path) -> None:
             await a.close()
 
         run(main())
-
 
 
 def test_kernel_lock_survives_other_descriptors_of_the_file_closing(state_server: NfsServer) -> None:

@@ -13,9 +13,9 @@ from typing import Any
 
 import pytest
 
-from securenfs.nfs4.constants import Op, SeqStatus, Stat
 from securenfs.nfs4.xdr4 import GetattrRes, SequenceRes  # noqa: F401
-from tests.support.nfsserver import NfsServer, mounted_client, status_of
+from securenfs.proto.constants import Op, SeqStatus, Stat
+from tests.support.nfsserver import NfsServer, mounted_client, run, status_of
 
 LEASE = 2
 
@@ -28,10 +28,6 @@ def short_lease(tmp_path: Path) -> Iterator[NfsServer]:
         yield srv
     finally:
         srv.stop()
-
-
-def run(coro: Any) -> Any:
-    return asyncio.run(asyncio.wait_for(coro, 60))
 
 
 async def flags(c: Any) -> int:
@@ -103,7 +99,7 @@ def test_courteous_expiry_then_revocation_on_conflict(short_lease: NfsServer) ->
 def test_courtesy_clients_are_capped(short_lease: NfsServer) -> None:
     async def main() -> None:
         svc = short_lease.server.nfs.service  # type: ignore[union-attr]
-        svc.courtesy_max_age = LEASE
+        svc.laundromat.courtesy_max_age = LEASE
         a, root = await mounted_client(short_lease)
         await a.open(root, "h", create=True)
         await asyncio.sleep(LEASE * 3.5)

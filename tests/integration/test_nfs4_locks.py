@@ -3,20 +3,15 @@ with the conflicting owner and range, lock stateid seqids, bad ranges (RFC 8881 
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 from securenfs.client.nfs4 import Nfs4Error, stateid_seqid
-from securenfs.nfs4.constants import Op, Stat
 from securenfs.nfs4.xdr4 import WRITE_LT, FhArgs, LockArgs, LockRes, StateOwner
+from securenfs.proto.constants import Op, Stat
 from securenfs.xdr import Packer
-from tests.support.nfsserver import NfsServer, RawArgs, mounted_client
+from tests.support.nfsserver import NfsServer, RawArgs, mounted_client, run
 
 ALL = (1 << 64) - 1
-
-
-def run(coro: Any) -> Any:
-    return asyncio.run(asyncio.wait_for(coro, 60))
 
 
 async def denied(coro: Any) -> Nfs4Error:

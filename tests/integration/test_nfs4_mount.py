@@ -3,7 +3,6 @@ of a large directory, file handles across a restart, forged and stale handles, c
 
 from __future__ import annotations
 
-import asyncio
 import os
 from pathlib import Path
 
@@ -11,16 +10,12 @@ import pytest
 
 from securenfs.client.nfs4 import Nfs4Client, Nfs4Error
 from securenfs.config import ClientRule
-from securenfs.nfs4.constants import Attr, Op, Stat
 from securenfs.nfs4.fattr import set_to_bitmap
 from securenfs.nfs4.xdr4 import BitmapArgs, FhArgs, NameArgs, ReaddirArgs, VoidArgs
-from tests.support.nfsserver import NfsServer
+from securenfs.proto.constants import Attr, Op, Stat
+from tests.support.nfsserver import NfsServer, run
 
 V = VoidArgs()
-
-
-def run(coro):  # type: ignore[no-untyped-def]
-    return asyncio.run(asyncio.wait_for(coro, 60))
 
 
 async def _client(srv: NfsServer) -> Nfs4Client:

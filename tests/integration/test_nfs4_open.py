@@ -5,13 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import os
-from typing import Any
 
 import pytest
 
 from securenfs.client.nfs4 import ANON_STATEID, BYPASS_STATEID, Nfs4Error, stateid_seqid
 from securenfs.locking.stateids import Stateid
-from securenfs.nfs4.constants import Attr, Op, Stat
 from securenfs.nfs4.xdr4 import (
     CLAIM_PREVIOUS,
     EXCLUSIVE4_1,
@@ -24,23 +22,12 @@ from securenfs.nfs4.xdr4 import (
     VoidArgs,
     WriteArgs,
 )
-from tests.support.nfsserver import NfsServer, mounted_client
+from securenfs.proto.constants import Attr, Op, Stat
+from tests.support.nfsserver import NfsServer, mounted_client, run, status_of
 
 READ, WRITE, BOTH = 1, 2, 3
 DENY_NONE, DENY_READ, DENY_WRITE = 0, 1, 2
 CURRENT = Stateid(1, bytes(12)).pack()
-
-
-def run(coro: Any) -> Any:
-    return asyncio.run(asyncio.wait_for(coro, 60))
-
-
-async def status_of(coro: Any) -> int:
-    try:
-        await coro
-    except Nfs4Error as exc:
-        return exc.status
-    return 0
 
 
 def test_create_modes_and_exclusive_retry(state_server: NfsServer) -> None:

@@ -12,7 +12,7 @@ import pytest
 from securenfs.client.nfs4 import Nfs4Client, Nfs4Error
 from securenfs.client.rpc import AuthSys
 from securenfs.config import ClientRule
-from securenfs.nfs4.constants import Stat
+from securenfs.proto.constants import Stat
 from tests.support.nfsserver import NfsServer
 
 

@@ -7,7 +7,6 @@ import asyncio
 
 from securenfs.client.nfs4 import Nfs4Client, Nfs4Error
 from securenfs.client.rpc import AuthSys
-from securenfs.nfs4.constants import ExchgIdFlag, Op, Stat
 from securenfs.nfs4.xdr4 import (
     ChannelAttrs,
     ClientIdArgs,
@@ -17,13 +16,10 @@ from securenfs.nfs4.xdr4 import (
     SessionIdArgs,
     VoidArgs,
 )
-from tests.support.nfsserver import NfsServer
+from securenfs.proto.constants import ExchgIdFlag, Op, Stat
+from tests.support.nfsserver import NfsServer, run
 
 V = VoidArgs()
-
-
-def run(coro):  # type: ignore[no-untyped-def]
-    return asyncio.run(asyncio.wait_for(coro, 60))
 
 
 async def _client(srv: NfsServer, **kw) -> Nfs4Client:  # type: ignore[no-untyped-def]

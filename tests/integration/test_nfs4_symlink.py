@@ -8,7 +8,7 @@ import os
 
 from securenfs.client.nfs4 import Nfs4Client, Nfs4Error
 from securenfs.client.rpc import AuthSys
-from securenfs.nfs4.constants import Stat
+from securenfs.proto.constants import Stat
 from tests.support.nfsserver import NfsServer
 
 

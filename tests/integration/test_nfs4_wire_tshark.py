@@ -17,11 +17,10 @@ from typing import Any
 
 import pytest
 
-from securenfs.client.nfs4 import ANON_STATEID, Nfs4Client, Nfs4Error, fattr_of
+from securenfs.client.nfs4 import ANON_STATEID, Nfs4Client, fattr_of
 from securenfs.client.rpc import AuthSys
 from securenfs.config import ClientRule
 from securenfs.nfs4 import fattr
-from securenfs.nfs4.constants import Access4, Attr, Op, Stat
 from securenfs.nfs4.optable import NOT_BUILT, OPTABLE
 from securenfs.nfs4.xdr4 import (
     AccessArgs,
@@ -38,8 +37,9 @@ from securenfs.nfs4.xdr4 import (
     SetattrArgs,
     VoidArgs,
 )
+from securenfs.proto.constants import Access4, Attr, Op, Stat
 from tests.support import wirecheck
-from tests.support.nfsserver import NfsServer, RawArgs, flavor_client
+from tests.support.nfsserver import NfsServer, RawArgs, flavor_client, status_of
 
 V = VoidArgs()
 ROOT = AuthSys(uid=0, gid=0)
@@ -65,14 +65,6 @@ def wire_server(tmp_path_factory: pytest.TempPathFactory, kdc_realm: Any) -> Ite
 
 async def _client(srv: NfsServer, flavor: str) -> Nfs4Client:
     return await flavor_client(srv, flavor, srv.kdc)  # type: ignore[attr-defined,no-any-return]
-
-
-async def _status(coro: Any) -> int:
-    try:
-        await coro
-    except Nfs4Error as exc:
-        return int(exc.status)
-    return 0
 
 
 def _open_raw(name: bytes, owner: bytes, deny: int = 0) -> RawArgs:
@@ -118,11 +110,11 @@ async def _drive(srv: NfsServer, flavor: str) -> None:
         # Locks, with a conflict (LOCK4denied on the wire), LOCKT, LOCKU.
         ls = await c.lock(f, 0, 10)
         g = await other.open(oroot, "file")
-        assert await _status(other.lock(g, 5, 10)) == Stat.DENIED
+        assert await status_of(other.lock(g, 5, 10)) == Stat.DENIED
         assert (await other.lockt(f.fh, 5, 10)).status == Stat.DENIED
         ls = await c.locku(f.fh, ls, 0, 10)
         await c.free_stateid(ls)
-        assert await _status(other.open(oroot, "raw")) == Stat.SHARE_DENIED
+        assert await status_of(other.open(oroot, "raw")) == Stat.SHARE_DENIED
         # State ops.
         await c.test_stateids([f.stateid, ANON_STATEID, b"\1" * 16])
         f.stateid = (await c.open(root, "file", access=1)).stateid  # a read OPEN folded in
@@ -145,9 +137,9 @@ async def _drive(srv: NfsServer, flavor: str) -> None:
         r = await c.seq_raw([(Op.PUTFH, FhArgs(root)), (Op.SETATTR, SetattrArgs(ANON_STATEID,
                                                                               fattr_of({Attr.SIZE: 5})))])
         assert r.status == Stat.ISDIR
-        assert await _status(c.lookup_path(f"/a/{flavor}/nothing")) == Stat.NOENT
-        assert await _status(c.create(root, "sub")) == Stat.EXIST
-        assert await _status(c.read(f.fh, 0, 1, b"\0\0\0\1" + f.stateid[4:8] + b"\7" * 8)) == Stat.BAD_STATEID
+        assert await status_of(c.lookup_path(f"/a/{flavor}/nothing")) == Stat.NOENT
+        assert await status_of(c.create(root, "sub")) == Stat.EXIST
+        assert await status_of(c.read(f.fh, 0, 1, b"\0\0\0\1" + f.stateid[4:8] + b"\7" * 8)) == Stat.BAD_STATEID
         assert (await c.seq_raw([(Op.PUTROOTFH, V), (Op.DELEGPURGE, ClientIdArgs(c.clientid))])).status == Stat.NOTSUPP
         # Reply sizes: a session whose replies are small.
         await c.exchange_id()
@@ -185,7 +177,7 @@ async def _drive(srv: NfsServer, flavor: str) -> None:
         assert r.status == Stat.BADSESSION
         fresh = await _client(srv, flavor)
         await fresh.establish()
-        assert await _status(fresh.open(root, "new", create=True)) == Stat.GRACE
+        assert await status_of(fresh.open(root, "new", create=True)) == Stat.GRACE
         await fresh.destroy_session()
         await fresh.destroy_clientid()
         await fresh.close()

@@ -12,7 +12,6 @@ from typing import Any
 import pytest
 
 from securenfs.client.nfs4 import Nfs4Client
-from securenfs.nfs4.constants import RPCSEC_GSS_FLAVOR, Op, SecinfoStyle, Stat
 from securenfs.nfs4.xdr4 import (
     BitmapArgs,
     FhArgs,
@@ -22,6 +21,7 @@ from securenfs.nfs4.xdr4 import (
     StateOwner,
     VoidArgs,
 )
+from securenfs.proto.constants import RPCSEC_GSS_FLAVOR, Op, SecinfoStyle, Stat
 from securenfs.rpcsec_gss.flavors import KRB5_OID_DER
 from tests.support.nfsserver import NfsServer, flavor_client
 

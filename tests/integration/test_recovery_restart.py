@@ -21,10 +21,11 @@ from typing import Any
 import pytest
 
 from securenfs.admin.socket import query
-from securenfs.client.nfs4 import ANON_STATEID, Nfs4Client, Nfs4Error, OpenFile
+from securenfs.client.nfs4 import ANON_STATEID, Nfs4Client, OpenFile
 from securenfs.client.rpc import AuthSys, RpcClient
-from securenfs.nfs4.constants import ExchgIdFlag, Stat
 from securenfs.nfs4.xdr4 import FILE_SYNC4
+from securenfs.proto.constants import ExchgIdFlag, Stat
+from tests.support.nfsserver import run, status_of
 
 GRACE = 15
 LEASE = 10
@@ -103,18 +104,6 @@ class RecoveryProcess:
                 return st
             time.sleep(0.1)
         raise AssertionError(f"grace did not end: {self.status()}")
-
-
-def run(coro: Any) -> Any:
-    return asyncio.run(asyncio.wait_for(coro, 90))
-
-
-async def status_of(coro: Any) -> int:
-    try:
-        await coro
-    except Nfs4Error as exc:
-        return int(exc.status)
-    return 0
 
 
 async def connect(port: int, owner: bytes | None = None, verifier: bytes | None = None) -> Nfs4Client:

@@ -10,7 +10,6 @@ wherever the kernel's permission decision would otherwise hide the server's own 
 
 from __future__ import annotations
 
-import asyncio
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,7 +20,6 @@ import pytest
 from securenfs.client.nfs4 import Nfs4Client, Nfs4Error, OpenFile
 from securenfs.client.rpc import AuthSys
 from securenfs.config import ClientRule
-from securenfs.nfs4.constants import Attr, FType, Op, Stat
 from securenfs.nfs4.xdr4 import (
     CreateArgs,
     Fattr,
@@ -38,16 +36,13 @@ from securenfs.nfs4.xdr4 import (
     VoidArgs,
     WriteArgs,
 )
-from tests.support.nfsserver import NfsServer
+from securenfs.proto.constants import Attr, FType, Op, Stat
+from tests.support.nfsserver import NfsServer, run
 
 V = VoidArgs()
 USER = AuthSys(uid=1000, gid=1000)
 OPEN4_CREATE, UNCHECKED4, CLAIM_NULL = 1, 0, 0
 WRITE_LT = 2
-
-
-def run(coro):  # type: ignore[no-untyped-def]
-    return asyncio.run(asyncio.wait_for(coro, 60))
 
 
 async def _client(srv: NfsServer, auth: Any = USER) -> Nfs4Client:

@@ -9,7 +9,6 @@ ordinary ids, ``ghost`` (a KDC principal) is unknown to it.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import os
 from collections.abc import Iterator
@@ -23,7 +22,6 @@ from securenfs.client.nfs4 import Nfs4Client
 from securenfs.client.rpc import RpcClient
 from securenfs.config import ClientRule
 from securenfs.nfs4 import xdr4
-from securenfs.nfs4.constants import Op, Stat, StateProtect
 from securenfs.nfs4.fattr import set_to_bitmap
 from securenfs.nfs4.xdr4 import (
     ClientIdArgs,
@@ -34,17 +32,14 @@ from securenfs.nfs4.xdr4 import (
     StateProtectOps,
     VoidArgs,
 )
+from securenfs.proto.constants import Op, Stat, StateProtect
 from securenfs.rpc.constants import NFS_PROGRAM, NFS_V4
 from securenfs.rpcsec_gss.constants import GssService
 from tests.support.kdc import KdcRealm
-from tests.support.nfsserver import NfsServer
+from tests.support.nfsserver import NfsServer, run
 
 V = VoidArgs()
 ANON_UID = 65534
-
-
-def run(coro):  # type: ignore[no-untyped-def]
-    return asyncio.run(asyncio.wait_for(coro, 60))
 
 
 @pytest.fixture

@@ -22,7 +22,7 @@ import pytest
 
 from securenfs.config import ClientRule, ExportConfig
 from securenfs.exports import Access, ExportTable, apply_squash
-from securenfs.nfs4.constants import Access4
+from securenfs.proto.constants import Access4
 from securenfs.vfs.creds import FsCreds, worker_initializer
 from securenfs.vfs.errors import BadCookie, BadName, CookieVerifierMismatch, FsError
 from securenfs.vfs.handles import BadHandle, HandleCodec, load_or_create_key

@@ -22,7 +22,7 @@ from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from securenfs.nfs4.constants import Op, Stat
+from securenfs.proto.constants import Op, Stat
 
 NFS_PROGRAM = 100003
 RPCSEC_GSS = 6

@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-from collections.abc import Awaitable
 from pathlib import Path
 
 import pytest
 
 from securenfs.acl.ace import AceType
-from securenfs.client.nfs4 import Nfs4Client, Nfs4Error
-from securenfs.nfs4.constants import Op
+from securenfs.client.nfs4 import Nfs4Client
 from securenfs.nfs4.xdr4 import AccessArgs, AccessRes, FhArgs, Nfsace4
+from securenfs.proto.constants import Op
 from securenfs.vfs.acls import supports_posix_acls
 
 
@@ -41,15 +40,6 @@ def require_posix_acls(where: Path) -> None:
     if not supports_posix_acls(where):
         pytest.skip(f"the file system of {where} does not store POSIX ACLs (mount it with the acl "
                     "option): the acl attribute cannot be tested here")
-
-
-async def status_of(coro: Awaitable[object]) -> int:
-    """The NFSv4 status a client call ends with (0: NFS4_OK)."""
-    try:
-        await coro
-    except Nfs4Error as exc:
-        return exc.status
-    return 0
 
 
 async def access_bits(c: Nfs4Client, fh: bytes, mask: int) -> int:

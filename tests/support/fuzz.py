@@ -35,9 +35,9 @@ from typing import Any
 
 from securenfs.client.nfs4 import Nfs4Client
 from securenfs.client.rpc import AuthSys, ClientAuth, RpcClient
-from securenfs.nfs4.constants import Attr, FType, Op, Stat, stat_name
 from securenfs.nfs4.optable import OPTABLE
 from securenfs.nfs4.xdr4 import BitmapArgs, CreateArgs, Fattr, FhArgs
+from securenfs.proto.constants import Attr, FType, Op, Stat, stat_name
 from securenfs.rpc import message as msg
 from securenfs.rpc.record import LAST_FRAGMENT, RM
 from securenfs.xdr import Unpacker

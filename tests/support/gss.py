@@ -169,3 +169,28 @@ def gss_server(request: pytest.FixtureRequest, kdc_realm: Any,
     srv = GssServer(gss_config(tmp, kdc_realm.service_keytab, kdc_realm.hostname, fast_path=request.param))
     yield srv
     srv.close()
+
+
+def context_pair(ccache: str, keytab: str | Path, target: str, *, hostbased: bool = True,
+                 mutual: bool = True, extra_flags: int = 0) -> tuple[Any, Any]:
+    """An established (initiator, acceptor) pair of MIT GSS-API contexts, the tokens handed
+    back and forth in memory (RFC 2743 §2.2.1).  ``target`` is ``service@host`` when
+    ``hostbased``, else a full principal.  Flags: integrity and confidentiality, mutual
+    authentication unless ``mutual`` is False, plus ``extra_flags``; no replay or sequence
+    detection, as RPCSEC_GSS keeps its own window (RFC 2203 §5.3.3.1)."""
+    import gssapi
+
+    icred = gssapi.Credentials(usage="initiate", store={"ccache": ccache})
+    acred = gssapi.Credentials(usage="accept", store={"keytab": str(keytab)})
+    flags = int(gssapi.RequirementFlag.integrity) | int(gssapi.RequirementFlag.confidentiality) | extra_flags
+    if mutual:
+        flags |= int(gssapi.RequirementFlag.mutual_authentication)
+    kind = gssapi.NameType.hostbased_service if hostbased else gssapi.NameType.kerberos_principal
+    init = gssapi.SecurityContext(name=gssapi.Name(target, kind), creds=icred, usage="initiate", flags=flags)
+    acc = gssapi.SecurityContext(creds=acred, usage="accept")
+    token = init.step()
+    while not (init.complete and acc.complete):
+        token = acc.step(token)
+        if token and not init.complete:
+            token = init.step(token)
+    return init, acc

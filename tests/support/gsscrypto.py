@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.gss import context_pair
 from tests.support.kdc import KdcRealm
 
 ENCTYPE_NAMES: dict[int, str] = {
@@ -87,29 +88,9 @@ class EnctypeRealm:
 
     def context_pair(self, enctype: int, mutual: bool = True) -> tuple[object, object]:
         """A fresh (initiator, acceptor) pair of established python-gssapi contexts."""
-        import gssapi
-
         service, keytab, conf, ccache = self._prepare(enctype)
         with _env(KRB5_CONFIG=str(conf), KRB5RCACHEDIR=str(self.tmpdir)):
-            icred = gssapi.Credentials(usage="initiate", store={"ccache": f"FILE:{ccache}"})
-            acred = gssapi.Credentials(usage="accept", store={"keytab": str(keytab)})
-            # Only mutual+integ+conf: RPCSEC_GSS keeps its own replay window.
-            flags = [gssapi.RequirementFlag.integrity, gssapi.RequirementFlag.confidentiality]
-            if mutual:
-                flags.append(gssapi.RequirementFlag.mutual_authentication)
-            init = gssapi.SecurityContext(
-                name=gssapi.Name(service, gssapi.NameType.kerberos_principal),
-                creds=icred,
-                usage="initiate",
-                flags=flags,
-            )
-            acc = gssapi.SecurityContext(creds=acred, usage="accept")
-            token = init.step()
-            while not (init.complete and acc.complete):
-                token = acc.step(token)
-                if token and not init.complete:
-                    token = init.step(token)
-        return init, acc
+            return context_pair(f"FILE:{ccache}", keytab, service, hostbased=False, mutual=mutual)
 
     def stop(self) -> None:
         self.kdc.stop()

@@ -141,6 +141,12 @@ async def mounted_client(srv: NfsServer, path: str = "/a", **kw: Any) -> tuple[A
     return c, await c.mount(path)
 
 
+def run(coro: Coroutine[Any, Any, T], timeout: float = 90.0) -> T:
+    """Run a client coroutine to its end in a new event loop, bounded by ``timeout`` seconds
+    (a hung server fails the test instead of stalling the suite)."""
+    return asyncio.run(asyncio.wait_for(coro, timeout))
+
+
 async def status_of(coro: Coroutine[Any, Any, Any]) -> int:
     """The nfsstat4 a client call ended with (0 for success)."""
     from securenfs.client.nfs4 import Nfs4Error

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from securenfs.config import FLAVORS, ExportConfig
+from securenfs.config import ExportConfig
 from securenfs.exports import ExportTable, SecPolicy
-from securenfs.rpc.auth import PSEUDO_FLAVORS
+from securenfs.rpc.auth import FLAVORS, PSEUDO_FLAVORS
 from securenfs.rpc.constants import AuthFlavor
 from securenfs.rpcsec_gss.flavors import KRB5_OID_DER
 

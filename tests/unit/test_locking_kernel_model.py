@@ -14,8 +14,8 @@ import pytest
 
 from securenfs.locking import LockDenied, LockType, Stateid
 from securenfs.locking.ofd import KERNEL_END
-from securenfs.nfs4.constants import Stat
-from securenfs.nfs4.errors import Nfs4Error
+from securenfs.proto.constants import Stat
+from securenfs.proto.errors import Nfs4Error
 from securenfs.state.opens import LockState, NeedLockFd, StateManager
 from tests.support.hostlock import proc_locks
 

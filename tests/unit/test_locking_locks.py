@@ -17,8 +17,8 @@ from securenfs.locking.locks import (
     lock_type,
     wire_length,
 )
-from securenfs.nfs4.constants import Stat
-from securenfs.nfs4.errors import Nfs4Error
+from securenfs.proto.constants import Stat
+from securenfs.proto.errors import Nfs4Error
 
 R, W = LockType.READ_LT, LockType.WRITE_LT
 A: tuple[int, bytes] = (1, b"alice")

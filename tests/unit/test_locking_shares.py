@@ -6,8 +6,8 @@ import pytest
 
 from securenfs.locking import NFS4_UINT64_MAX, LockType, ShareAccess, ShareDeny, Stateid
 from securenfs.locking.shares import achievable, validate_share
-from securenfs.nfs4.constants import Stat
-from securenfs.nfs4.errors import Nfs4Error
+from securenfs.proto.constants import Stat
+from securenfs.proto.errors import Nfs4Error
 from securenfs.state.opens import OpenState, StateManager
 
 C1, C2 = 0xA, 0xB

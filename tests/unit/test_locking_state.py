@@ -18,8 +18,8 @@ from securenfs.locking import (
     Stateid,
     next_seqid,
 )
-from securenfs.nfs4.constants import Stat
-from securenfs.nfs4.errors import Nfs4Error
+from securenfs.proto.constants import Stat
+from securenfs.proto.errors import Nfs4Error
 from securenfs.state.opens import LockState, OpenState, StateManager
 
 C1, C2, C3 = 0x100, 0x200, 0x300

@@ -18,8 +18,8 @@ from securenfs.locking import (
     resolve_current,
     special_kind,
 )
-from securenfs.nfs4.constants import Stat
-from securenfs.nfs4.errors import Nfs4Error
+from securenfs.proto.constants import Stat
+from securenfs.proto.errors import Nfs4Error
 from securenfs.state.opens import LockState, OpenState, StateManager
 
 EPOCH = 7

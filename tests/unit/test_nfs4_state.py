@@ -10,10 +10,10 @@ import pytest
 
 from securenfs.locking.locks import LockType
 from securenfs.locking.stateids import CURRENT, Revoked, Stateid
-from securenfs.nfs4.constants import Stat
-from securenfs.nfs4.errors import Nfs4Error
 from securenfs.nfs4.namespace import Node
 from securenfs.nfs4.ops.state import set_current, stateid_of
+from securenfs.proto.constants import Stat
+from securenfs.proto.errors import Nfs4Error
 from securenfs.state.opens import StateManager
 
 

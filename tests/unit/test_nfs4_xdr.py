@@ -7,10 +7,7 @@ import os
 import pytest
 
 from securenfs.nfs4 import fattr
-from securenfs.nfs4.constants import Attr, Op, Stat
-from securenfs.nfs4.errors import Nfs4Error
 from securenfs.nfs4.optable import NOT_BUILT, OPTABLE
-from securenfs.nfs4.service import Nfs4Service
 from securenfs.nfs4.xdr4 import (
     ChannelAttrs,
     CreateSessionArgs,
@@ -21,8 +18,11 @@ from securenfs.nfs4.xdr4 import (
     SequenceArgs,
     SequenceRes,
 )
+from securenfs.proto.constants import Attr, Op, Stat
+from securenfs.proto.errors import Nfs4Error
 from securenfs.vfs.errors import FsError
 from securenfs.vfs.names import check_name
+from securenfs.vfs.status import nfs_status
 from securenfs.xdr import Packer, Unpacker, XdrError
 
 
@@ -79,7 +79,7 @@ def test_fattr_encode_decode_and_supported() -> None:
 def test_bad_names(raw: bytes, status: int) -> None:
     with pytest.raises(FsError) as ei:
         check_name(raw)
-    assert Nfs4Service.fs_status(ei.value) == status
+    assert nfs_status(ei.value) == status
 
 
 def test_op_table_covers_every_op() -> None:

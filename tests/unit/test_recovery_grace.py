@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from securenfs.nfs4.constants import Stat
+from securenfs.proto.constants import Stat
 from securenfs.recovery.grace import (
     Decision,
     GraceManager,

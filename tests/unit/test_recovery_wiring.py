@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from securenfs import config
-from securenfs.nfs4.constants import Stat
-from securenfs.nfs4.errors import Nfs4Error
+from securenfs.proto.constants import Stat
+from securenfs.proto.errors import Nfs4Error
 from securenfs.recovery.grace import GraceManager
 from securenfs.recovery.service import Recovery
 from securenfs.recovery.sqlite import SqliteRecoveryStore
@@ -92,16 +92,16 @@ def test_restarted_client_inherits_its_owners_stable_record() -> None:
     """The store keeps one record per client owner: after a client restart (new verifier,
     RFC 8881 §18.35.5 case 4) the new client id knows its owner is recorded, so its expiry
     removes that record instead of leaving it until the next grace period ends."""
-    from securenfs.nfs4.xdr4 import ExchangeIdArgs
     from securenfs.rpc.auth import Credential
+    from securenfs.state.clients import ExchangeRequest
 
     t = ClientTable(b"o", b"s", 90, boot_epoch=3)
     cred = Credential(1, 1, uid=0, gid=0)
-    first = t.get(t.exchange_id(ExchangeIdArgs(b"v1" * 4, b"owner", 0), cred, "10.0.0.1").clientid)
+    first = t.get(t.exchange_id(ExchangeRequest(b"owner", b"v1" * 4, 0, 0), cred, "10.0.0.1").client.clientid)
     assert first is not None
     t.confirm(first)
     first.recorded = True  # it opened something
-    second = t.get(t.exchange_id(ExchangeIdArgs(b"v2" * 4, b"owner", 0), cred, "10.0.0.1").clientid)
+    second = t.get(t.exchange_id(ExchangeRequest(b"owner", b"v2" * 4, 0, 0), cred, "10.0.0.1").client.clientid)
     assert second is not None and not second.recorded
     t.confirm(second)
     assert second.recorded and t.get(first.clientid) is None

@@ -4,11 +4,11 @@ the op table; handlers only move the handles."""
 
 from __future__ import annotations
 
-from securenfs.nfs4.constants import Stat
 from securenfs.nfs4.context import CompoundContext
-from securenfs.nfs4.errors import Nfs4Error
 from securenfs.nfs4.namespace import Node
 from securenfs.nfs4.xdr4 import FhArgs, GetFhRes, NameArgs, StatusRes, VoidArgs
+from securenfs.proto.constants import Stat
+from securenfs.proto.errors import Nfs4Error
 from securenfs.vfs.names import check_name
 
 _OK = StatusRes(0)

@@ -14,10 +14,8 @@ import stat as stat_mod
 from typing import Any
 
 from securenfs.locking.stateids import special_kind
-from securenfs.nfs4 import fattr, fsops
-from securenfs.nfs4.constants import Stat
+from securenfs.nfs4 import fattr
 from securenfs.nfs4.context import CompoundContext
-from securenfs.nfs4.errors import Nfs4Error
 from securenfs.nfs4.ops.state import client_id, stateid_of
 from securenfs.nfs4.xdr4 import (
     UNSTABLE4,
@@ -28,6 +26,9 @@ from securenfs.nfs4.xdr4 import (
     WriteArgs,
     WriteRes,
 )
+from securenfs.proto.constants import Stat
+from securenfs.proto.errors import Nfs4Error
+from securenfs.vfs import fileops
 from securenfs.vfs.creds import ROOT
 
 #: Largest offset the kernel accepts (off_t is signed 64-bit).
@@ -61,7 +62,7 @@ async def _io_fd(ctx: CompoundContext, raw: bytes, write: bool) -> tuple[Any, tu
         if not stat_mod.S_ISREG(st.st_mode):
             raise Nfs4Error(Stat.INVAL, "I/O on something that is not a regular file")
         fs, fh = node.fs, node.fh
-        return node, ((fh, creds), acc), lambda: fsops.open_fh(fs, fh, acc, creds)
+        return node, ((fh, creds), acc), lambda: fileops.open_fh(fs, fh, acc, creds)
     op = mgr.check_io(client_id(ctx), sid, node.fh, write)
     assert op is not None
     if write:
@@ -70,7 +71,7 @@ async def _io_fd(ctx: CompoundContext, raw: bytes, write: bool) -> tuple[Any, tu
         # A write-only open may still read when the user may (the kernel decides).
         acc = os.O_RDWR if op.access == 3 else os.O_RDONLY
     fs, fh, creds = op.node.fs, op.node.fh, op.creds
-    return node, ((fh, creds), acc), lambda: fsops.open_fh(fs, fh, acc, creds)
+    return node, ((fh, creds), acc), lambda: fileops.open_fh(fs, fh, acc, creds)
 
 
 async def op_read(ctx: CompoundContext, a: ReadArgs) -> ReadRes:
@@ -88,7 +89,7 @@ async def op_read(ctx: CompoundContext, a: ReadArgs) -> ReadRes:
 
 def _read(cache: Any, key: Any, opener: Any, count: int, offset: int) -> tuple[bytes, bool]:
     with cache.use(*key, opener) as fd:
-        return fsops.pread(fd, count, offset)
+        return fileops.pread(fd, count, offset)
 
 
 async def op_write(ctx: CompoundContext, a: WriteArgs) -> WriteRes:
@@ -109,7 +110,7 @@ async def op_write(ctx: CompoundContext, a: WriteArgs) -> WriteRes:
 
 def _write(cache: Any, key: Any, opener: Any, data: Any, offset: int, stable: int) -> int:
     with cache.use(*key, opener) as fd:
-        return fsops.pwrite(fd, data, offset, stable)
+        return fileops.pwrite(fd, data, offset, stable)
 
 
 async def op_commit(ctx: CompoundContext, a: CommitArgs) -> CommitRes:
@@ -124,13 +125,13 @@ async def op_commit(ctx: CompoundContext, a: CommitArgs) -> CommitRes:
     if not stat_mod.S_ISREG(st.st_mode):
         raise Nfs4Error(Stat.ISDIR if stat_mod.S_ISDIR(st.st_mode) else Stat.INVAL, "COMMIT of a non-file")
     # fsync needs a real descriptor but grants nothing: opened with the server's identity.
-    await ctx.run(_commit, ctx.svc.state.fds, ((fh, "commit"), os.O_RDONLY), lambda: fsops.open_fh(fs, fh, os.O_RDONLY, ROOT))
+    await ctx.run(_commit, ctx.svc.state.fds, ((fh, "commit"), os.O_RDONLY), lambda: fileops.open_fh(fs, fh, os.O_RDONLY, ROOT))
     return CommitRes(0, ctx.svc.write_verifier)
 
 
 def _commit(cache: Any, key: Any, opener: Any) -> None:
     with cache.use(*key, opener) as fd:
-        fsops.fsync(fd)
+        fileops.fsync(fd)
 
 
 __all__ = ["UNSTABLE4", "op_commit", "op_read", "op_write"]

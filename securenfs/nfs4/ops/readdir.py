@@ -6,10 +6,9 @@ import dataclasses
 
 from securenfs.nfs4 import fattr
 from securenfs.nfs4.acls import aces_of
-from securenfs.nfs4.constants import Attr, Stat
 from securenfs.nfs4.context import CompoundContext
-from securenfs.nfs4.errors import Nfs4Error, status_from_errno
 from securenfs.nfs4.fattr import ObjInfo
+from securenfs.nfs4.ops.attrs import obj_info
 from securenfs.nfs4.xdr4 import (
     Fattr,
     ReaddirArgs,
@@ -18,6 +17,8 @@ from securenfs.nfs4.xdr4 import (
     VoidArgs,
     pack_dir_entry,
 )
+from securenfs.proto.constants import Attr, Stat
+from securenfs.proto.errors import Nfs4Error, status_from_errno
 from securenfs.vfs import acls as vfs_acls
 from securenfs.xdr import Packer
 
@@ -142,7 +143,7 @@ def _readdir(fs, fh, cookie, creds, n, verifier, with_attrs):  # type: ignore[no
 
 async def _attrs_or_error(ctx: CompoundContext, node, attrs: list[int], fileid: int) -> Fattr:  # type: ignore[no-untyped-def]
     try:
-        obj = await ctx.svc.obj_info(ctx, node, attrs)
+        obj = await obj_info(ctx, node, attrs)
     except Nfs4Error as exc:
         if Attr.RDATTR_ERROR in attrs:
             return fattr.encode_error_only(exc.status)

@@ -6,10 +6,10 @@ from __future__ import annotations
 
 from securenfs.exports.secpolicy import SecInfo
 from securenfs.exports.table import Export, PseudoNode
-from securenfs.nfs4.constants import SecinfoStyle, Stat
 from securenfs.nfs4.context import CompoundContext
-from securenfs.nfs4.errors import Nfs4Error
 from securenfs.nfs4.xdr4 import NameArgs, SecinfoEntry, SecinfoNoNameArgs, SecinfoRes
+from securenfs.proto.constants import SecinfoStyle, Stat
+from securenfs.proto.errors import Nfs4Error
 from securenfs.vfs.names import check_name
 
 

@@ -4,16 +4,8 @@ from __future__ import annotations
 
 import logging
 
-from securenfs.nfs4.constants import (
-    ChannelDirFromClient,
-    ChannelDirFromServer,
-    CreateSessionFlag,
-    Op,
-    Stat,
-    StateProtect,
-)
 from securenfs.nfs4.context import CompoundContext
-from securenfs.nfs4.errors import Nfs4Error
+from securenfs.nfs4.fattr import bitmap_to_set, set_to_bitmap
 from securenfs.nfs4.xdr4 import (
     BindConnArgs,
     BindConnRes,
@@ -23,18 +15,39 @@ from securenfs.nfs4.xdr4 import (
     CreateSessionRes,
     ExchangeIdArgs,
     ExchangeIdRes,
+    ImplId,
     ReclaimCompleteArgs,
     SessionIdArgs,
+    StateProtectOps,
     StatusRes,
 )
-from securenfs.state.clients import Client, principal_of
+from securenfs.proto.constants import (
+    ChannelDirFromClient,
+    ChannelDirFromServer,
+    CreateSessionFlag,
+    Op,
+    Stat,
+    StateProtect,
+)
+from securenfs.proto.errors import Nfs4Error
+from securenfs.state.clients import Client, ExchangeRequest, principal_of
+from securenfs.state.sessions import Channel
 
 log = logging.getLogger("securenfs.nfs4")
+
+#: eir_server_impl_id (RFC 8881 §18.35.3).
+IMPL_ID = ImplId(b"securenfs.org", b"securenfs NFSv4.1 server", 0, 0)
 
 _OK = StatusRes(0)
 _CSA_FLAGS = int(CreateSessionFlag.PERSIST | CreateSessionFlag.CONN_BACK_CHAN | CreateSessionFlag.CONN_RDMA)
 #: Largest backchannel slot table recorded (callbacks are not sent yet).
 _MAX_BACK_SLOTS = 16
+
+
+def _channel_attrs(ch: Channel) -> ChannelAttrs:
+    """channel_attrs4 of a granted channel: no header padding, no RDMA (RFC 8881 §18.36.3)."""
+    return ChannelAttrs(0, ch.maxrequestsize, ch.maxresponsesize, ch.maxresponsesize_cached,
+                        ch.maxoperations, ch.maxrequests, [])
 
 
 def check_mach_cred(ctx: CompoundContext, client: Client, op: Op) -> None:
@@ -47,8 +60,23 @@ def check_mach_cred(ctx: CompoundContext, client: Client, op: Op) -> None:
 
 async def op_exchange_id(ctx: CompoundContext, a: ExchangeIdArgs) -> ExchangeIdRes:
     ctx.svc.admit_client(a.ownerid, ctx.peer)
+    table = ctx.svc.clients
+    mach = a.mach_ops if a.how == StateProtect.MACH_CRED else None
+    req = ExchangeRequest(
+        a.ownerid, a.verifier, a.flags, a.how,
+        frozenset(bitmap_to_set(mach.must_enforce)) if mach is not None else frozenset(),
+        frozenset(bitmap_to_set(mach.must_allow)) if mach is not None else frozenset(),
+        a.impl,
+    )
     try:
-        return ctx.svc.clients.exchange_id(a, ctx.cred, ctx.peer)
+        out = table.exchange_id(req, ctx.cred, ctx.peer)
+        c = out.client
+        return ExchangeIdRes(
+            0, c.clientid, (c.cs_seq + 1) & 0xFFFFFFFF, out.flags, c.sp_how,
+            StateProtectOps(set_to_bitmap(sorted(c.enforce)), set_to_bitmap(sorted(c.allow)))
+            if c.sp_how == StateProtect.MACH_CRED else None,
+            0, table.server_owner, table.server_scope, IMPL_ID,
+        )
     finally:
         # A refused EXCHANGE_ID must not leave an owner entry without a record behind.
         ctx.svc.clients.discard_empty_owner(a.ownerid)
@@ -73,8 +101,8 @@ async def op_create_session(ctx: CompoundContext, a: CreateSessionArgs) -> Creat
     fore = svc.sessions.negotiate(a.fore)
     svc.sessions.check_back(a.back)
     b = a.back
-    back = ChannelAttrs(0, b.maxrequestsize, b.maxresponsesize, b.maxresponsesize_cached,
-                        b.maxoperations, max(1, min(b.maxrequests, _MAX_BACK_SLOTS)), [])
+    back = Channel(b.maxrequestsize, b.maxresponsesize, b.maxresponsesize_cached,
+                   b.maxoperations, max(1, min(b.maxrequests, _MAX_BACK_SLOTS)))
     # No persistent reply cache, no RDMA; the backchannel attributes are recorded but no
     # callback is sent yet, so CONN_BACK_CHAN is not granted (RFC 8881 §18.36.3).
     flags = a.flags & ~int(CreateSessionFlag.PERSIST | CreateSessionFlag.CONN_RDMA | CreateSessionFlag.CONN_BACK_CHAN)
@@ -85,10 +113,10 @@ async def op_create_session(ctx: CompoundContext, a: CreateSessionArgs) -> Creat
         svc.clients.confirm(c)
     s = svc.sessions.create(c, fore, back, flags, a.cb_program, a.sec_parms, ctx.conn_id)
     if ctx.conn is not None:
-        svc.watch_connection(ctx.conn)
+        svc.sessions.watch(ctx.conn)
     c.renew()
     c.cs_seq = a.sequence
-    res = CreateSessionRes(0, s.sessionid, a.sequence, flags, fore, back)
+    res = CreateSessionRes(0, s.sessionid, a.sequence, flags, _channel_attrs(fore), _channel_attrs(back))
     c.cs_reply = res
     log.info("%s: session %s created (%d slots, %d ops, max request %d)", c.describe(), s.sessionid.hex(),
              fore.maxrequests, fore.maxoperations, fore.maxrequestsize)
@@ -136,7 +164,7 @@ async def op_bind_conn(ctx: CompoundContext, a: BindConnArgs) -> BindConnRes:
         # No callbacks yet: FORE_OR_BOTH / BACK_OR_BOTH get the fore channel.
         ctx.svc.sessions.bind(s, ctx.conn_id)
         got = ChannelDirFromServer.FORE
-    ctx.svc.watch_connection(ctx.conn)
+    ctx.svc.sessions.watch(ctx.conn)
     return BindConnRes(0, s.sessionid, got, False)
 
 

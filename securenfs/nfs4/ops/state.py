@@ -17,10 +17,8 @@ from securenfs.locking.locks import LockConflict
 from securenfs.locking.locks import LockDenied as LockConflictError
 from securenfs.locking.shares import validate_share
 from securenfs.locking.stateids import INVALID, Special, Stateid, StateKind, resolve_current
-from securenfs.nfs4 import acls, fattr, fsops
-from securenfs.nfs4.constants import Attr, Stat
-from securenfs.nfs4.context import CompoundContext
-from securenfs.nfs4.errors import Nfs4Error
+from securenfs.nfs4 import acls, fattr
+from securenfs.nfs4.context import CompoundContext, CurrentStateid
 from securenfs.nfs4.namespace import Node
 from securenfs.nfs4.xdr4 import (
     CLAIM_DELEG_CUR_FH,
@@ -54,7 +52,10 @@ from securenfs.nfs4.xdr4 import (
     TestStateidArgs,
     TestStateidRes,
 )
+from securenfs.proto.constants import Attr, Stat
+from securenfs.proto.errors import Nfs4Error
 from securenfs.state.opens import LockState, NeedLockFd, OpenState
+from securenfs.vfs import fileops
 from securenfs.vfs.errors import FsError
 from securenfs.vfs.names import check_name
 
@@ -73,30 +74,17 @@ def client_id(ctx: CompoundContext) -> int:
     return ctx.client.clientid
 
 
-class CurrentStateid(bytes):
-    """The current stateid (RFC 8881 §16.2.3.1.2), remembering the current file handle it
-    was set with.  An operation that sets the current file handle without returning a
-    stateid (PUTFH, PUTROOTFH, PUTPUBFH, LOOKUP, LOOKUPP, RESTOREFH, CREATE) leaves the
-    COMPOUND without a current stateid: the marker then answers NFS4ERR_BAD_STATEID.  Every
-    such operation installs a new :class:`~securenfs.nfs4.namespace.Node`, so the stateid
-    is current only while ``ctx.cfh`` is the very node it was set with."""
-
-    node: object
-
-
 def set_current(ctx: CompoundContext, raw: bytes) -> bytes:
     """Make ``raw`` the current stateid (on the current file handle); returns ``raw``."""
-    cur = CurrentStateid(raw)
-    cur.node = ctx.cfh
-    ctx.stateid = cur
+    ctx.stateid = CurrentStateid(raw, ctx.cfh)
     return raw
 
 
 def current_stateid(ctx: CompoundContext) -> bytes | None:
     cur = ctx.stateid
-    if cur is None or (isinstance(cur, CurrentStateid) and cur.node is not ctx.cfh):
+    if cur is None or cur.node is not ctx.cfh:
         return None
-    return cur
+    return cur.raw
 
 
 def stateid_of(ctx: CompoundContext, raw: bytes) -> Stateid:
@@ -180,7 +168,7 @@ async def op_open(ctx: CompoundContext, a: OpenArgs) -> OpenRes:
                 if size != 0:
                     raise Nfs4Error(Stat.INVAL, "only size 0 can be set by OPEN")
             if a.createmode in (EXCLUSIVE4, EXCLUSIVE4_1):
-                verifier_ns = fsops.verifier_to_ns(a.verifier)
+                verifier_ns = fileops.verifier_to_ns(a.verifier)
             aces = acls.requested(attrs)
             if aces is not None:
                 new_acl = await acls.prepare(ctx, aces, False)
@@ -274,8 +262,8 @@ def _check_new_state(ctx: CompoundContext, what: str) -> None:
 
 
 def _open_name(fs: Any, dfh: bytes, name: str, creds: Any, create: bool, exclusive: bool, acc: int, mode: int,
-               verifier_ns: int | None) -> fsops.Opened:
-    return fsops.open_name(fs, dfh, name, creds, create=create, exclusive=exclusive, accflags=acc, mode=mode,
+               verifier_ns: int | None) -> fileops.Opened:
+    return fileops.open_name(fs, dfh, name, creds, create=create, exclusive=exclusive, accflags=acc, mode=mode,
                            verifier_ns=verifier_ns)
 
 
@@ -291,7 +279,7 @@ async def _grant(ctx: CompoundContext, cid: int, owner_name: bytes, fnode: Node,
             # The descriptor OPEN's file-system step opened as the caller (or that created
             # the file, which may write a mode-0444 file): no second pool call.
             if size is not None:
-                await ctx.run(fsops.truncate, fd, size)
+                await ctx.run(fileops.truncate, fd, size)
             st, _new = mgr.open(cid, owner_name, fnode.fh, access, deny, fnode, creds)
             mgr.fds.adopt(*key, fd)  # the cache owns the descriptor from here on
             return st
@@ -305,10 +293,10 @@ def _touch_fd(cache: Any, key: Any, fs: Any, fh: bytes, acc: int, creds: Any, si
     # Opened as the caller on every OPEN, even when a descriptor is cached: that is OPEN's
     # permission check, and a descriptor from an earlier OPEN says nothing about the
     # permissions now (a chmod or a new ACL may have taken them away).
-    cache.adopt(*key, fsops.open_fh(fs, fh, acc, creds))
+    cache.adopt(*key, fileops.open_fh(fs, fh, acc, creds))
     if size is not None:
-        with cache.use(*key, lambda: fsops.open_fh(fs, fh, acc, creds)) as fd:
-            fsops.truncate(fd, size)
+        with cache.use(*key, lambda: fileops.open_fh(fs, fh, acc, creds)) as fd:
+            fileops.truncate(fd, size)
     return True
 
 
@@ -340,12 +328,11 @@ async def op_free_stateid(ctx: CompoundContext, a: StateidArgs) -> StatusRes:
 # -- LOCK, LOCKT, LOCKU ---------------------------------------------------------------------------
 
 def _denied(r: LockConflict) -> Nfs4Error:
-    exc = Nfs4Error(Stat.DENIED, f"conflicts with {r.locktype.name} at {r.offset} length {r.length:#x} "
-                                 f"of client {r.clientid:#018x}")
     # NFS4ERR_DENIED carries LOCK4denied: the conflicting range, type and owner (§18.10.2).
-    exc.result = LockRes(Stat.DENIED, denied=LockDenied(  # type: ignore[attr-defined]
-        r.offset, r.length, int(r.locktype), StateOwner(r.clientid, r.owner)))
-    return exc
+    return Nfs4Error(Stat.DENIED, f"conflicts with {r.locktype.name} at {r.offset} length {r.length:#x} "
+                                  f"of client {r.clientid:#018x}",
+                     result=LockRes(Stat.DENIED, denied=LockDenied(
+                         r.offset, r.length, int(r.locktype), StateOwner(r.clientid, r.owner))))
 
 
 async def _lock_fd(ctx: CompoundContext, writable: bool) -> int:

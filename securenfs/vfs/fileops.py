@@ -18,17 +18,7 @@ from dataclasses import dataclass
 from securenfs.vfs.acls import has_default_acl
 from securenfs.vfs.creds import FsCreds, as_caller
 from securenfs.vfs.errors import FsError
-from securenfs.vfs.local import LocalFs
-
-_O_PATH = os.O_PATH | os.O_CLOEXEC | os.O_NOFOLLOW
-
-
-def _proc(fd: int) -> str:
-    return f"/proc/self/fd/{fd}"
-
-
-def _oserr(exc: OSError, what: str) -> FsError:
-    return FsError.from_oserror(exc, what)
+from securenfs.vfs.local import LocalFs, proc_path
 
 
 def _dir(st: os.stat_result) -> None:
@@ -73,7 +63,7 @@ def open_name(fs: LocalFs, dir_fh: bytes, name: str, creds: FsCreds, *, create: 
                     if exclusive and verifier_ns is None:
                         raise FsError(errno.EEXIST, name) from None
                 except OSError as exc:
-                    raise _oserr(exc, name) from None
+                    raise FsError.from_oserror(exc, name) from None
             if created and fd is not None:
                 try:
                     st = os.fstat(fd)
@@ -85,7 +75,7 @@ def open_name(fs: LocalFs, dir_fh: bytes, name: str, creds: FsCreds, *, create: 
                         os.utime(fd, ns=(verifier_ns, verifier_ns))
                 except OSError as exc:
                     os.close(fd)
-                    raise _oserr(exc, name) from None
+                    raise FsError.from_oserror(exc, name) from None
             try:
                 fh, st = fs.child(dfd, name)
             except BaseException:
@@ -112,7 +102,7 @@ def _open_existing(dfd: int, name: str, accflags: int, st: os.stat_result) -> in
     except OSError as exc:
         if exc.errno in (errno.ENOENT, errno.ELOOP, errno.ENXIO, errno.EISDIR):
             return None
-        raise _oserr(exc, name) from None
+        raise FsError.from_oserror(exc, name) from None
     try:
         now = os.fstat(fd)
     except OSError:
@@ -143,7 +133,7 @@ def truncate(fd: int, size: int) -> None:
     try:
         os.ftruncate(fd, size)
     except OSError as exc:
-        raise _oserr(exc, "truncate") from None
+        raise FsError.from_oserror(exc, "truncate") from None
 
 
 def pread(fd: int, count: int, offset: int) -> tuple[bytes, bool]:
@@ -151,7 +141,7 @@ def pread(fd: int, count: int, offset: int) -> tuple[bytes, bool]:
         data = os.pread(fd, count, offset)
         size = os.fstat(fd).st_size
     except OSError as exc:
-        raise _oserr(exc, "read") from None
+        raise FsError.from_oserror(exc, "read") from None
     return data, offset + len(data) >= size
 
 
@@ -163,7 +153,7 @@ def pwrite(fd: int, data: bytes | memoryview, offset: int, stable: int) -> int:
         elif stable == 1:
             os.fdatasync(fd)
     except OSError as exc:
-        raise _oserr(exc, "write") from None
+        raise FsError.from_oserror(exc, "write") from None
     return n
 
 
@@ -171,7 +161,7 @@ def fsync(fd: int) -> None:
     try:
         os.fsync(fd)
     except OSError as exc:
-        raise _oserr(exc, "commit") from None
+        raise FsError.from_oserror(exc, "commit") from None
 
 
 # -- namespace changes ---------------------------------------------------------------------------
@@ -191,7 +181,7 @@ def create_obj(fs: LocalFs, dir_fh: bytes, name: str, creds: FsCreds, kind: str,
                 else:
                     os.mknod(name, mode, rdev, dir_fd=dfd)
             except OSError as exc:
-                raise _oserr(exc, name) from None
+                raise FsError.from_oserror(exc, name) from None
             fh, st = fs.child(dfd, name)
             if kind != "link" and st.st_mode & 0o7777 != mode & 0o7777 and not has_default_acl(dfd):
                 try:
@@ -213,7 +203,7 @@ def remove(fs: LocalFs, dir_fh: bytes, name: str, creds: FsCreds) -> tuple[int, 
                 else:
                     os.unlink(name, dir_fd=dfd)
             except OSError as exc:
-                raise _oserr(exc, name) from None
+                raise FsError.from_oserror(exc, name) from None
         return before, os.fstat(dfd).st_ctime_ns
 
 
@@ -227,7 +217,7 @@ def rename(fs: LocalFs, src_dir: bytes, old: str, dst_dir: bytes, new: str,
             try:
                 os.rename(old, new, src_dir_fd=sfd, dst_dir_fd=tfd)
             except OSError as exc:
-                raise _oserr(exc, f"{old} -> {new}") from None
+                raise FsError.from_oserror(exc, f"{old} -> {new}") from None
         return sb, os.fstat(sfd).st_ctime_ns, tb, os.fstat(tfd).st_ctime_ns
 
 
@@ -240,9 +230,9 @@ def link(fs: LocalFs, src_fh: bytes, dir_fh: bytes, name: str, creds: FsCreds) -
         with as_caller(creds):
             try:
                 # linkat(AT_SYMLINK_FOLLOW) of the /proc link of an O_PATH descriptor.
-                os.link(_proc(sfd), name, dst_dir_fd=dfd, follow_symlinks=True)
+                os.link(proc_path(sfd), name, dst_dir_fd=dfd, follow_symlinks=True)
             except OSError as exc:
-                raise _oserr(exc, name) from None
+                raise FsError.from_oserror(exc, name) from None
         return before, os.fstat(dfd).st_ctime_ns
 
 
@@ -251,7 +241,7 @@ def setattr_path(fs: LocalFs, fh: bytes, creds: FsCreds, mode: int | None, uid: 
     """SETATTR of everything but the size, as the caller.  ``atime``/``mtime`` are None
     (unchanged) or a 1-tuple holding nanoseconds or None (the server's time)."""
     with fs.resolved(fh) as (fd, st):
-        path = _proc(fd)
+        path = proc_path(fd)
         islnk = stat_mod.S_ISLNK(st.st_mode)
         with as_caller(creds):
             try:
@@ -274,4 +264,4 @@ def setattr_path(fs: LocalFs, fh: bytes, creds: FsCreds, mode: int | None, uid: 
                         m = cur.st_mtime_ns if mtime is None else (now if mtime[0] is None else mtime[0])
                         os.utime(path, ns=(a, m))
             except OSError as exc:
-                raise _oserr(exc, "setattr") from None
+                raise FsError.from_oserror(exc, "setattr") from None
