@@ -56,6 +56,7 @@ from securenfs.proto.xdr41 import WND4_NOT_WANTED as WND4_NOT_WANTED
 from securenfs.proto.xdr41 import WND4_RESOURCE as WND4_RESOURCE
 from securenfs.proto.xdr41 import WRITE_LT as WRITE_LT
 from securenfs.proto.xdr41 import WRITEW_LT as WRITEW_LT
+from securenfs.proto.xdr41 import callback_sec_parms4, ssv_sp_parms4
 from securenfs.xdr import Packer, Unpacker, XdrError
 
 _SEQ_ARGS = struct.Struct(">16sIIII")
@@ -258,12 +259,7 @@ class ExchangeIdArgs:
             mach = StateProtectOps.unpack(u)
         elif how == StateProtect.SSV:
             # Decoded so the op can answer NFS4ERR_ENCR_ALG_UNSUPP-style refusals cleanly.
-            StateProtectOps.unpack(u)
-            for _ in range(2):
-                for _ in range(u.array_len(16)):
-                    u.opaque(NFS4_OPAQUE_LIMIT)
-            u.u32()
-            u.u32()
+            ssv_sp_parms4.unpack(u)
         elif how != StateProtect.NONE:
             raise XdrError(f"invalid state_protect_how4 {how}")
         return cls(verifier, ownerid, flags, how, mach, _unpack_impl(u))
@@ -345,21 +341,11 @@ class CreateSessionArgs:
     def unpack(cls, u: Unpacker) -> CreateSessionArgs:
         a = cls(u.u64(), u.u32(), u.u32(), ChannelAttrs.unpack(u), ChannelAttrs.unpack(u), u.u32(), [])
         for _ in range(u.array_len(MAX_GSS_HANDLES)):
-            flavor = u.u32()
             start = u.pos
-            if flavor == 1:  # AUTH_SYS: authsys_parms
-                u.u32()
-                u.opaque(255)
-                u.u32()
-                u.u32()
-                u.u32_array(16)
-            elif flavor == RPCSEC_GSS_FLAVOR:  # gss_cb_handles4
-                u.u32()
-                u.opaque(NFS4_OPAQUE_LIMIT)
-                u.opaque(NFS4_OPAQUE_LIMIT)
-            elif flavor != 0:
-                raise XdrError(f"callback security flavor {flavor} is not known")
-            a.sec_parms.append(CbSecParms(flavor, bytes(u.buffer[start : u.pos])))
+            # RFC 5662's union: AUTH_NONE, AUTH_SYS (authsys_parms) or RPCSEC_GSS
+            # (gss_cb_handles4); any other flavor is not valid XDR for it.
+            parms = callback_sec_parms4.unpack(u)
+            a.sec_parms.append(CbSecParms(parms.cb_secflavor, bytes(u.buffer[start + 4 : u.pos])))
         return a
 
 

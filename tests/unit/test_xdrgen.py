@@ -199,6 +199,23 @@ def test_create_session_args_with_each_callback_flavor() -> None:
     assert [sp.body for sp in dec(xdr4.CreateSessionArgs, a).sec_parms] == [b"", enc(sys_cred), enc(gss)]
 
 
+def test_hand_written_decoders_use_the_generated_unions() -> None:
+    # RFC 8881 §18.36.1: a callback flavor outside callback_sec_parms4's arms is not valid XDR.
+    fore_h, _ = _chan(0)
+    bad = Packer()
+    xdr4.CreateSessionArgs(1, 1, 0, fore_h, fore_h, 0x40000000, []).pack(bad)
+    data = bad.getvalue()[:-4] + struct.pack(">II", 1, 3)  # one parms entry, flavor 3
+    with pytest.raises(XdrError, match="callback_sec_parms4: invalid discriminant 3"):
+        dec(xdr4.CreateSessionArgs, data)
+    # RFC 8881 §18.35.1: SP4_SSV's ssv_sp_parms4 is read whole, so the impl id after it is found.
+    ssv = g.ssv_sp_parms4(g.state_protect_ops4([], []), [b"\x2b\x0e"], [b"\x60\x86"], 8, 2)
+    impl = g.nfs_impl_id4(b"d", b"n", g.nfstime4(1, 2))
+    args = g.EXCHANGE_ID4args(g.client_owner4(b"verifier", b"o"), 0,
+                              g.state_protect4_a(g.SP4_SSV, spa_ssv_parms=ssv), [impl])
+    got = dec(xdr4.ExchangeIdArgs, enc(args))
+    assert (got.how, got.impl) == (StateProtect.SSV, xdr4.ImplId(b"d", b"n", 1, 2))
+
+
 def test_create_session_res() -> None:
     fore_h, fore_g = _chan(0)
     back_h, back_g = _chan(1)
