@@ -20,7 +20,6 @@ from securenfs.nfs4.constants import (
     NFS4_OPAQUE_LIMIT,
     NFS4_SESSIONID_SIZE,
     NFS4_VERIFIER_SIZE,
-    RPCSEC_GSS_FLAVOR,
     Op,
     StateProtect,
 )
@@ -56,7 +55,7 @@ from securenfs.proto.xdr41 import WND4_NOT_WANTED as WND4_NOT_WANTED
 from securenfs.proto.xdr41 import WND4_RESOURCE as WND4_RESOURCE
 from securenfs.proto.xdr41 import WRITE_LT as WRITE_LT
 from securenfs.proto.xdr41 import WRITEW_LT as WRITEW_LT
-from securenfs.proto.xdr41 import callback_sec_parms4, ssv_sp_parms4
+from securenfs.proto.xdr41 import SECINFO4res, callback_sec_parms4, ssv_sp_parms4
 from securenfs.xdr import Packer, Unpacker, XdrError
 
 _SEQ_ARGS = struct.Struct(">16sIIII")
@@ -703,49 +702,6 @@ def pack_dir_entry(p: Packer, cookie: int, name: bytes, attrs: Fattr) -> None:
     p.u64(cookie)
     p.opaque(name)
     attrs.pack(p)
-
-
-@dataclass(slots=True)
-class SecinfoEntry:
-    """secinfo4: a flavor, and for RPCSEC_GSS the (oid, qop, service) triple."""
-
-    flavor: int
-    oid: bytes = b""
-    qop: int = 0
-    service: int = 0
-
-    def pack(self, p: Packer) -> None:
-        p.u32(self.flavor)
-        if self.flavor == RPCSEC_GSS_FLAVOR:
-            p.opaque(self.oid)
-            p.u32x2(self.qop, self.service)
-
-    @classmethod
-    def unpack(cls, u: Unpacker) -> SecinfoEntry:
-        flavor = u.u32()
-        if flavor == RPCSEC_GSS_FLAVOR:
-            return cls(flavor, u.opaque(NFS4_OPAQUE_LIMIT), u.u32(), u.u32())
-        return cls(flavor)
-
-
-@dataclass(slots=True)
-class SecinfoRes:
-    status: int = 0
-    entries: list[SecinfoEntry] = field(default_factory=list)
-
-    def pack(self, p: Packer) -> None:
-        p.u32(self.status)
-        if not self.status:
-            p.u32(len(self.entries))
-            for e in self.entries:
-                e.pack(p)
-
-    @classmethod
-    def unpack(cls, u: Unpacker) -> SecinfoRes:
-        status = u.u32()
-        if status:
-            return cls(status)
-        return cls(0, [SecinfoEntry.unpack(u) for _ in range(u.array_len(64))])
 
 
 @dataclass(slots=True)
@@ -1423,8 +1379,8 @@ RESULTS: dict[int, type] = {
     Op.GETFH: GetFhRes,
     Op.READDIR: ReaddirRes,
     Op.READLINK: ReadlinkRes,
-    Op.SECINFO: SecinfoRes,
-    Op.SECINFO_NO_NAME: SecinfoRes,
+    Op.SECINFO: SECINFO4res,
+    Op.SECINFO_NO_NAME: SECINFO4res,
     Op.BIND_CONN_TO_SESSION: BindConnRes,
     Op.EXCHANGE_ID: ExchangeIdRes,
     Op.CREATE_SESSION: CreateSessionRes,

@@ -282,11 +282,14 @@ def test_getattr_reply_with_fattr4() -> None:
     same_wire(xdr4.BitmapArgs([0x12, 0x300000]), g.GETATTR4args([0x12, 0x300000]))
 
 
-def test_secinfo_res() -> None:
-    krb5p = g.rpcsec_gss_info(b"\x2a\x86\x48\x86\xf7\x12\x01\x02\x02", 0, g.RPC_GSS_SVC_PRIVACY)
-    same_wire(
-        xdr4.SecinfoRes(0, [xdr4.SecinfoEntry(6, krb5p.oid, 0, 3), xdr4.SecinfoEntry(1)]),
-        g.SECINFO4res(g.NFS4_OK, [g.secinfo4(g.RPCSEC_GSS, krb5p), g.secinfo4(g.AUTH_SYS)]))
+def test_secinfo_res_layout() -> None:
+    # RFC 8881 §18.29.2: SECINFO4resok is secinfo4<>; RPCSEC_GSS (6) carries oid, qop, service.
+    oid = b"\x2a\x86\x48\x86\xf7\x12\x01\x02\x02"
+    res = g.SECINFO4res(g.NFS4_OK, [g.secinfo4(g.RPCSEC_GSS, g.rpcsec_gss_info(oid, 0, g.RPC_GSS_SVC_PRIVACY)),
+                                     g.secinfo4(g.AUTH_SYS)])
+    want = struct.pack(">III", 0, 2, 6) + struct.pack(">I", 9) + oid + b"\0\0\0" + struct.pack(">III", 0, 3, 1)
+    assert enc(res) == want
+    assert dec(xdr4.result_type(Op.SECINFO_NO_NAME), want) == res
 
 
 def test_zero_copy_read_and_write_stay_equivalent() -> None:
