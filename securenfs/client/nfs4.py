@@ -61,7 +61,6 @@ from securenfs.nfs4.xdr4 import (
     RenameArgs,
     RenameRes,
     SecinfoNoNameArgs,
-    SecinfoRes,
     SequenceArgs,
     SessionIdArgs,
     SetattrArgs,
@@ -77,6 +76,7 @@ from securenfs.nfs4.xdr4 import (
     unpack_compound_reply,
 )
 from securenfs.proto.constants import NFS4_MINOR_VERSION, Attr, Op, SecinfoStyle, stat_text
+from securenfs.proto.xdr41 import SECINFO4res
 from securenfs.rpc.constants import NFS_PROGRAM, NFS_V4
 from securenfs.xdr import Packer, Unpacker
 
@@ -454,11 +454,11 @@ class Nfs4Client(StateOps):
         assert isinstance(res, GetattrRes)
         return fattr.decode(res.attrs)
 
-    async def secinfo_no_name(self, fh: bytes | None = None, style: int = SecinfoStyle.CURRENT_FH) -> SecinfoRes:
+    async def secinfo_no_name(self, fh: bytes | None = None, style: int = SecinfoStyle.CURRENT_FH) -> SECINFO4res:
         first: tuple[int, Packable] = (Op.PUTFH, FhArgs(fh)) if fh is not None else (Op.PUTROOTFH, VOID)
         rep = await self.seq([first, (Op.SECINFO_NO_NAME, SecinfoNoNameArgs(style))])
         res = rep.results[-1][1]
-        assert isinstance(res, SecinfoRes)
+        assert isinstance(res, SECINFO4res)
         return res
 
     async def mount(self, path: str = "/") -> bytes:

@@ -32,8 +32,8 @@ from typing import Any
 from securenfs.client.gss import GssClientAuth
 from securenfs.client.nfs4 import Nfs4Client, Nfs4Error
 from securenfs.client.rpc import AuthSys, ClientAuth, RpcClient, RpcError
-from securenfs.nfs4.xdr4 import SecinfoEntry
 from securenfs.proto.constants import Attr, FType, Op, Stat, stat_text
+from securenfs.proto.xdr41 import SECINFO4res, secinfo4
 from securenfs.rpc.auth import FLAVORS, flavor_name
 from securenfs.rpc.constants import AUTH_STAT_TEXT, NFS_PROGRAM, NFS_V4, AuthFlavor, AuthStat
 from securenfs.rpcsec_gss.flavors import triple_for_name, triple_for_oid_service
@@ -119,11 +119,12 @@ def parse_server(text: str) -> tuple[str, int]:
     return host, int(port)
 
 
-def flavor_of(entry: SecinfoEntry) -> str:
+def flavor_of(entry: secinfo4) -> str:
     """The configuration name (krb5p, sys, ...) of one SECINFO entry."""
-    if entry.flavor == AuthFlavor.RPCSEC_GSS:
-        t = triple_for_oid_service(bytes(entry.oid), entry.service, entry.qop)
-        return t.name if t is not None else f"RPCSEC_GSS service {entry.service}"
+    gss = entry.flavor_info
+    if entry.flavor == AuthFlavor.RPCSEC_GSS and gss is not None:
+        t = triple_for_oid_service(bytes(gss.oid), gss.service, gss.qop)
+        return t.name if t is not None else f"RPCSEC_GSS service {gss.service}"
     return flavor_name(entry.flavor)
 
 
@@ -298,27 +299,27 @@ async def _kerberos(opts: Options, rpc: RpcClient, report: Report, sec: str) -> 
 
 async def _secinfo(client: Nfs4Client, path: str) -> list[str]:
     """The flavors of ``path`` (SECINFO_NO_NAME after the LOOKUPs, RFC 8881 §2.6.3.1.1.8)."""
-    from securenfs.nfs4.xdr4 import SecinfoNoNameArgs, SecinfoRes
+    from securenfs.nfs4.xdr4 import SecinfoNoNameArgs
     from securenfs.proto.constants import SecinfoStyle
 
     rep = await client.seq([*client.path_ops(path), (Op.SECINFO_NO_NAME, SecinfoNoNameArgs(SecinfoStyle.CURRENT_FH))])
     res = rep.results[-1][1]
-    assert isinstance(res, SecinfoRes)
-    return [flavor_of(e) for e in res.entries]
+    assert isinstance(res, SECINFO4res)
+    return [flavor_of(e) for e in res.resok4 or []]
 
 
 async def _component_flavors(client: Nfs4Client, comps: Sequence[str], i: int) -> list[str]:
     """The flavors of ``comps[i]``: SECINFO of its name in its parent, which never answers
     WRONGSEC (RFC 8881 §2.6.3.1.1.5), as the Linux client asks; the root's from
     SECINFO_NO_NAME when ``comps`` is empty."""
-    from securenfs.nfs4.xdr4 import NameArgs, SecinfoRes
+    from securenfs.nfs4.xdr4 import NameArgs
 
     if not comps:
         return await _secinfo(client, "/")
     rep = await client.seq([*client.path_ops("/".join(comps[:i])), (Op.SECINFO, NameArgs(comps[i].encode()))])
     res = rep.results[-1][1]
-    assert isinstance(res, SecinfoRes)
-    return [flavor_of(e) for e in res.entries]
+    assert isinstance(res, SECINFO4res)
+    return [flavor_of(e) for e in res.resok4 or []]
 
 
 async def _allowed_after_wrongsec(client: Nfs4Client, path: str, sec: str) -> tuple[str, list[str]]:

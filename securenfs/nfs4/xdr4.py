@@ -20,10 +20,42 @@ from securenfs.proto.constants import (
     NFS4_OPAQUE_LIMIT,
     NFS4_SESSIONID_SIZE,
     NFS4_VERIFIER_SIZE,
-    RPCSEC_GSS_FLAVOR,
     Op,
     StateProtect,
 )
+
+# The RFC's names (RFC 5662), one definition: the module generated from the RFC's XDR.
+from securenfs.proto.xdr41 import CLAIM_DELEG_CUR_FH as CLAIM_DELEG_CUR_FH
+from securenfs.proto.xdr41 import CLAIM_DELEG_PREV_FH as CLAIM_DELEG_PREV_FH
+from securenfs.proto.xdr41 import CLAIM_DELEGATE_CUR as CLAIM_DELEGATE_CUR
+from securenfs.proto.xdr41 import CLAIM_DELEGATE_PREV as CLAIM_DELEGATE_PREV
+from securenfs.proto.xdr41 import CLAIM_FH as CLAIM_FH
+from securenfs.proto.xdr41 import CLAIM_NULL as CLAIM_NULL
+from securenfs.proto.xdr41 import CLAIM_PREVIOUS as CLAIM_PREVIOUS
+from securenfs.proto.xdr41 import DATA_SYNC4 as DATA_SYNC4
+from securenfs.proto.xdr41 import EXCLUSIVE4 as EXCLUSIVE4
+from securenfs.proto.xdr41 import EXCLUSIVE4_1 as EXCLUSIVE4_1
+from securenfs.proto.xdr41 import FILE_SYNC4 as FILE_SYNC4
+from securenfs.proto.xdr41 import GUARDED4 as GUARDED4
+from securenfs.proto.xdr41 import NFS4ERR_DENIED as NFS4ERR_DENIED
+from securenfs.proto.xdr41 import OPEN4_CREATE as OPEN4_CREATE
+from securenfs.proto.xdr41 import OPEN4_NOCREATE as OPEN4_NOCREATE
+from securenfs.proto.xdr41 import OPEN4_RESULT_CONFIRM as OPEN4_RESULT_CONFIRM
+from securenfs.proto.xdr41 import OPEN4_RESULT_LOCKTYPE_POSIX as OPEN4_RESULT_LOCKTYPE_POSIX
+from securenfs.proto.xdr41 import OPEN4_RESULT_MAY_NOTIFY_LOCK as OPEN4_RESULT_MAY_NOTIFY_LOCK
+from securenfs.proto.xdr41 import OPEN4_RESULT_PRESERVE_UNLINKED as OPEN4_RESULT_PRESERVE_UNLINKED
+from securenfs.proto.xdr41 import OPEN_DELEGATE_NONE as OPEN_DELEGATE_NONE
+from securenfs.proto.xdr41 import OPEN_DELEGATE_NONE_EXT as OPEN_DELEGATE_NONE_EXT
+from securenfs.proto.xdr41 import READ_LT as READ_LT
+from securenfs.proto.xdr41 import READW_LT as READW_LT
+from securenfs.proto.xdr41 import UNCHECKED4 as UNCHECKED4
+from securenfs.proto.xdr41 import UNSTABLE4 as UNSTABLE4
+from securenfs.proto.xdr41 import WND4_CONTENTION as WND4_CONTENTION
+from securenfs.proto.xdr41 import WND4_NOT_WANTED as WND4_NOT_WANTED
+from securenfs.proto.xdr41 import WND4_RESOURCE as WND4_RESOURCE
+from securenfs.proto.xdr41 import WRITE_LT as WRITE_LT
+from securenfs.proto.xdr41 import WRITEW_LT as WRITEW_LT
+from securenfs.proto.xdr41 import SECINFO4res, callback_sec_parms4, ssv_sp_parms4
 from securenfs.xdr import Packer, Unpacker, XdrError
 
 _SEQ_ARGS = struct.Struct(">16sIIII")
@@ -226,12 +258,7 @@ class ExchangeIdArgs:
             mach = StateProtectOps.unpack(u)
         elif how == StateProtect.SSV:
             # Decoded so the op can answer NFS4ERR_ENCR_ALG_UNSUPP-style refusals cleanly.
-            StateProtectOps.unpack(u)
-            for _ in range(2):
-                for _ in range(u.array_len(16)):
-                    u.opaque(NFS4_OPAQUE_LIMIT)
-            u.u32()
-            u.u32()
+            ssv_sp_parms4.unpack(u)
         elif how != StateProtect.NONE:
             raise XdrError(f"invalid state_protect_how4 {how}")
         return cls(verifier, ownerid, flags, how, mach, _unpack_impl(u))
@@ -313,21 +340,11 @@ class CreateSessionArgs:
     def unpack(cls, u: Unpacker) -> CreateSessionArgs:
         a = cls(u.u64(), u.u32(), u.u32(), ChannelAttrs.unpack(u), ChannelAttrs.unpack(u), u.u32(), [])
         for _ in range(u.array_len(MAX_GSS_HANDLES)):
-            flavor = u.u32()
             start = u.pos
-            if flavor == 1:  # AUTH_SYS: authsys_parms
-                u.u32()
-                u.opaque(255)
-                u.u32()
-                u.u32()
-                u.u32_array(16)
-            elif flavor == RPCSEC_GSS_FLAVOR:  # gss_cb_handles4
-                u.u32()
-                u.opaque(NFS4_OPAQUE_LIMIT)
-                u.opaque(NFS4_OPAQUE_LIMIT)
-            elif flavor != 0:
-                raise XdrError(f"callback security flavor {flavor} is not known")
-            a.sec_parms.append(CbSecParms(flavor, bytes(u.buffer[start : u.pos])))
+            # RFC 5662's union: AUTH_NONE, AUTH_SYS (authsys_parms) or RPCSEC_GSS
+            # (gss_cb_handles4); any other flavor is not valid XDR for it.
+            parms = callback_sec_parms4.unpack(u)
+            a.sec_parms.append(CbSecParms(parms.cb_secflavor, bytes(u.buffer[start + 4 : u.pos])))
         return a
 
 
@@ -688,49 +705,6 @@ def pack_dir_entry(p: Packer, cookie: int, name: bytes, attrs: Fattr) -> None:
 
 
 @dataclass(slots=True)
-class SecinfoEntry:
-    """secinfo4: a flavor, and for RPCSEC_GSS the (oid, qop, service) triple."""
-
-    flavor: int
-    oid: bytes = b""
-    qop: int = 0
-    service: int = 0
-
-    def pack(self, p: Packer) -> None:
-        p.u32(self.flavor)
-        if self.flavor == RPCSEC_GSS_FLAVOR:
-            p.opaque(self.oid)
-            p.u32x2(self.qop, self.service)
-
-    @classmethod
-    def unpack(cls, u: Unpacker) -> SecinfoEntry:
-        flavor = u.u32()
-        if flavor == RPCSEC_GSS_FLAVOR:
-            return cls(flavor, u.opaque(NFS4_OPAQUE_LIMIT), u.u32(), u.u32())
-        return cls(flavor)
-
-
-@dataclass(slots=True)
-class SecinfoRes:
-    status: int = 0
-    entries: list[SecinfoEntry] = field(default_factory=list)
-
-    def pack(self, p: Packer) -> None:
-        p.u32(self.status)
-        if not self.status:
-            p.u32(len(self.entries))
-            for e in self.entries:
-                e.pack(p)
-
-    @classmethod
-    def unpack(cls, u: Unpacker) -> SecinfoRes:
-        status = u.u32()
-        if status:
-            return cls(status)
-        return cls(0, [SecinfoEntry.unpack(u) for _ in range(u.array_len(64))])
-
-
-@dataclass(slots=True)
 class SecinfoNoNameArgs:
     style: int
 
@@ -785,15 +759,6 @@ class StateOwner:
         return cls(u.u64(), u.opaque(NFS4_OPAQUE_LIMIT))
 
 
-# createmode4 and open_claim_type4 (RFC 8881 §18.16.1)
-UNCHECKED4, GUARDED4, EXCLUSIVE4, EXCLUSIVE4_1 = 0, 1, 2, 3
-CLAIM_NULL, CLAIM_PREVIOUS, CLAIM_DELEGATE_CUR, CLAIM_DELEGATE_PREV = 0, 1, 2, 3
-CLAIM_FH, CLAIM_DELEG_PREV_FH, CLAIM_DELEG_CUR_FH = 4, 5, 6
-OPEN4_NOCREATE, OPEN4_CREATE = 0, 1
-OPEN4_RESULT_CONFIRM, OPEN4_RESULT_LOCKTYPE_POSIX = 0x2, 0x4
-OPEN4_RESULT_PRESERVE_UNLINKED, OPEN4_RESULT_MAY_NOTIFY_LOCK = 0x8, 0x20
-OPEN_DELEGATE_NONE, OPEN_DELEGATE_NONE_EXT = 0, 3
-WND4_NOT_WANTED = 0
 
 
 @dataclass(slots=True)
@@ -890,7 +855,7 @@ class OpenRes:
             return cls(status)
         r = cls(0, unpack_stateid(u), ChangeInfo.unpack(u), u.u32(), unpack_bitmap(u), u.u32())
         if r.delegation == OPEN_DELEGATE_NONE_EXT:
-            if u.u32() in (5, 6):  # WND4_CONTENTION / WND4_RESOURCE carry a bool
+            if u.u32() in (WND4_CONTENTION, WND4_RESOURCE):  # these two carry a bool
                 u.bool()
         elif r.delegation != OPEN_DELEGATE_NONE:
             raise XdrError("delegations are not decoded by this client")
@@ -991,10 +956,6 @@ class TestStateidRes:
     def unpack(cls, u: Unpacker) -> TestStateidRes:
         status = u.u32()
         return cls(status) if status else cls(0, u.u32_array(MAX_TEST_STATEIDS))
-
-
-# stable_how4
-UNSTABLE4, DATA_SYNC4, FILE_SYNC4 = 0, 1, 2
 
 
 @dataclass(slots=True)
@@ -1228,10 +1189,6 @@ class RenameRes:
         return cls(status) if status else cls(0, ChangeInfo.unpack(u), ChangeInfo.unpack(u))
 
 
-# nfs_lock_type4
-READ_LT, WRITE_LT, READW_LT, WRITEW_LT = 1, 2, 3, 4
-
-
 @dataclass(slots=True)
 class LockArgs:
     locktype: int
@@ -1309,7 +1266,7 @@ class LockRes:
         if self.status == 0:
             if self.has_stateid:
                 p.fixed(self.stateid)
-        elif self.status == 10010:  # NFS4ERR_DENIED
+        elif self.status == NFS4ERR_DENIED:
             assert self.denied is not None
             self.denied.pack(p)
 
@@ -1318,7 +1275,7 @@ class LockRes:
         status = u.u32()
         if status == 0:
             return cls(0, unpack_stateid(u))
-        if status == 10010:
+        if status == NFS4ERR_DENIED:
             return cls(status, denied=LockDenied.unpack(u))
         return cls(status)
 
@@ -1328,7 +1285,7 @@ class LocktRes(LockRes):
     @classmethod
     def unpack(cls, u: Unpacker) -> LocktRes:
         status = u.u32()
-        if status == 10010:
+        if status == NFS4ERR_DENIED:
             return cls(status, denied=LockDenied.unpack(u), has_stateid=False)
         return cls(status, has_stateid=False)
 
@@ -1422,8 +1379,8 @@ RESULTS: dict[int, type] = {
     Op.GETFH: GetFhRes,
     Op.READDIR: ReaddirRes,
     Op.READLINK: ReadlinkRes,
-    Op.SECINFO: SecinfoRes,
-    Op.SECINFO_NO_NAME: SecinfoRes,
+    Op.SECINFO: SECINFO4res,
+    Op.SECINFO_NO_NAME: SECINFO4res,
     Op.BIND_CONN_TO_SESSION: BindConnRes,
     Op.EXCHANGE_ID: ExchangeIdRes,
     Op.CREATE_SESSION: CreateSessionRes,

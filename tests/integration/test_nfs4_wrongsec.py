@@ -98,16 +98,16 @@ def test_wrongsec_matrix(matrix_server: NfsServer, flavor: str) -> None:
             # PUTROOTFH/PUTFH + SECINFO_NO_NAME never WRONGSEC (§2.6.3.1.1.5); it consumes the fh.
             r = await c.seq_raw([(Op.PUTFH, FhArgs(fh)), (Op.SECINFO_NO_NAME, SecinfoNoNameArgs(0)), (Op.GETFH, V)])
             assert r.status == Stat.NOFILEHANDLE
-            listed = _names(r.results[2][1].entries)  # type: ignore[attr-defined]
+            listed = _names(r.results[2][1].resok4)  # type: ignore[attr-defined]
             assert listed == _expected(name)
             # The SECINFO answer and the WRONGSEC decision agree for this flavor.
             assert (flavor in listed) == ok
             # SECINFO by name from the pseudo directory, in the export's order.
             r = await c.seq_raw([(Op.PUTFH, FhArgs(top)), (Op.SECINFO, NameArgs(name)), (Op.GETFH, V)])
-            assert r.status == Stat.NOFILEHANDLE and _names(r.results[2][1].entries) == listed  # type: ignore[attr-defined]
+            assert r.status == Stat.NOFILEHANDLE and _names(r.results[2][1].resok4) == listed  # type: ignore[attr-defined]
             # SECINFO_NO_NAME(PARENT) at the export root: the pseudo directory's union.
             r = await c.seq_raw([(Op.PUTFH, FhArgs(fh)), (Op.SECINFO_NO_NAME, SecinfoNoNameArgs(SecinfoStyle.PARENT))])
-            assert r.status == 0 and set(_names(r.results[-1][1].entries)) == {"krb5p", "krb5", "sys"}  # type: ignore[attr-defined]
+            assert r.status == 0 and set(_names(r.results[-1][1].resok4)) == {"krb5p", "krb5", "sys"}  # type: ignore[attr-defined]
         # LOOKUP inside export A from a put handle: refused before the lookup, so even a name
         # that does not exist gives WRONGSEC, not NOENT.
         for nm in (b"sub", b"no-such-name"):
@@ -129,8 +129,9 @@ def _names(entries: list[Any]) -> list[str]:
     out = []
     for e in entries:
         if e.flavor == RPCSEC_GSS_FLAVOR:
-            assert e.oid == KRB5_OID_DER and e.qop == 0
-            out.append({1: "krb5", 2: "krb5i", 3: "krb5p"}[e.service])
+            gss = e.flavor_info
+            assert gss.oid == KRB5_OID_DER and gss.qop == 0
+            out.append({1: "krb5", 2: "krb5i", 3: "krb5p"}[gss.service])
         else:
             assert e.flavor == 1
             out.append("sys")

@@ -16,7 +16,7 @@ from securenfs.client.probe import (
     render,
     to_json,
 )
-from securenfs.nfs4.xdr4 import SecinfoEntry
+from securenfs.proto.xdr41 import rpcsec_gss_info, secinfo4
 from securenfs.rpc.constants import AuthFlavor
 from securenfs.rpcsec_gss.flavors import KRB5_OID_DER
 
@@ -41,10 +41,10 @@ def test_bad_server_argument(text: str) -> None:
 
 def test_secinfo_entries_in_words() -> None:
     # RFC 8881 §18.29.2: RPCSEC_GSS entries carry (oid, qop, service); others only the flavor.
-    assert flavor_of(SecinfoEntry(AuthFlavor.RPCSEC_GSS, KRB5_OID_DER, 0, 3)) == "krb5p"
-    assert flavor_of(SecinfoEntry(AuthFlavor.RPCSEC_GSS, KRB5_OID_DER, 0, 1)) == "krb5"
-    assert flavor_of(SecinfoEntry(AuthFlavor.AUTH_SYS)) == "sys"
-    assert flavor_of(SecinfoEntry(AuthFlavor.RPCSEC_GSS, b"\x2b\x06", 0, 3)) == "RPCSEC_GSS service 3"
+    assert flavor_of(secinfo4(AuthFlavor.RPCSEC_GSS, rpcsec_gss_info(KRB5_OID_DER, 0, 3))) == "krb5p"
+    assert flavor_of(secinfo4(AuthFlavor.RPCSEC_GSS, rpcsec_gss_info(KRB5_OID_DER, 0, 1))) == "krb5"
+    assert flavor_of(secinfo4(AuthFlavor.AUTH_SYS)) == "sys"
+    assert flavor_of(secinfo4(AuthFlavor.RPCSEC_GSS, rpcsec_gss_info(b"\x2b\x06", 0, 3))) == "RPCSEC_GSS service 3"
 
 
 def test_reports() -> None:

@@ -7,24 +7,34 @@ from __future__ import annotations
 from securenfs.exports.secpolicy import SecInfo
 from securenfs.exports.table import Export, PseudoNode
 from securenfs.nfs4.context import CompoundContext
-from securenfs.nfs4.xdr4 import NameArgs, SecinfoEntry, SecinfoNoNameArgs, SecinfoRes
+from securenfs.nfs4.xdr4 import NameArgs, SecinfoNoNameArgs
 from securenfs.proto.constants import SecinfoStyle, Stat
 from securenfs.proto.errors import Nfs4Error
+from securenfs.proto.xdr41 import (
+    NFS4_OK,
+    RPCSEC_GSS,
+    SECINFO4res,
+    rpc_gss_svc_t,
+    rpcsec_gss_info,
+    secinfo4,
+)
 from securenfs.vfs.names import check_name
 
 
-def _entry(s: SecInfo) -> SecinfoEntry:
-    return SecinfoEntry(s.flavor, s.oid or b"", s.qop or 0, s.service or 0)
+def _entry(s: SecInfo) -> secinfo4:
+    if s.flavor != RPCSEC_GSS:
+        return secinfo4(s.flavor)
+    return secinfo4(s.flavor, rpcsec_gss_info(s.oid or b"", s.qop or 0, rpc_gss_svc_t(s.service or 0)))
 
 
-def answer(ctx: CompoundContext, target: Export | PseudoNode) -> SecinfoRes:
-    res = SecinfoRes(0, [_entry(s) for s in ctx.svc.ns.policy.secinfo(target)])
+def answer(ctx: CompoundContext, target: Export | PseudoNode) -> SECINFO4res:
+    res = SECINFO4res(NFS4_OK, [_entry(s) for s in ctx.svc.ns.policy.secinfo(target)])
     ctx.cfh = None
     ctx.cfh_checked = False
     return res
 
 
-async def op_secinfo(ctx: CompoundContext, a: NameArgs) -> SecinfoRes:
+async def op_secinfo(ctx: CompoundContext, a: NameArgs) -> SECINFO4res:
     cfh = ctx.require_cfh()
     name = check_name(a.name)
     if cfh.pnode is not None:
@@ -38,7 +48,7 @@ async def op_secinfo(ctx: CompoundContext, a: NameArgs) -> SecinfoRes:
     return answer(ctx, cfh.export)
 
 
-async def op_secinfo_no_name(ctx: CompoundContext, a: SecinfoNoNameArgs) -> SecinfoRes:
+async def op_secinfo_no_name(ctx: CompoundContext, a: SecinfoNoNameArgs) -> SECINFO4res:
     cfh = ctx.require_cfh()
     ns = ctx.svc.ns
     if a.style == SecinfoStyle.CURRENT_FH:
