@@ -73,7 +73,7 @@ class OpContext:
 
     def close(self) -> None:
         self.svc.ns.close()
-        self.svc.executor.shutdown(wait=True)  # type: ignore[attr-defined]
+        self.svc.executor.shutdown(wait=True)
 
 
 def _sys(uid: int, gid: int, groups: tuple[int, ...]) -> Credential:

@@ -16,13 +16,14 @@ import pytest
 
 from securenfs.nfs4 import fattr
 from securenfs.nfs4.ops.attrs import op_access, op_getattr
-from securenfs.nfs4.ops.fh import op_getfh, op_lookup
+from securenfs.nfs4.ops.fh import op_getfh, op_lookup, op_putfh
 from securenfs.nfs4.ops.mutate import op_create, op_remove, op_rename, op_setattr
 from securenfs.nfs4.xdr4 import (
     AccessArgs,
     BitmapArgs,
     CreateArgs,
     Fattr,
+    FhArgs,
     NameArgs,
     RenameArgs,
     SetattrArgs,
@@ -148,9 +149,10 @@ def test_remove_deletes_the_entry_and_a_nonempty_directory_is_notempty(op: OpCon
     res = run(op_remove(op.ctx, NameArgs(b"file")))
     assert res.status == Stat.OK and res.cinfo.after > res.cinfo.before
     assert status(op_lookup(op.ctx, NameArgs(b"file"))) == Stat.NOENT
-    with pytest.raises(OSError) as exc:  # the removed file's handle is stale (RFC 8881 §4.2.3)
-        op.fs.stat(file_fh)
-    assert exc.value.errno == 116
+    # The removed file's handle is stale (RFC 8881 §15.1.2.7: "the file system object
+    # referred to by the filehandle no longer exists").
+    assert status(op_putfh(op.ctx, FhArgs(file_fh))) == Stat.OK
+    assert status(op_getattr(op.ctx, BitmapArgs(fattr.set_to_bitmap([Attr.TYPE])))) == Stat.STALE
     op.at("")
     assert status(op_remove(op.ctx, NameArgs(b"dir"))) == Stat.OK
 
