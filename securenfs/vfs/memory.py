@@ -12,7 +12,8 @@ Handles come from the same :class:`~securenfs.vfs.handles.HandleCodec` as LocalF
 PUTFH verifies them the same way): the kernel-handle part is the inode number and a
 generation, so a handle of a removed file answers ESTALE even when its number is reused.
 
-Not provided: descriptors (``open``), so READ, WRITE, COMMIT and OPEN cannot run over it.
+It holds no descriptors: ``open`` answers EOPNOTSUPP (NFS4ERR_NOTSUPP), so READ, WRITE,
+COMMIT and OPEN cannot run over it.
 """
 
 from __future__ import annotations
@@ -230,6 +231,11 @@ class MemoryFs:
                 if mask & bit and self._may(node, creds, want):
                     granted |= bit
             return granted
+
+    def open(self, fh: bytes, flags: int, creds: FsCreds) -> int:
+        with self._lock:
+            self._get(fh)
+        raise FsError(errno.EOPNOTSUPP, "an in-memory file system has no descriptors")
 
     # -- name space ---------------------------------------------------------------------------
 

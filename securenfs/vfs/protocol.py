@@ -10,9 +10,10 @@ place (:func:`securenfs.vfs.status.nfs_status`).  Handles are opaque bytes; a ha
 file system did not issue raises :class:`~securenfs.vfs.handles.BadHandle`, a verified
 handle of a file that no longer exists FsError(ESTALE).
 
-Not part of it: data I/O.  READ, WRITE, COMMIT and OPEN work on descriptors (the open-file
-cache of :mod:`securenfs.state` and :mod:`securenfs.vfs.fileops`), and ACL attributes on
-the descriptors of :mod:`securenfs.vfs.acls`; those need :class:`LocalFs`.
+Data I/O goes through descriptors: ``open`` gives one to the open-file cache, and READ,
+WRITE and COMMIT use it (:mod:`securenfs.vfs.fileops`).  OPEN by name
+(:func:`~securenfs.vfs.fileops.open_name`) and ACL attributes (:mod:`securenfs.vfs.acls`)
+are not part of it: they act on the kernel's descriptors and need :class:`LocalFs`.
 """
 
 from __future__ import annotations
@@ -38,6 +39,9 @@ class FileSystem(Protocol):
     def stat(self, fh: bytes) -> os.stat_result: ...
     def statvfs(self, fh: bytes) -> os.statvfs_result: ...
     def access(self, fh: bytes, creds: FsCreds, mask: int, *, read_only: bool = False) -> int: ...
+
+    # -- data: a descriptor opened as the caller, for the open-file cache (READ, WRITE, COMMIT)
+    def open(self, fh: bytes, flags: int, creds: FsCreds) -> int: ...
 
     # -- name space (LOOKUP, LOOKUPP, READLINK, READDIR)
     def lookup(self, dir_fh: bytes, name: str, creds: FsCreds) -> tuple[bytes, os.stat_result]: ...

@@ -6,6 +6,7 @@ tested elsewhere; here each handler gets its arguments and a context (tests/supp
 from __future__ import annotations
 
 import asyncio
+import os
 import stat as stat_mod
 import struct
 from collections.abc import Awaitable, Iterator
@@ -32,6 +33,8 @@ from securenfs.nfs4.xdr4 import (
 from securenfs.proto.constants import ACCESS4_ALL, Access4, Attr, FType, Stat
 from securenfs.proto.errors import Nfs4Error
 from securenfs.vfs.creds import FsCreds
+from securenfs.vfs.errors import FsError
+from securenfs.vfs.status import nfs_status
 from tests.support.compound import OpContext
 
 T = TypeVar("T")
@@ -247,3 +250,12 @@ def test_access_on_a_read_only_export_never_grants_modify(tmp_path: Path) -> Non
         assert res.access == Access4.READ | Access4.LOOKUP
     finally:
         o.close()
+
+
+def test_the_in_memory_file_system_has_no_descriptors_and_says_so(op: OpContext) -> None:
+    # READ, WRITE and COMMIT need a descriptor from FileSystem.open; the in-memory tree has
+    # none and answers NFS4ERR_NOTSUPP, then keeps serving.
+    with pytest.raises(FsError) as exc:
+        op.fs.open(op.fs.fh_for_path("dir/file"), os.O_RDONLY, FsCreds(*ALICE))
+    assert nfs_status(exc.value) == Stat.NOTSUPP
+    assert status(op.at("dir") and op_lookup(op.ctx, NameArgs(b"file"))) == Stat.OK
