@@ -20,12 +20,12 @@ from securenfs.admin.socket import AdminRequest
 from securenfs.locking.stateids import Revoked
 from securenfs.state.opens import LockState
 from securenfs.vfs.errors import FsError
+from securenfs.vfs.local import LocalFs
 
 if TYPE_CHECKING:
     from securenfs.nfs4.service import Nfs4Service
     from securenfs.state.clients import Client
     from securenfs.state.opens import ClientState, FileState, OpenState
-    from securenfs.vfs.local import LocalFs
 
 log = logging.getLogger("securenfs.admin")
 
@@ -219,6 +219,8 @@ def fh_of_path(svc: Nfs4Service, path: str) -> tuple[LocalFs, bytes]:
     p = Path(os.path.abspath(path))
     best: LocalFs | None = None
     for fs in svc.ns.fs.values():
+        if not isinstance(fs, LocalFs):
+            continue  # not a local directory (an in-memory tree has no server path)
         root = Path(fs.export.path)
         if (p == root or root in p.parents) and (best is None or len(str(root)) > len(str(best.export.path))):
             best = fs

@@ -20,6 +20,7 @@ from securenfs.proto.errors import Nfs4Error
 from securenfs.vfs.acls import supports_posix_acls
 from securenfs.vfs.handles import BadHandle, HandleCodec, PseudoKey
 from securenfs.vfs.local import LocalFs
+from securenfs.vfs.protocol import FileSystem
 
 
 @dataclass(slots=True, eq=False)
@@ -29,7 +30,7 @@ class Node:
     fh: bytes
     export: Export | None = None
     pnode: PseudoNode | None = None
-    fs: LocalFs | None = None
+    fs: FileSystem | None = None
 
     @property
     def target(self) -> Export | PseudoNode:
@@ -45,12 +46,16 @@ class Node:
 
 
 class Namespace:
-    def __init__(self, table: ExportTable, policy: SecPolicy, codec: HandleCodec, lease_time: int):
+    def __init__(self, table: ExportTable, policy: SecPolicy, codec: HandleCodec, lease_time: int, *,
+                 make_fs: Callable[[Export, HandleCodec], FileSystem] = LocalFs):
         self.table = table
+        #: Opens one export's file system (LocalFs; unit tests of single operations pass
+        #: securenfs.vfs.memory.MemoryFs).
+        self._make_fs = make_fs
         self.policy = policy
         self.codec = codec
         self.lease_time = lease_time
-        self.fs: dict[int, LocalFs] = {e.export_id: LocalFs(e, codec) for e in table.exports}
+        self.fs: dict[int, FileSystem] = {e.export_id: make_fs(e, codec) for e in table.exports}
         self.boot_ns = time.time_ns()
         #: Called by close() first (the protocol state closes its descriptors).
         self.on_close: list[Callable[[], None]] = []
@@ -58,7 +63,7 @@ class Namespace:
         self._fsinfo = self._fsinfo_of(table)
         #: LocalFs of exports a reload replaced, closed at the next reload or at close()
         #: (calls already in flight may still use them).
-        self._retired: list[LocalFs] = []
+        self._retired: list[FileSystem] = []
 
     def _fsinfo_of(self, table: ExportTable) -> dict[int, FsInfo]:
         return {e.export_id: FsInfo(e.fsid, self.lease_time, FhExpire.PERSISTENT, None,
@@ -73,10 +78,10 @@ class Namespace:
         answer NFS4ERR_STALE (RFC 8881 §15.1.2: access to the object "has been revoked").
         The four references are replaced without an await between them, so no request on the
         event loop sees a mix."""
-        fs: dict[int, LocalFs] = {}
+        fs: dict[int, FileSystem] = {}
         try:
             for e in table.exports:
-                fs[e.export_id] = LocalFs(e, self.codec)
+                fs[e.export_id] = self._make_fs(e, self.codec)
         except Exception:
             for f in fs.values():
                 f.close()

@@ -19,6 +19,7 @@ from securenfs.vfs.acls import has_default_acl
 from securenfs.vfs.creds import FsCreds, as_caller
 from securenfs.vfs.errors import FsError
 from securenfs.vfs.local import LocalFs, proc_path
+from securenfs.vfs.protocol import FileSystem
 
 
 def _dir(st: os.stat_result) -> None:
@@ -125,7 +126,7 @@ def verifier_to_ns(verifier: bytes) -> int:
     return hi * 1_000_000_000 + lo
 
 
-def open_fh(fs: LocalFs, fh: bytes, accflags: int, creds: FsCreds) -> int:
+def open_fh(fs: FileSystem, fh: bytes, accflags: int, creds: FsCreds) -> int:
     return fs.open(fh, accflags, creds)
 
 

@@ -77,6 +77,17 @@ class ExportRoot(Protocol):
     def describe(self) -> str: ...
 
 
+def export_file_key(codec: HandleCodec, export: ExportRoot, fh: bytes) -> FileKey:
+    """The verified key of a handle of a file of ``export``; BadHandle for a pseudo file
+    system handle or one of another export."""
+    key = codec.parse(fh)
+    if not isinstance(key, FileKey):
+        raise BadHandle("a pseudo file system handle is not a file of an export")
+    if key.export_id != export.export_id:
+        raise BadHandle(f"the handle belongs to another export (id {key.export_id}), not {export.pseudo}")
+    return key
+
+
 class LocalFs:
     def __init__(self, export: ExportRoot, codec: HandleCodec, *, listing_cache_size: int = 64):
         self.export = export
@@ -122,13 +133,7 @@ class LocalFs:
         return fh == self._root_fh
 
     def _key(self, fh: bytes) -> FileKey:
-        key = self.codec.parse(fh)
-        if not isinstance(key, FileKey):
-            raise BadHandle("a pseudo file system handle is not a file of an export")
-        if key.export_id != self.export.export_id:
-            raise BadHandle(f"the handle belongs to another export (id {key.export_id}), "
-                            f"not {self.export.pseudo}")
-        return key
+        return export_file_key(self.codec, self.export, fh)
 
     def _open_path(self, fh: bytes) -> tuple[int, os.stat_result]:
         key = self._key(fh)
@@ -420,3 +425,33 @@ class LocalFs:
                     return out, i >= n, listing.verifier
                 finally:
                     os.close(dfd)
+
+    # -- changes (the steps live in securenfs.vfs.fileops, which builds on this class) --------
+
+    def create_obj(self, dir_fh: bytes, name: str, creds: FsCreds, kind: str, mode: int,
+                   link: bytes = b"", rdev: int = 0) -> tuple[bytes, int, int]:
+        from securenfs.vfs import fileops
+
+        return fileops.create_obj(self, dir_fh, name, creds, kind, mode, link, rdev)
+
+    def remove(self, dir_fh: bytes, name: str, creds: FsCreds) -> tuple[int, int]:
+        from securenfs.vfs import fileops
+
+        return fileops.remove(self, dir_fh, name, creds)
+
+    def rename(self, src_dir: bytes, old: str, dst_dir: bytes, new: str,
+               creds: FsCreds) -> tuple[int, int, int, int]:
+        from securenfs.vfs import fileops
+
+        return fileops.rename(self, src_dir, old, dst_dir, new, creds)
+
+    def link(self, src_fh: bytes, dir_fh: bytes, name: str, creds: FsCreds) -> tuple[int, int]:
+        from securenfs.vfs import fileops
+
+        return fileops.link(self, src_fh, dir_fh, name, creds)
+
+    def setattr(self, fh: bytes, creds: FsCreds, mode: int | None, uid: int | None, gid: int | None,
+                atime: tuple[int | None] | None, mtime: tuple[int | None] | None) -> None:
+        from securenfs.vfs import fileops
+
+        fileops.setattr_path(self, fh, creds, mode, uid, gid, atime, mtime)

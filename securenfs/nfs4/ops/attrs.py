@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from typing import Any
 
 from securenfs.nfs4 import fattr
 from securenfs.nfs4.acls import aces_of
@@ -15,6 +14,8 @@ from securenfs.nfs4.xdr4 import AccessArgs, AccessRes, BitmapArgs, FattrArgs, Ge
 from securenfs.proto.constants import ACCESS4_ALL, Access4, Attr, Stat
 from securenfs.proto.errors import Nfs4Error
 from securenfs.vfs import acls as vfs_acls
+from securenfs.vfs.creds import FsCreds
+from securenfs.vfs.protocol import FileSystem
 
 
 async def op_getattr(ctx: CompoundContext, a: BitmapArgs) -> GetattrRes:
@@ -61,7 +62,7 @@ async def op_access(ctx: CompoundContext, a: AccessArgs) -> AccessRes:
     return AccessRes(0, mask, granted & mask)
 
 
-def _access(fs, fh, creds, mask, ro):  # type: ignore[no-untyped-def]
+def _access(fs: FileSystem, fh: bytes, creds: FsCreds, mask: int, ro: bool) -> int:
     return fs.access(fh, creds, mask, read_only=ro)
 
 
@@ -109,6 +110,6 @@ async def obj_info(ctx: CompoundContext, node: Node, attrs: list[int]) -> ObjInf
     return obj
 
 
-def _stat(fs: Any, fh: bytes, need_vfs: bool) -> tuple[os.stat_result, os.statvfs_result | None]:
+def _stat(fs: FileSystem, fh: bytes, need_vfs: bool) -> tuple[os.stat_result, os.statvfs_result | None]:
     st = fs.stat(fh)
     return st, (fs.statvfs(fh) if need_vfs else None)

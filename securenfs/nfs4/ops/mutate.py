@@ -44,7 +44,7 @@ _NS_MIN, _NS_MAX = -(1 << 63), (1 << 63) - 1
 
 
 def _settime(attrs: dict[int, Any], attr: Attr) -> tuple[int | None] | None:
-    """A settime4 attribute as the 1-tuple fileops.setattr_path takes: None when absent,
+    """A settime4 attribute as the 1-tuple FileSystem.setattr takes: None when absent,
     (None,) for the server's time, (nanoseconds,) for the client's.
 
     nfstime4 is well-formed XDR for any int64 seconds, but a time the kernel cannot hold is
@@ -136,7 +136,7 @@ async def op_setattr(ctx: CompoundContext, a: SetattrArgs) -> SetattrRes:
     atime = _settime(attrs, Attr.TIME_ACCESS_SET)
     mtime = _settime(attrs, Attr.TIME_MODIFY_SET)
     if mode is not None or uid is not None or gid is not None or atime is not None or mtime is not None:
-        await ctx.run(fileops.setattr_path, fs, node.fh, creds, mode, uid, gid, atime, mtime)
+        await ctx.run(fs.setattr, node.fh, creds, mode, uid, gid, atime, mtime)
     if new_acl is not None:
         # RFC 8881 §6.4.1.3: with both, the mode is applied first and the ACL after it, so
         # the mode's permission bits end up derived from the ACL.
@@ -183,13 +183,13 @@ async def op_create(ctx: CompoundContext, a: CreateArgs) -> CreateRes:
     if aces is not None and kind == "link":
         raise Nfs4Error(Stat.INVAL, "a symbolic link has no ACL")
     new_acl = None if aces is None else await acls.prepare(ctx, aces, kind == "dir")
-    fh, before, after = await ctx.run(fileops.create_obj, fs, node.fh, name, creds, kind, mode, a.linkdata, rdev)
+    fh, before, after = await ctx.run(fs.create_obj, node.fh, name, creds, kind, mode, a.linkdata, rdev)
     uid, gid = await _owner_ids(ctx, attrs)
     if new_acl is not None:
         await acls.store(ctx, fs, fh, creds, new_acl)
     rest = {k: v for k, v in attrs.items() if k not in (Attr.MODE, Attr.ACL, Attr.DACL)}
     if rest and kind != "link":
-        await ctx.run(fileops.setattr_path, fs, fh, creds, None, uid, gid, atime, mtime)
+        await ctx.run(fs.setattr, fh, creds, None, uid, gid, atime, mtime)
     ctx.set_cfh(Node(fh, export, None, fs), checked=True)
     ctx.stateid = None
     return CreateRes(0, ChangeInfo(False, before, after), fattr.set_to_bitmap(list(attrs)))
@@ -199,7 +199,7 @@ async def op_remove(ctx: CompoundContext, a: NameArgs) -> CinfoRes:
     node = ctx.require_cfh()
     name = check_name(a.name)
     _export, fs, creds = await _writable(ctx, node)
-    before, after = await ctx.run(fileops.remove, fs, node.fh, name, creds)
+    before, after = await ctx.run(fs.remove, node.fh, name, creds)
     return CinfoRes(0, ChangeInfo(False, before, after))
 
 
@@ -220,7 +220,7 @@ async def op_rename(ctx: CompoundContext, a: RenameArgs) -> RenameRes:
     export, fs, creds = await _writable(ctx, dst)
     if sexp.export_id != export.export_id:
         raise Nfs4Error(Stat.XDEV, "RENAME between exports")
-    sb, sa, tb, ta = await ctx.run(fileops.rename, fs, src.fh, old, dst.fh, new, creds)
+    sb, sa, tb, ta = await ctx.run(fs.rename, src.fh, old, dst.fh, new, creds)
     return RenameRes(0, ChangeInfo(False, sb, sa), ChangeInfo(False, tb, ta))
 
 
@@ -232,5 +232,5 @@ async def op_link(ctx: CompoundContext, a: NameArgs) -> CinfoRes:
     export, fs, creds = await _writable(ctx, dst)
     if sexp.export_id != export.export_id:
         raise Nfs4Error(Stat.XDEV, "LINK between exports")
-    before, after = await ctx.run(fileops.link, fs, src.fh, dst.fh, name, creds)
+    before, after = await ctx.run(fs.link, src.fh, dst.fh, name, creds)
     return CinfoRes(0, ChangeInfo(False, before, after))
